@@ -1,0 +1,43 @@
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { VERSION } from '../../plugin/src/index.ts';
+import { collectErrors, type DemoServer, launchChromium, startDemoServer } from './helpers.ts';
+
+describe('demo game smoke test', () => {
+  let demo: DemoServer;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    demo = await startDemoServer();
+    browser = await launchChromium();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await demo?.close();
+  });
+
+  it('boots Phaser with the plugin entry loaded and no console errors', async () => {
+    const page = await browser.newPage();
+    const log = collectErrors(page);
+
+    await page.goto(demo.url, { waitUntil: 'load', timeout: 90_000 });
+    await page.waitForFunction(() => window.__game !== undefined && document.body.dataset.sceneReady === 'true', null, {
+      timeout: 90_000,
+    });
+
+    const state = await page.evaluate(() => ({
+      version: window.__spritediffusionVersion,
+      crossOriginIsolated: window.crossOriginIsolated,
+      canvases: document.querySelectorAll('#game canvas').length,
+      sceneActive: window.__game?.scene.isActive('demo') ?? false,
+    }));
+
+    expect(state.version).toBe(VERSION);
+    expect(state.crossOriginIsolated).toBe(true);
+    expect(state.canvases).toBe(1);
+    expect(state.sceneActive).toBe(true);
+    expect(log.errors).toEqual([]);
+    await page.close();
+  });
+});

@@ -1,0 +1,61 @@
+"""The one training config dataclass, saved as config.json beside the weights."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Dict, Optional
+
+from .model import ModelConfig
+from .schedule import ScheduleConfig
+
+
+@dataclass
+class TrainConfig:
+    data: str = "training/.cache/dcss-32.npz"
+    out: str = "runs/default"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    steps: int = 20000
+    batch: int = 128
+    lr: float = 1e-3
+    warmup: int = 500
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.01
+    ema_decay: float = 0.999
+    cond_drop: float = 0.1
+    min_snr_gamma: float = 5.0
+    flip: bool = True
+    balance: float = 0.5
+    seed: int = 0
+    sample_every: int = 1000
+    ckpt_every: int = 250
+    max_minutes: float = 0.0
+    device: str = "auto"
+    amp: bool = True
+
+    def to_dict(self) -> Dict:
+        d = asdict(self)
+        d["model"] = self.model.to_dict()
+        d["schedule"] = asdict(self.schedule)
+        return d
+
+    @staticmethod
+    def from_dict(d: Dict) -> "TrainConfig":
+        d = dict(d)
+        known = {f.name for f in fields(TrainConfig)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown config keys {sorted(unknown)}; known keys: {sorted(known)}")
+        d["model"] = ModelConfig.from_dict(d.get("model", {}))
+        d["schedule"] = ScheduleConfig(**d.get("schedule", {}))
+        return TrainConfig(**d)
+
+    def save(self, path: Path) -> None:
+        tmp = Path(str(path) + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        tmp.replace(path)
+
+    @staticmethod
+    def load(path: Path) -> "TrainConfig":
+        return TrainConfig.from_dict(json.loads(Path(path).read_text()))

@@ -1,0 +1,173 @@
+"""A compact context-conditioned U-Net that predicts noise from (x_t, t, context).
+
+In the spirit of the course's ContextUnet: a down path and an up path joined by
+skip connections; the timestep and the context vector each go through a small
+MLP, and every residual block is modulated course-style, h * cemb + temb (with
+cemb = 1 + MLP(context), so an all-zero "null" context starts near identity).
+GroupNorm instead of BatchNorm, so batch statistics never leak between samples
+at inference.
+
+The timestep input is the integer t (1..T) as float32; the network encodes it
+sinusoidally itself, so the runtime only passes t.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class ModelConfig:
+    size: int = 32
+    channels: int = 4
+    n_context: int = 11
+    widths: Tuple[int, ...] = (32, 64, 128)
+    emb_dim: int = 128
+    groups: int = 8
+
+    def to_dict(self) -> Dict:
+        d = asdict(self)
+        d["widths"] = list(self.widths)
+        return d
+
+    @staticmethod
+    def from_dict(d: Dict) -> "ModelConfig":
+        d = dict(d)
+        d["widths"] = tuple(d["widths"])
+        return ModelConfig(**d)
+
+    def validate(self) -> None:
+        down = 2 ** (len(self.widths) - 1)
+        if self.size % down:
+            raise ValueError(f"size {self.size} must be divisible by {down} for {len(self.widths)} levels")
+        for w in self.widths:
+            if w % self.groups:
+                raise ValueError(f"width {w} is not divisible by groups={self.groups}")
+
+
+def timestep_encoding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sinusoidal encoding of float timesteps [B] -> [B, dim]."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = t.float()[:, None] * freqs[None, :]
+    return torch.cat([torch.sin(args), torch.cos(args)], dim=1)
+
+
+class EmbedFC(nn.Module):
+    def __init__(self, din: int, dout: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(din, dout), nn.SiLU(), nn.Linear(dout, dout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, emb: int, groups: int):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(min(groups, cin), cin)
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.t_proj = nn.Linear(emb, cout)
+        self.c_proj = nn.Linear(emb, cout)
+        self.norm2 = nn.GroupNorm(groups, cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, x: torch.Tensor, temb: torch.Tensor, cemb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        scale = 1.0 + self.c_proj(cemb)[:, :, None, None]
+        shift = self.t_proj(temb)[:, :, None, None]
+        h = h * scale + shift
+        h = self.conv2(F.silu(self.norm2(h)))
+        return h + self.skip(x)
+
+
+class ContextUnet(nn.Module):
+    """(x [B,C,H,W], t [B] float, context [B,K]) -> predicted noise [B,C,H,W]."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        cfg.validate()
+        self.cfg = cfg
+        w, e, g = cfg.widths, cfg.emb_dim, cfg.groups
+        self.time_mlp = EmbedFC(e, e)
+        self.ctx_mlp = EmbedFC(cfg.n_context, e)
+        self.conv_in = nn.Conv2d(cfg.channels, w[0], 3, padding=1)
+        self.down_blocks = nn.ModuleList()
+        self.downsamples = nn.ModuleList()
+        prev = w[0]
+        for i, ch in enumerate(w):
+            self.down_blocks.append(ResBlock(prev, ch, e, g))
+            prev = ch
+            if i < len(w) - 1:
+                self.downsamples.append(nn.Conv2d(ch, ch, 3, stride=2, padding=1))
+        self.mid = ResBlock(prev, prev, e, g)
+        self.up_blocks = nn.ModuleList()
+        self.upsamples = nn.ModuleList()
+        for i in reversed(range(len(w))):
+            ch = w[i]
+            self.up_blocks.append(ResBlock(prev + ch, ch, e, g))
+            prev = ch
+            if i > 0:
+                self.upsamples.append(nn.Conv2d(ch, w[i - 1], 3, padding=1))
+                prev = w[i - 1]
+        self.norm_out = nn.GroupNorm(g, w[0])
+        self.conv_out = nn.Conv2d(w[0], cfg.channels, 3, padding=1)
+        nn.init.zeros_(self.conv_out.weight)
+        nn.init.zeros_(self.conv_out.bias)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        temb = self.time_mlp(timestep_encoding(t, self.cfg.emb_dim))
+        cemb = self.ctx_mlp(context)
+        h = self.conv_in(x)
+        skips: List[torch.Tensor] = []
+        for i, block in enumerate(self.down_blocks):
+            h = block(h, temb, cemb)
+            skips.append(h)
+            if i < len(self.downsamples):
+                h = self.downsamples[i](h)
+        h = self.mid(h, temb, cemb)
+        for i, block in enumerate(self.up_blocks):
+            h = block(torch.cat([h, skips.pop()], dim=1), temb, cemb)
+            if i < len(self.upsamples):
+                h = F.interpolate(h, scale_factor=2.0, mode="nearest")
+                h = self.upsamples[i](h)
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_flops(model: ContextUnet, batch: int = 1) -> int:
+    """Multiply-adds x2 of convolutions and linear layers for one forward pass."""
+    total = [0]
+
+    def conv_hook(m: nn.Conv2d, inp, out):
+        k = m.kernel_size[0] * m.kernel_size[1] * (m.in_channels // m.groups)
+        total[0] += 2 * k * out.numel()
+
+    def lin_hook(m: nn.Linear, inp, out):
+        total[0] += 2 * m.in_features * out.numel()
+
+    hooks = []
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            hooks.append(m.register_forward_hook(conv_hook))
+        elif isinstance(m, nn.Linear):
+            hooks.append(m.register_forward_hook(lin_hook))
+    cfg = model.cfg
+    dev = next(model.parameters()).device
+    with torch.no_grad():
+        model(torch.zeros(batch, cfg.channels, cfg.size, cfg.size, device=dev), torch.ones(batch, device=dev),
+              torch.zeros(batch, cfg.n_context, device=dev))
+    for h in hooks:
+        h.remove()
+    return total[0] // batch

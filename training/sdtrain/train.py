@@ -1,0 +1,397 @@
+"""Train the context U-Net with the course's DDPM recipe (plus EMA, AdamW, min-SNR).
+
+    npm run train -- --data training/.cache/dcss-32.npz --out runs/dcss32 --steps 20000
+    npm run train -- --out runs/dcss32 --resume          # continue after a stop or a kill -9
+    torchrun --nproc_per_node 2 -m sdtrain.train ...     # DistributedDataParallel (gloo on CPU)
+
+Checkpoints are written atomically (temp file + rename) every --ckpt-every steps,
+and on Ctrl-C / SIGTERM. A resumed run restores weights, EMA, optimizer, step and
+every random generator, so it continues exactly where the checkpoint left it.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .config import TrainConfig
+from .dataset import load_dataset
+from .images import save_grid
+from .model import ContextUnet, ModelConfig, count_flops, count_params
+from .plots import loss_curve
+from .progress import Progress
+from .schedule import DDPMSchedule, ScheduleConfig, sample
+
+
+class TrainError(Exception):
+    pass
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """[-1,1] NCHW -> uint8 NHWC."""
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    frac = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+def atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, resume: bool = False):
+        self.cfg = cfg
+        self.out = Path(cfg.out)
+        self.dist = int(os.environ.get("WORLD_SIZE", "1")) > 1
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        dev = cfg.device
+        if dev == "auto":
+            dev = "cuda" if torch.cuda.is_available() else "cpu"
+        if dev.startswith("cuda") and self.dist:
+            dev = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        self.device = torch.device(dev)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        if self.dist:
+            import torch.distributed as dist
+            if not dist.is_initialized():
+                dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        if cfg.batch % self.world:
+            raise TrainError(f"--batch {cfg.batch} must be divisible by the {self.world} processes")
+        torch.manual_seed(cfg.seed)
+
+        data = load_dataset(Path(cfg.data))
+        self.categories: List[str] = data["categories"]
+        train_mask = ~data["held_out"]
+        imgs = torch.from_numpy(data["images"][train_mask]).permute(0, 3, 1, 2).contiguous()
+        labels = torch.from_numpy(data["labels"][train_mask])
+        if imgs.shape[1] != cfg.model.channels or imgs.shape[2] != cfg.model.size:
+            raise TrainError(f"dataset images are {imgs.shape[1]}ch {imgs.shape[2]}px but the model expects "
+                             f"{cfg.model.channels}ch {cfg.model.size}px; rebuild the dataset with --size "
+                             f"{cfg.model.size} or pass --size {imgs.shape[2]}")
+        if cfg.model.n_context != len(self.categories):
+            cfg.model = ModelConfig.from_dict({**cfg.model.to_dict(), "n_context": len(self.categories)})
+        self.data_manifest = data["manifest"]
+        self.images = imgs.to(self.device)
+        self.labels = labels.to(self.device)
+        counts = torch.bincount(labels, minlength=len(self.categories)).double()
+        class_p = counts.pow(1.0 - cfg.balance)
+        class_p = class_p / class_p.sum()
+        self.sample_w = (class_p / counts)[labels].float().to(self.device)
+
+        self.schedule = DDPMSchedule(cfg.schedule)
+        self.alpha_bar = self.schedule.alpha_bar.float().to(self.device)
+        self.model = ContextUnet(cfg.model).to(self.device)
+        self.ema = copy.deepcopy(self.model).eval()
+        for p in self.ema.parameters():
+            p.requires_grad_(False)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.net = self.model
+        if self.dist:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+            self.net = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.gen = torch.Generator(device=self.device)
+        self.gen.manual_seed(cfg.seed * 1000 + self.rank)
+        self.step = 0
+        self.history: Dict[str, List[float]] = {"step": [], "loss": [], "lr": []}
+        self.images_seen = 0
+        self.train_seconds = 0.0
+        self._stop = False
+        self.ckpt_path = self.out / "checkpoint.pt"
+        if self.rank == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+        if resume:
+            self._load()
+        elif self.ckpt_path.exists():
+            raise TrainError(f"{self.ckpt_path} exists; pass --resume to continue it, or choose another --out")
+
+    # ---- checkpoints -------------------------------------------------
+    def _gen_states(self) -> List[torch.Tensor]:
+        state = self.gen.get_state()
+        if not self.dist:
+            return [state]
+        import torch.distributed as dist
+        out: List = [None] * self.world
+        dist.all_gather_object(out, state.cpu())
+        return out
+
+    def save(self) -> None:
+        gens = self._gen_states()
+        if self.rank != 0:
+            return
+        ckpt = {
+            "format": "spritediffusion-checkpoint-1",
+            "config": self.cfg.to_dict(),
+            "categories": self.categories,
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "opt": self.opt.state_dict(),
+            "gen_states": [g.cpu() for g in gens],
+            "cpu_rng": torch.get_rng_state(),
+            "history": self.history,
+            "images_seen": self.images_seen,
+            "train_seconds": self.train_seconds,
+            "data_manifest": self.data_manifest,
+        }
+        atomic_save(ckpt, self.ckpt_path)
+        self.cfg.save(self.out / "config.json")
+
+    def _load(self) -> None:
+        if not self.ckpt_path.exists():
+            raise TrainError(f"--resume: no checkpoint at {self.ckpt_path}; start without --resume")
+        try:
+            ck = torch.load(self.ckpt_path, map_location="cpu", weights_only=False)
+        except Exception as e:
+            raise TrainError(f"checkpoint {self.ckpt_path} is unreadable ({e}); "
+                             f"restore a copy or start a fresh run in another --out") from e
+        if ck.get("categories") != self.categories:
+            raise TrainError(f"checkpoint categories {ck.get('categories')} differ from the dataset's "
+                             f"{self.categories}; resume with the same --data")
+        self.model.load_state_dict(ck["model"])
+        self.ema.load_state_dict(ck["ema"])
+        self.opt.load_state_dict(ck["opt"])
+        self.step = ck["step"]
+        states = ck["gen_states"]
+        if len(states) != self.world:
+            raise TrainError(f"checkpoint was written by {len(states)} process(es) but {self.world} are running; "
+                             "resume with the same number of processes")
+        self.gen.set_state(states[self.rank].to(self.gen.get_state().device))
+        torch.set_rng_state(ck["cpu_rng"])
+        self.history = ck["history"]
+        self.images_seen = ck["images_seen"]
+        self.train_seconds = ck.get("train_seconds", 0.0)
+
+    # ---- one step ----------------------------------------------------
+    def batch(self):
+        cfg, g, dev = self.cfg, self.gen, self.device
+        b = cfg.batch // self.world
+        idx = torch.multinomial(self.sample_w, b, replacement=True, generator=g)
+        x0 = self.images[idx].float() / 127.5 - 1.0
+        if cfg.flip:
+            flip = torch.rand(b, generator=g, device=dev) < 0.5
+            x0 = torch.where(flip[:, None, None, None], x0.flip(3), x0)
+        ctx = F.one_hot(self.labels[idx], len(self.categories)).float()
+        drop = torch.rand(b, generator=g, device=dev) < cfg.cond_drop
+        ctx = ctx * (~drop).float()[:, None]
+        t = torch.randint(1, cfg.schedule.T + 1, (b,), generator=g, device=dev)
+        noise = torch.randn(x0.shape, generator=g, device=dev)
+        return x0, ctx, t, noise
+
+    def train_step(self) -> float:
+        cfg = self.cfg
+        x0, ctx, t, noise = self.batch()
+        ab = self.alpha_bar[t].view(-1, 1, 1, 1)
+        xt = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+        for grp in self.opt.param_groups:
+            grp["lr"] = lr_at(cfg, self.step)
+        use_amp = cfg.amp and self.device.type == "cuda"
+        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=use_amp):
+            pred = self.net(xt, t.float(), ctx)
+        per = ((pred.float() - noise) ** 2).mean(dim=(1, 2, 3))
+        if cfg.min_snr_gamma > 0:
+            snr = self.alpha_bar[t] / (1 - self.alpha_bar[t])
+            per = per * (snr.clamp(max=cfg.min_snr_gamma) / snr)
+        loss = per.mean()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.opt.step()
+        decay = min(cfg.ema_decay, (1 + self.step) / (10 + self.step))
+        with torch.no_grad():
+            ema_p = list(self.ema.parameters())
+            torch._foreach_mul_(ema_p, decay)
+            torch._foreach_add_(ema_p, [p.detach() for p in self.model.parameters()], alpha=1 - decay)
+        self.step += 1
+        self.images_seen += cfg.batch
+        return float(loss.detach())
+
+    # ---- outputs -----------------------------------------------------
+    def sample_grid(self, path: Path, per_row: int = 8, steps: int = 50) -> None:
+        k = len(self.categories)
+        ctx = torch.eye(k, device=self.device).repeat_interleave(per_row, dim=0)
+        g = torch.Generator(device=self.device)
+        g.manual_seed(1234)
+        x = sample(self.ema, self.schedule, ctx, self.cfg.model.size, self.cfg.model.channels,
+                   sampler="ddim", steps=steps, guidance=1.0, clip_x0=True, generator=g)
+        save_grid(to_uint8(x), k, path)
+
+    def write_outputs(self) -> None:
+        if self.rank != 0:
+            return
+        loss_curve(self.history["step"], self.history["loss"], self.out / "loss.png",
+                   title=f"loss (min-SNR weighted), {self.step} steps")
+        self.sample_grid(self.out / "samples.png")
+        self.sample_grid(self.out / f"samples-{self.step:06d}.png")
+
+    def run(self) -> None:
+        cfg = self.cfg
+        fwd = count_flops(self.model)
+        if self.rank == 0:
+            print(f"model: {count_params(self.model) / 1e6:.3f} M parameters, "
+                  f"{fwd / 1e9:.3f} GFLOP per {cfg.model.size}x{cfg.model.size} forward pass", flush=True)
+            print(f"data: {len(self.labels)} training sprites, {len(self.categories)} categories; "
+                  f"device {self.device}, {self.world} process(es), batch {cfg.batch}", flush=True)
+        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "_stop", True))
+        bar = Progress(cfg.steps, "train", unit="step", start=self.step) if self.rank == 0 else None
+        if bar:
+            bar.rate_scale, bar.rate_unit = cfg.batch, "img"
+        t_start = time.time()
+        session_start_step = self.step
+        session_start_secs = self.train_seconds
+        acc, acc_n = 0.0, 0
+        try:
+            while self.step < cfg.steps and not self._stop:
+                t0 = time.time()
+                loss = self.train_step()
+                self.train_seconds += time.time() - t0
+                acc += loss
+                acc_n += 1
+                if self.step % 25 == 0 or self.step == cfg.steps:
+                    self.history["step"].append(self.step)
+                    self.history["loss"].append(acc / acc_n)
+                    self.history["lr"].append(lr_at(cfg, self.step - 1))
+                    acc, acc_n = 0.0, 0
+                if bar:
+                    bar.update(1, postfix=f"loss {loss:.4f}")
+                if cfg.max_minutes and (time.time() - t_start) / 60 >= cfg.max_minutes:
+                    if self.rank == 0:
+                        print(f"\nstopping: --max-minutes {cfg.max_minutes} reached at step {self.step}", flush=True)
+                    self._stop = True
+                if self.step % cfg.ckpt_every == 0:
+                    self.save()
+                if cfg.sample_every and self.step % cfg.sample_every == 0 and self.step < cfg.steps:
+                    self.write_outputs()
+        except KeyboardInterrupt:
+            if self.rank == 0:
+                print("\ninterrupted: saving checkpoint", flush=True)
+        if bar:
+            bar.close()
+        self.save()
+        self.write_outputs()
+        if self.rank == 0:
+            el = max(1e-9, self.train_seconds - session_start_secs)
+            n = self.step - session_start_step
+            ips = n * cfg.batch / el
+            print(f"done: step {self.step}/{cfg.steps}, {self.images_seen} images seen; this session "
+                  f"{ips:.1f} images/s, {ips * 3 * fwd / 1e9:.1f} GFLOP/s achieved (3x forward FLOPs per image)",
+                  flush=True)
+            (self.out / "summary.json").write_text(json.dumps({
+                "step": self.step, "steps": cfg.steps, "images_seen": self.images_seen,
+                "train_seconds": self.train_seconds, "images_per_s_last_session": ips,
+                "gflop_per_forward": fwd / 1e9, "params": count_params(self.model),
+                "device": str(self.device), "world": self.world,
+                "final_loss": self.history["loss"][-1] if self.history["loss"] else None,
+            }, indent=2) + "\n")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    d = TrainConfig()
+    p = argparse.ArgumentParser(prog="npm run train --", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=d.data, help=f"dataset .npz from `npm run dataset` (default {d.data})")
+    p.add_argument("--out", default=d.out, help="run directory for checkpoint, config, samples")
+    p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    p.add_argument("--steps", type=int, help=f"total optimizer steps (default {d.steps})")
+    p.add_argument("--batch", type=int, help=f"global batch size (default {d.batch})")
+    p.add_argument("--lr", type=float, help=f"peak learning rate (default {d.lr})")
+    p.add_argument("--warmup", type=int, help=f"warm-up steps (default {d.warmup})")
+    p.add_argument("--ema-decay", type=float, help=f"EMA decay (default {d.ema_decay})")
+    p.add_argument("--cond-drop", type=float, help=f"context dropout probability (default {d.cond_drop})")
+    p.add_argument("--min-snr-gamma", type=float, help=f"min-SNR weighting gamma, 0 = plain MSE (default {d.min_snr_gamma})")
+    p.add_argument("--balance", type=float, help="class balancing: 0 natural frequencies, 1 uniform over "
+                                                 f"categories (default {d.balance})")
+    p.add_argument("--no-flip", action="store_true", help="disable horizontal flips")
+    p.add_argument("--seed", type=int, help=f"random seed (default {d.seed})")
+    p.add_argument("--size", type=int, help=f"image size (default {d.model.size})")
+    p.add_argument("--widths", help="channel widths per level, e.g. 32,64,128")
+    p.add_argument("--emb-dim", type=int, help=f"embedding width (default {d.model.emb_dim})")
+    p.add_argument("--sample-every", type=int, help=f"write a sample grid every N steps (default {d.sample_every})")
+    p.add_argument("--ckpt-every", type=int, help=f"checkpoint every N steps (default {d.ckpt_every})")
+    p.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this many minutes")
+    p.add_argument("--device", help="auto, cpu or cuda (default auto)")
+    p.add_argument("--no-amp", action="store_true", help="disable bf16 autocast on CUDA")
+    return p
+
+
+def config_from_args(a: argparse.Namespace) -> TrainConfig:
+    out = Path(a.out)
+    if a.resume:
+        cpath = out / "config.json"
+        if not cpath.exists():
+            raise TrainError(f"--resume: no {cpath}; start the run without --resume first")
+        cfg = TrainConfig.load(cpath)
+        fixed = {"data": a.data != TrainConfig().data and a.data != cfg.data, "batch": a.batch, "lr": a.lr,
+                 "size": a.size, "widths": a.widths, "seed": a.seed}
+        bad = [k for k, v in fixed.items() if v]
+        if bad:
+            raise TrainError(f"--resume keeps the run's settings; cannot change {', '.join('--' + b for b in bad)}")
+    else:
+        cfg = TrainConfig(data=a.data, out=a.out)
+    cfg.out = a.out
+    for name in ("steps", "batch", "lr", "warmup", "ema_decay", "cond_drop", "min_snr_gamma", "balance", "seed",
+                 "sample_every", "ckpt_every", "max_minutes", "device"):
+        v = getattr(a, name)
+        if v is not None:
+            setattr(cfg, name, v)
+    if a.no_flip:
+        cfg.flip = False
+    if a.no_amp:
+        cfg.amp = False
+    m = cfg.model.to_dict()
+    if a.size:
+        m["size"] = a.size
+    if a.widths:
+        try:
+            m["widths"] = [int(w) for w in a.widths.split(",")]
+        except ValueError:
+            raise TrainError(f"--widths {a.widths!r}: give integers separated by commas, e.g. 32,64,128")
+    if a.emb_dim:
+        m["emb_dim"] = a.emb_dim
+    cfg.model = ModelConfig.from_dict(m)
+    cfg.model.validate()
+    if not 0 <= cfg.balance <= 1:
+        raise TrainError(f"--balance must be within 0..1, got {cfg.balance}")
+    return cfg
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        cfg = config_from_args(args)
+        trainer = Trainer(cfg, resume=args.resume)
+        trainer.run()
+    except (TrainError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    finally:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            import torch.distributed as dist
+            if dist.is_initialized():
+                dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
