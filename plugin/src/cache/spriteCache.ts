@@ -1,0 +1,249 @@
+/**
+ * Persistent cache of generated sprites, so a sprite is generated once per device.
+ *
+ * Layout: one IndexedDB database (idb-keyval store, default name `spritediffusion-cache`) with
+ * one record per cache key holding that key's sprites, plus an index record with each key's
+ * last-use time. Keys combine the model's sha256, the category and the sampling settings
+ * (see {@link SpriteCache.key}), so a new model never serves old sprites.
+ *
+ * Bounds: at most `maxSpritesPerKey` sprites per key (appending beyond drops the oldest, FIFO)
+ * and at most `maxEntries` keys (the least recently used key is evicted whole, LRU).
+ *
+ * Failure policy: the cache never throws to the game. If IndexedDB is missing or fails (private
+ * mode, QuotaExceededError, ...), it switches to an in-memory store for the rest of the session
+ * and reports it once through `onWarning`.
+ */
+import { createStore, del, get, clear as idbClear, setMany, type UseStore } from 'idb-keyval';
+
+/** One cached sprite: HWC RGBA bytes plus the seed that produced it. */
+export interface CachedSprite {
+  width: number;
+  height: number;
+  rgba: Uint8Array;
+  seed: number;
+}
+
+/** Options of {@link SpriteCache}. */
+export interface SpriteCacheOptions {
+  /** IndexedDB database name; default `spritediffusion-cache`. */
+  dbName?: string;
+  /** Most cache keys kept (LRU eviction of whole keys); default 64. */
+  maxEntries?: number;
+  /** Most sprites kept per key (FIFO: oldest dropped first); default 256. */
+  maxSpritesPerKey?: number;
+  /** `indexeddb` (default) or `memory` (nothing persists). */
+  storage?: 'indexeddb' | 'memory';
+  /** Called (once) when the cache falls back to memory. Default: console.warn. */
+  onWarning?: (msg: string) => void;
+}
+
+interface Entry {
+  sprites: CachedSprite[];
+}
+
+type Index = Record<string, number>; // key -> last use (logical clock)
+
+const INDEX_KEY = '__spritediffusion_index__';
+const ENTRY_PREFIX = 'sprites:';
+
+function stableStringify(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(stableStringify).join(',')}]`;
+  if (v !== null && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o)
+      .filter((k) => o[k] !== undefined)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${stableStringify(o[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'null';
+}
+
+/** Sprite cache over IndexedDB with an in-memory fallback. Never rejects. */
+export class SpriteCache {
+  /** Lookups that found at least one sprite / found none. */
+  readonly stats = { hits: 0, misses: 0 };
+  private _mode: 'indexeddb' | 'memory';
+  private store: UseStore | null;
+  private readonly memory = new Map<string, Entry>();
+  private index: Index | null = null;
+  private clock = 0;
+  private warned = false;
+  private readonly maxEntries: number;
+  private readonly maxSpritesPerKey: number;
+  private readonly onWarning: (msg: string) => void;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(opts: SpriteCacheOptions = {}) {
+    this.maxEntries = Math.max(1, Math.floor(opts.maxEntries ?? 64));
+    this.maxSpritesPerKey = Math.max(1, Math.floor(opts.maxSpritesPerKey ?? 256));
+    this.onWarning = opts.onWarning ?? ((msg) => console.warn(msg));
+    this._mode = opts.storage === 'memory' ? 'memory' : 'indexeddb';
+    this.store = null;
+    if (this._mode === 'indexeddb') {
+      if (typeof indexedDB === 'undefined') {
+        this.fallBack(new Error('indexedDB is not defined'));
+      } else {
+        this.store = createStore(opts.dbName ?? 'spritediffusion-cache', 'sprites');
+      }
+    }
+  }
+
+  /** Where sprites are kept now; `memory` after a fallback. */
+  get mode(): 'indexeddb' | 'memory' {
+    return this._mode;
+  }
+
+  /**
+   * The cache key for sprites of one model + category + sampling settings (any JSON-able values;
+   * object key order does not matter).
+   */
+  key(modelSha: string, category: string, settings: Record<string, unknown>): string {
+    return `${modelSha}|${category}|${stableStringify(settings)}`;
+  }
+
+  /** Appends sprites to a key (dropping the oldest beyond maxSpritesPerKey; may evict LRU keys). */
+  put(key: string, sprites: CachedSprite[]): Promise<void> {
+    return this.serial(async () => {
+      if (sprites.length === 0) return;
+      const old = (await this.read(key))?.sprites ?? [];
+      const all = old.concat(sprites.map((s) => ({ ...s })));
+      const entry: Entry = { sprites: all.slice(Math.max(0, all.length - this.maxSpritesPerKey)) };
+      await this.write(key, entry);
+    });
+  }
+
+  /** All sprites cached for a key (oldest first; empty when none). Counts a hit or a miss. */
+  getAll(key: string): Promise<CachedSprite[]> {
+    return this.serial(async () => {
+      const entry = await this.read(key);
+      const sprites = entry?.sprites ?? [];
+      if (sprites.length > 0) {
+        this.stats.hits++;
+        await this.touch(key);
+      } else {
+        this.stats.misses++;
+      }
+      return sprites;
+    });
+  }
+
+  /** Up to `max` cached sprites for a key (oldest first); they stay cached. Counts a hit or a miss. */
+  async take(key: string, max: number): Promise<CachedSprite[]> {
+    return (await this.getAll(key)).slice(0, Math.max(0, max));
+  }
+
+  /** How many sprites are cached for a key (no stats, no LRU touch). */
+  count(key: string): Promise<number> {
+    return this.serial(async () => (await this.read(key))?.sprites.length ?? 0);
+  }
+
+  /** Forgets one key. */
+  delete(key: string): Promise<void> {
+    return this.serial(async () => {
+      this.memory.delete(key);
+      if (this.store) {
+        const index = await this.loadIndex();
+        delete index[key];
+        await this.guard(async () => {
+          await del(ENTRY_PREFIX + key, this.storeOrThrow());
+          await setMany([[INDEX_KEY, index]], this.storeOrThrow());
+        });
+      }
+    });
+  }
+
+  /** Forgets everything. */
+  clear(): Promise<void> {
+    return this.serial(async () => {
+      this.memory.clear();
+      this.index = {};
+      if (this.store) await this.guard(() => idbClear(this.storeOrThrow()));
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private fallBack(err: unknown): void {
+    const wasIdb = this._mode === 'indexeddb';
+    this._mode = 'memory';
+    this.store = null;
+    if (wasIdb && !this.warned) {
+      this.warned = true;
+      const name = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+      this.onWarning(
+        `spritediffusion: IndexedDB is unavailable (${name}); caching sprites in memory for this session only, so they will be generated again after a reload.`,
+      );
+    }
+  }
+
+  private storeOrThrow(): UseStore {
+    if (!this.store) throw new Error('no store');
+    return this.store;
+  }
+
+  /** Runs an IndexedDB operation; on failure falls back to memory and returns undefined. */
+  private async guard<T>(fn: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await fn();
+    } catch (err) {
+      this.fallBack(err);
+      return undefined;
+    }
+  }
+
+  private async loadIndex(): Promise<Index> {
+    if (this.index) return this.index;
+    const loaded = this.store ? await this.guard(() => get<Index>(INDEX_KEY, this.storeOrThrow())) : undefined;
+    this.index = loaded && typeof loaded === 'object' ? { ...loaded } : {};
+    this.clock = Math.max(0, ...Object.values(this.index));
+    return this.index;
+  }
+
+  private async read(key: string): Promise<Entry | undefined> {
+    if (this.store) {
+      const v = await this.guard(() => get<Entry>(ENTRY_PREFIX + key, this.storeOrThrow()));
+      if (this._mode === 'indexeddb') return v && Array.isArray(v.sprites) ? v : undefined;
+    }
+    return this.memory.get(key);
+  }
+
+  private async touch(key: string): Promise<void> {
+    const index = await this.loadIndex();
+    index[key] = ++this.clock;
+    if (this.store) await this.guard(() => setMany([[INDEX_KEY, index]], this.storeOrThrow()));
+  }
+
+  private async write(key: string, entry: Entry): Promise<void> {
+    const index = await this.loadIndex();
+    index[key] = ++this.clock;
+    const evict = Object.keys(index)
+      .sort((a, b) => (index[a] ?? 0) - (index[b] ?? 0))
+      .slice(0, Math.max(0, Object.keys(index).length - this.maxEntries));
+    for (const k of evict) {
+      delete index[k];
+      this.memory.delete(k);
+    }
+    if (this.store) {
+      const ok = await this.guard(async () => {
+        await setMany(
+          [
+            [ENTRY_PREFIX + key, entry],
+            [INDEX_KEY, index],
+          ],
+          this.storeOrThrow(),
+        );
+        for (const k of evict) await del(ENTRY_PREFIX + k, this.storeOrThrow());
+        return true;
+      });
+      if (ok) return;
+    }
+    this.memory.set(key, entry);
+  }
+}

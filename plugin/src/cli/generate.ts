@@ -1,0 +1,262 @@
+/**
+ * `npm run generate`: sample sprites from a model on the CPU (onnxruntime-node) and write PNGs
+ * plus a contact sheet. Run with `--help` for the options.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { PNG } from 'pngjs';
+import { DiffusionError } from '../errors.ts';
+import { type ModelMeta, parseModelMeta, resolveContext, sha256Hex } from '../model/meta.ts';
+import { toRGBA } from '../sampler/pixels.ts';
+import { planSteps, sample } from '../sampler/sampler.ts';
+import { createNodeDenoiser } from './nodeDenoiser.ts';
+
+const USAGE = `Usage: npm run generate -- [options]
+
+Generates sprites with a spritediffusion model on the CPU and writes <out>/<category>/<i>.png
+plus <out>/contact-sheet.png (one row per category, 2x scale).
+
+Options:
+  --category <name|all>   category to generate (default: all)
+  --count <n>             sprites per category (default: 8)
+  --seed <s>              integer seed; sprite i uses the stream (seed, i) (default: 0)
+  --out <dir>             output folder (default: generated)
+  --sampler ddpm|ddim     sampler (default: ddim)
+  --steps <n>             DDIM steps, 1..T (default: 25, or T if smaller)
+  --guidance <g>          classifier-free guidance scale (default: model.json's sampling.guidance)
+  --batch <n>             sprites per denoiser call (default: 8)
+  --model <model.json>    model description (default: models/model.json)
+  --help                  show this help`;
+
+/** A user error: printed as one line, exit code 2. */
+class UsageError extends Error {}
+
+/** Where the CLI writes text; tests capture it. */
+export interface CliIO {
+  out: (line: string) => void;
+  err: (line: string) => void;
+}
+
+interface Options {
+  category: string;
+  count: number;
+  seed: number;
+  out: string;
+  sampler: 'ddpm' | 'ddim';
+  /** 0 = default (min(25, T)). */
+  steps: number;
+  guidance: number | undefined;
+  batch: number;
+  model: string;
+}
+
+function intOption(
+  name: string,
+  v: string | undefined,
+  def: number,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
+  if (v === undefined) return def;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isInteger(n) || n < min || n > max) {
+    throw new UsageError(
+      `--${name} must be an integer${max < Number.MAX_SAFE_INTEGER ? ` in ${min}..${max}` : ` >= ${min}`}, got "${v}"`,
+    );
+  }
+  return n;
+}
+
+function parseOptions(argv: string[]): Options | 'help' {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        category: { type: 'string' },
+        count: { type: 'string' },
+        seed: { type: 'string' },
+        out: { type: 'string' },
+        sampler: { type: 'string' },
+        steps: { type: 'string' },
+        guidance: { type: 'string' },
+        batch: { type: 'string' },
+        model: { type: 'string' },
+        help: { type: 'boolean' },
+      },
+    }));
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message.split('\n')[0]} (see --help)`);
+  }
+  if (values.help) return 'help';
+  const str = (k: string) => values[k] as string | undefined;
+  const sampler = str('sampler') ?? 'ddim';
+  if (sampler !== 'ddpm' && sampler !== 'ddim')
+    throw new UsageError(`--sampler must be ddpm or ddim, got "${sampler}"`);
+  const g = str('guidance');
+  let guidance: number | undefined;
+  if (g !== undefined) {
+    guidance = Number(g);
+    if (g.trim() === '' || !Number.isFinite(guidance) || guidance < 0) {
+      throw new UsageError(`--guidance must be a number >= 0, got "${g}"`);
+    }
+  }
+  const seed = intOption('seed', str('seed'), 0, -(2 ** 31), 2 ** 32 - 1);
+  return {
+    category: str('category') ?? 'all',
+    count: intOption('count', str('count'), 8, 1, 10000),
+    seed,
+    out: str('out') ?? 'generated',
+    sampler,
+    steps: intOption('steps', str('steps'), 0, 1),
+    guidance,
+    batch: intOption('batch', str('batch'), 8, 1, 1024),
+    model: str('model') ?? 'models/model.json',
+  };
+}
+
+function readModel(path: string): { meta: ModelMeta; onnxPath: string } {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    throw new UsageError(`model file not found: ${path} (train and export one with npm run export, or pass --model)`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(`${path} is not valid JSON: ${(err as Error).message}`);
+  }
+  const meta = parseModelMeta(json, path);
+  return { meta, onnxPath: join(dirname(path), meta.files.model.path) };
+}
+
+async function loadVerified(onnxPath: string, meta: ModelMeta): Promise<Uint8Array> {
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(onnxPath);
+  } catch {
+    throw new UsageError(`model file not found: ${onnxPath} (named by model.json's files.model.path)`);
+  }
+  if ((await sha256Hex(bytes)) !== meta.files.model.sha256) {
+    throw new DiffusionError(
+      'model-integrity',
+      `${meta.files.model.path} does not match model.json's sha256; re-export or re-download`,
+    );
+  }
+  return bytes;
+}
+
+/** RGBA sprite -> PNG file bytes. */
+function encodePng(width: number, height: number, rgba: Uint8Array | Uint8ClampedArray): Buffer {
+  const png = new PNG({ width, height });
+  png.data.set(rgba);
+  return PNG.sync.write(png);
+}
+
+/** One row per category, one 2x-scaled cell per sprite, alpha-composited on a dark background. */
+function contactSheet(rows: Uint8ClampedArray[][], size: number): Buffer {
+  const scale = 2;
+  const pad = 4;
+  const cell = size * scale + pad;
+  const cols = Math.max(1, ...rows.map((r) => r.length));
+  const width = pad + cols * cell;
+  const height = pad + rows.length * cell;
+  const sheet = new PNG({ width, height });
+  const bg = [24, 24, 32];
+  for (let i = 0; i < width * height; i++) sheet.data.set([bg[0] ?? 0, bg[1] ?? 0, bg[2] ?? 0, 255], i * 4);
+  rows.forEach((row, r) => {
+    row.forEach((rgba, c) => {
+      for (let y = 0; y < size * scale; y++) {
+        for (let x = 0; x < size * scale; x++) {
+          const s = ((y >> 1) * size + (x >> 1)) * 4;
+          if ((rgba[s + 3] ?? 0) < 128) continue;
+          const d = ((pad + r * cell + y) * width + pad + c * cell + x) * 4;
+          sheet.data.set([rgba[s] ?? 0, rgba[s + 1] ?? 0, rgba[s + 2] ?? 0, 255], d);
+        }
+      }
+    });
+  });
+  return PNG.sync.write(sheet);
+}
+
+/**
+ * Runs the CLI with arguments (without `node script`); resolves to the exit code:
+ * 0 ok, 1 unexpected failure, 2 usage / model error (one line on `io.err`).
+ */
+export async function runGenerate(
+  argv: string[],
+  io: CliIO = { out: console.log, err: console.error },
+): Promise<number> {
+  try {
+    const opts = parseOptions(argv);
+    if (opts === 'help') {
+      io.out(USAGE);
+      return 0;
+    }
+    const { meta, onnxPath } = readModel(opts.model);
+    if (opts.steps === 0) opts.steps = Math.min(25, meta.schedule.T);
+    const categories = opts.category === 'all' ? meta.categories : [opts.category];
+    const contexts = categories.map((c) => resolveContext(meta, c)); // validates the category
+    planSteps(meta, opts.sampler, opts.steps); // validates --steps against T
+    const denoiser = await createNodeDenoiser(await loadVerified(onnxPath, meta), meta);
+    const total = categories.length * opts.count;
+    const started = Date.now();
+    let done = 0;
+    const rows: Uint8ClampedArray[][] = [];
+    try {
+      for (const [ci, category] of categories.entries()) {
+        const dir = join(opts.out, category);
+        mkdirSync(dir, { recursive: true });
+        const row: Uint8ClampedArray[] = [];
+        for (let first = 0; first < opts.count; first += opts.batch) {
+          const n = Math.min(opts.batch, opts.count - first);
+          const x = await sample(denoiser, meta, {
+            contexts: Array.from({ length: n }, () => contexts[ci] as Float32Array),
+            sampler: opts.sampler,
+            steps: opts.steps,
+            ...(opts.guidance === undefined ? {} : { guidance: opts.guidance }),
+            seed: opts.seed,
+            firstIndex: first,
+          });
+          for (let i = 0; i < n; i++) {
+            const rgba = toRGBA(x, i, meta);
+            row.push(rgba);
+            writeFileSync(join(dir, `${first + i}.png`), encodePng(meta.image.size, meta.image.size, rgba));
+          }
+          done += n;
+          const secs = (Date.now() - started) / 1000;
+          io.err(`${category}: ${done}/${total} sprites (${(done / Math.max(secs, 1e-3)).toFixed(2)} sprites/s)`);
+        }
+        rows.push(row);
+      }
+    } finally {
+      await denoiser.release();
+    }
+    mkdirSync(opts.out, { recursive: true });
+    const sheet = join(opts.out, 'contact-sheet.png');
+    writeFileSync(sheet, contactSheet(rows, meta.image.size));
+    io.out(`wrote ${total} sprites to ${resolve(opts.out)} and ${sheet}`);
+    return 0;
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.err(`generate: ${err.message}`);
+      return 2;
+    }
+    if (err instanceof DiffusionError && err.code !== 'backend') {
+      io.err(`generate: ${err.message}`);
+      return 2;
+    }
+    io.err(`generate: failed: ${err instanceof Error ? err.message : String(err)}`);
+    return 1;
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  process.exitCode = await runGenerate(process.argv.slice(2));
+}

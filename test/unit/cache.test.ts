@@ -1,0 +1,129 @@
+import 'fake-indexeddb/auto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type CachedSprite, SpriteCache } from '../../plugin/src/cache/spriteCache.ts';
+
+let n = 0;
+const dbName = () => `test-cache-${++n}`;
+const sprite = (seed: number): CachedSprite => ({
+  width: 2,
+  height: 1,
+  rgba: Uint8Array.of(seed, 0, 0, 255, 0, seed, 0, 255),
+  seed,
+});
+const SHA_A = 'a'.repeat(64);
+const SHA_B = 'b'.repeat(64);
+const settings = { sampler: 'ddim', steps: 25, guidance: 1 };
+
+const realIndexedDB = globalThis.indexedDB;
+afterEach(() => {
+  globalThis.indexedDB = realIndexedDB;
+});
+
+describe('SpriteCache', () => {
+  it('hit after put, persists across instances, miss for unknown keys', async () => {
+    const name = dbName();
+    const c1 = new SpriteCache({ dbName: name });
+    const key = c1.key(SHA_A, 'monster', settings);
+    expect(await c1.getAll(key)).toEqual([]);
+    await c1.put(key, [sprite(1), sprite(2)]);
+    await c1.put(key, [sprite(3)]);
+    const c2 = new SpriteCache({ dbName: name });
+    expect(c2.mode).toBe('indexeddb');
+    const all = await c2.getAll(key);
+    expect(all.map((s) => s.seed)).toEqual([1, 2, 3]);
+    expect(Array.from(all[0]?.rgba ?? [])).toEqual(Array.from(sprite(1).rgba));
+    expect((await c2.take(key, 2)).map((s) => s.seed)).toEqual([1, 2]);
+    expect(await c2.count(key)).toBe(3); // take keeps them
+    expect(c2.stats).toEqual({ hits: 2, misses: 0 });
+    expect(c1.stats).toEqual({ hits: 0, misses: 1 });
+  });
+
+  it('keys ignore settings order; a different model sha or settings is a miss', async () => {
+    const c = new SpriteCache({ dbName: dbName() });
+    expect(c.key(SHA_A, 'item', { a: 1, b: 2 })).toBe(c.key(SHA_A, 'item', { b: 2, a: 1 }));
+    await c.put(c.key(SHA_A, 'item', settings), [sprite(1)]);
+    expect(await c.getAll(c.key(SHA_B, 'item', settings))).toEqual([]);
+    expect(await c.getAll(c.key(SHA_A, 'item', { ...settings, steps: 50 }))).toEqual([]);
+    expect(await c.getAll(c.key(SHA_A, 'monster', settings))).toEqual([]);
+    expect(c.stats.misses).toBe(3);
+  });
+
+  it('bounds sprites per key (FIFO) and keys (LRU)', async () => {
+    const name = dbName();
+    const c = new SpriteCache({ dbName: name, maxEntries: 2, maxSpritesPerKey: 3 });
+    const [k1, k2, k3] = ['a', 'b', 'c'].map((cat) => c.key(SHA_A, cat, settings)) as [string, string, string];
+    await c.put(k1, [sprite(1), sprite(2)]);
+    await c.put(k1, [sprite(3), sprite(4)]);
+    expect((await c.getAll(k1)).map((s) => s.seed)).toEqual([2, 3, 4]);
+    await c.put(k2, [sprite(5)]);
+    await c.getAll(k1); // k1 is now more recently used than k2
+    await c.put(k3, [sprite(6)]); // evicts k2
+    const fresh = new SpriteCache({ dbName: name, maxEntries: 2 });
+    expect(await fresh.count(k1)).toBe(3);
+    expect(await fresh.count(k2)).toBe(0);
+    expect(await fresh.count(k3)).toBe(1);
+  });
+
+  it('clear and delete', async () => {
+    const c = new SpriteCache({ dbName: dbName() });
+    const k = c.key(SHA_A, 'x', {});
+    await c.put(k, [sprite(1)]);
+    await c.delete(k);
+    expect(await c.count(k)).toBe(0);
+    await c.put(k, [sprite(1)]);
+    await c.clear();
+    expect(await c.count(k)).toBe(0);
+  });
+
+  it('IndexedDB unavailable (open throws) -> memory, one warning, never throws', async () => {
+    globalThis.indexedDB = {
+      open() {
+        throw new DOMException('The operation is insecure.', 'SecurityError');
+      },
+    } as unknown as IDBFactory;
+    const warnings: string[] = [];
+    const c = new SpriteCache({ dbName: dbName(), onWarning: (m) => warnings.push(m) });
+    const k = c.key(SHA_A, 'item', settings);
+    expect(await c.getAll(k)).toEqual([]);
+    await c.put(k, [sprite(1)]);
+    await c.put(k, [sprite(2)]);
+    expect((await c.getAll(k)).map((s) => s.seed)).toEqual([1, 2]);
+    expect(c.mode).toBe('memory');
+    expect(warnings.length).toBe(1);
+    expect(warnings[0]).toMatch(/IndexedDB is unavailable.*SecurityError/);
+  });
+
+  it('no indexedDB global -> memory with one warning; storage memory -> no warning', async () => {
+    // @ts-expect-error simulate an environment without IndexedDB
+    delete globalThis.indexedDB;
+    const warnings: string[] = [];
+    const c = new SpriteCache({ onWarning: (m) => warnings.push(m) });
+    expect(c.mode).toBe('memory');
+    expect(warnings.length).toBe(1);
+    const m = new SpriteCache({ storage: 'memory', onWarning: (w) => warnings.push(w) });
+    await m.put('k', [sprite(1)]);
+    expect(await m.count('k')).toBe(1);
+    expect(warnings.length).toBe(1);
+  });
+
+  it('QuotaExceededError on put -> memory + one warning, the sprites are still served', async () => {
+    const warnings: string[] = [];
+    const c = new SpriteCache({ dbName: dbName(), onWarning: (m) => warnings.push(m) });
+    const k = c.key(SHA_A, 'item', settings);
+    await c.put(k, [sprite(1)]);
+    const realPut = IDBObjectStore.prototype.put;
+    IDBObjectStore.prototype.put = () => {
+      throw new DOMException('quota', 'QuotaExceededError');
+    };
+    try {
+      await expect(c.put(k, [sprite(2)])).resolves.toBeUndefined();
+      await c.put(k, [sprite(3)]);
+    } finally {
+      IDBObjectStore.prototype.put = realPut;
+    }
+    expect(c.mode).toBe('memory');
+    expect(warnings.length).toBe(1);
+    expect(warnings[0]).toContain('QuotaExceededError');
+    expect((await c.getAll(k)).map((s) => s.seed)).toEqual([1, 2, 3]);
+  });
+});

@@ -1,0 +1,214 @@
+"""Export a trained run to ONNX + model.json, and check ONNX Runtime against PyTorch.
+
+    npm run export -- --run runs/dcss32 --out models
+
+Writes model.onnx (the EMA denoiser, opset 17, dynamic batch; inputs image [B,C,H,W],
+timestep [B], context [B,K]; output noise [B,C,H,W]), update.onnx (the weightless
+sampler-step graph that keeps the runtime's loop on the GPU) and model.json
+(plugin/MODEL_FORMAT.md). Parity: both graphs run in ONNX Runtime (onnxruntime-node)
+on random inputs and must match PyTorch within --tolerance (default 1e-4).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import torch
+import torch.nn as nn
+
+from .model import ContextUnet, ModelConfig, count_flops, count_params
+from .schedule import ScheduleConfig
+from .update import UpdateGraph
+
+FORMAT_VERSION = 1
+OPSET = 17
+REPO = Path(__file__).resolve().parents[2]
+
+
+class ExportError(Exception):
+    pass
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_run(run: Path) -> Dict:
+    ck_path = run / "checkpoint.pt" if run.is_dir() else run
+    if not ck_path.exists():
+        raise ExportError(f"no checkpoint at {ck_path}; train first (`npm run train -- --out {run}`)")
+    try:
+        ck = torch.load(ck_path, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise ExportError(f"checkpoint {ck_path} is unreadable ({e}); re-run or resume the training") from e
+    if "ema" not in ck or "config" not in ck:
+        raise ExportError(f"{ck_path} is not a spritediffusion checkpoint (no 'ema'/'config')")
+    return ck
+
+
+def build_model(ck: Dict) -> ContextUnet:
+    mcfg = ModelConfig.from_dict(ck["config"]["model"])
+    model = ContextUnet(mcfg)
+    model.load_state_dict(ck["ema"])
+    return model.eval()
+
+
+def _export(module: nn.Module, args, path: Path, inputs: List[str], outputs: List[str], dyn: Dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with torch.no_grad():
+        torch.onnx.export(module, args, str(tmp), input_names=inputs, output_names=outputs,
+                          dynamic_axes=dyn, opset_version=OPSET, do_constant_folding=True)
+    tmp.replace(path)
+
+
+def export_model(model: ContextUnet, path: Path) -> None:
+    c = model.cfg
+    args = (torch.zeros(2, c.channels, c.size, c.size), torch.ones(2), torch.zeros(2, c.n_context))
+    _export(model, args, path, ["image", "timestep", "context"], ["noise"],
+            {"image": {0: "batch"}, "timestep": {0: "batch"}, "context": {0: "batch"}, "noise": {0: "batch"}})
+
+
+def export_update(cfg: ModelConfig, path: Path) -> None:
+    shape = (2, cfg.channels, cfg.size, cfg.size)
+    args = (torch.zeros(shape), torch.zeros((4,) + shape[1:]), torch.zeros(shape),
+            torch.tensor([1.0, 0.1, 1.0, -0.1, 0.0, 1.0]), torch.tensor([2.0]))
+    _export(UpdateGraph(), args, path, ["x", "eps", "z", "coef", "guidance"], ["x_next", "x_next_rep"],
+            {"x": {0: "batch"}, "eps": {0: "rows"}, "z": {0: "batch"}, "x_next": {0: "batch"},
+             "x_next_rep": {0: "rows"}})
+
+
+def _t(x: torch.Tensor) -> Dict:
+    return {"dims": list(x.shape), "data": [float(v) for v in x.flatten()]}
+
+
+def parity(model: ContextUnet, model_path: Path, update_path: Path, seed: int = 0) -> List[Dict]:
+    """Run both graphs in onnxruntime-node on random inputs; return max abs diffs."""
+    c = model.cfg
+    g = torch.Generator().manual_seed(seed)
+    B = 3
+    x = torch.randn(B, c.channels, c.size, c.size, generator=g)
+    t = torch.randint(1, 501, (B,), generator=g).float()
+    ctx = torch.zeros(B, c.n_context)
+    ctx[0, 0] = 1.0
+    ctx[1, :2] = 0.5
+    with torch.no_grad():
+        noise = model(x, t, ctx)
+    eps_all = torch.randn(2 * B, c.channels, c.size, c.size, generator=g)
+    z = torch.randn(B, c.channels, c.size, c.size, generator=g)
+    coef = torch.tensor([0.6, 0.8, 1.01, -0.02, 0.05, 1.0])
+    guid = torch.tensor([2.5])
+    xn, xr = UpdateGraph()(x, eps_all, z, coef, guid)
+    spec = {"runs": [
+        {"model": str(model_path), "feeds": {"image": _t(x), "timestep": _t(t), "context": _t(ctx)},
+         "expected": {"noise": _t(noise)}},
+        {"model": str(update_path), "feeds": {"x": _t(x), "eps": _t(eps_all), "z": _t(z), "coef": _t(coef),
+                                              "guidance": _t(guid)},
+         "expected": {"x_next": _t(xn), "x_next_rep": _t(xr)}},
+    ]}
+    node = shutil.which("node")
+    if not node:
+        raise ExportError("parity check needs Node.js (node) with onnxruntime-node: install Node 20+ and run "
+                          "`npm install`, or pass --no-parity")
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "cases.json"
+        p.write_text(json.dumps(spec))
+        r = subprocess.run([node, str(REPO / "training" / "parity.mjs"), str(p)], capture_output=True, text=True,
+                           cwd=str(REPO))
+    if r.returncode != 0:
+        raise ExportError(f"parity check failed to run: {r.stderr.strip() or r.stdout.strip()}")
+    return json.loads(r.stdout.strip().splitlines()[-1])["results"]
+
+
+def write_meta(out: Path, ck: Dict, model: ContextUnet, name: str, files: Dict[str, Path],
+               sampling: Dict) -> Path:
+    cfg = ck["config"]
+    sch = ScheduleConfig(**cfg["schedule"])
+    manifest = ck.get("data_manifest", {}) or {}
+    meta = {
+        "format": "spritediffusion-model",
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "categories": list(ck["categories"]),
+        "image": {"size": model.cfg.size, "channels": model.cfg.channels, "layout": "NCHW",
+                  "channel_order": "RGBA", "value_range": [-1, 1]},
+        "context": {"size": model.cfg.n_context, "null": "zeros"},
+        "schedule": {"name": sch.name, "T": sch.T, "beta_start": sch.beta_start, "beta_end": sch.beta_end},
+        "prediction": "epsilon",
+        "timestep": {"input": "t", "encoding": "integer t in 1..T as float32; the network encodes it itself"},
+        "sampling": sampling,
+        "files": {k: {"path": p.name, "sha256": sha256_file(p), "bytes": p.stat().st_size,
+                      **({"dtype": "float32"} if k == "model" else {})} for k, p in files.items()},
+        "onnx": {"opset": OPSET, "inputs": ["image", "timestep", "context"], "output": "noise"},
+        "training": {
+            "steps": ck["step"], "images_seen": ck.get("images_seen"),
+            "train_seconds": round(ck.get("train_seconds", 0.0), 1),
+            "params": count_params(model), "gflop_per_forward": round(count_flops(model) / 1e9, 4),
+            "model": model.cfg.to_dict(),
+            "recipe": {k: cfg[k] for k in ("batch", "lr", "warmup", "ema_decay", "cond_drop", "min_snr_gamma",
+                                           "balance", "flip", "weight_decay")},
+            "data": {"source": manifest.get("source"), "counts": manifest.get("counts"),
+                     "content_sha256": manifest.get("content_sha256")},
+        },
+    }
+    path = out / "model.json"
+    tmp = path.with_name("model.json.tmp")
+    tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def export(run: Path, out: Path, name: str, check: bool = True, tolerance: float = 1e-4,
+           sampling: Optional[Dict] = None) -> Dict:
+    ck = load_run(run)
+    model = build_model(ck)
+    out.mkdir(parents=True, exist_ok=True)
+    mpath, upath = out / "model.onnx", out / "update.onnx"
+    export_model(model, mpath)
+    export_update(model.cfg, upath)
+    print(f"exported {mpath} ({mpath.stat().st_size / 1e6:.2f} MB) and {upath}")
+    results = []
+    if check:
+        results = parity(model, mpath, upath)
+        for r in results:
+            print(f"parity {Path(r['model']).name}:{r['output']}: max |onnxruntime - pytorch| = {r['max_abs_diff']:.3e}")
+        worst = max(r["max_abs_diff"] for r in results)
+        if not worst < tolerance:
+            raise ExportError(f"parity failed: max abs difference {worst:.3e} >= {tolerance}")
+    else:
+        print("WARNING: parity check skipped (--no-parity)")
+    samp = sampling or {"sampler": "ddim", "steps": 25, "guidance": 1.0, "clip_x0": True}
+    meta_path = write_meta(out, ck, model, name, {"model": mpath, "update": upath}, samp)
+    print(f"wrote {meta_path}")
+    return {"parity": results, "meta": str(meta_path)}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="npm run export --", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", required=True, help="run directory (or checkpoint.pt) from `npm run train`")
+    p.add_argument("--out", default="models", help="output directory (default models/)")
+    p.add_argument("--name", default=None, help="model name recorded in model.json (default: run folder name)")
+    p.add_argument("--tolerance", type=float, default=1e-4, help="max abs difference allowed in parity (fp32)")
+    p.add_argument("--guidance", type=float, default=1.0, help="default guidance scale recorded in model.json")
+    p.add_argument("--steps", type=int, default=25, help="default DDIM steps recorded in model.json")
+    p.add_argument("--no-parity", action="store_true", help="skip the ONNX Runtime parity check (not recommended)")
+    a = p.parse_args(argv)
+    run = Path(a.run)
+    try:
+        export(run, Path(a.out), a.name or run.name, check=not a.no_parity, tolerance=a.tolerance,
+               sampling={"sampler": "ddim", "steps": a.steps, "guidance": a.guidance, "clip_x0": True})
+    except ExportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

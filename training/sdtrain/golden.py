@@ -1,0 +1,95 @@
+"""Write golden.json: shared test vectors that pin the DDPM math between Python and TypeScript.
+
+    python -m sdtrain.golden [--out test/fixtures/golden.json]
+
+Everything is computed in float64 with training's own schedule module.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import torch
+
+from .schedule import DDPMSchedule, ScheduleConfig, ddim_timesteps, guided_eps
+from .update import update_reference
+
+
+def _flat(x: torch.Tensor) -> List[float]:
+    return [float(v) for v in x.double().flatten()]
+
+
+def make_golden(cfg: ScheduleConfig = ScheduleConfig(), seed: int = 7) -> Dict:
+    s = DDPMSchedule(cfg)
+    g = torch.Generator().manual_seed(seed)
+    shape = (2, 4, 4, 4)
+    x = torch.randn(shape, generator=g, dtype=torch.float64) * 1.5
+    eps = torch.randn(shape, generator=g, dtype=torch.float64)
+    z = torch.randn(shape, generator=g, dtype=torch.float64)
+    ts = [0, 1, 2, 10, 100, 250, 499, cfg.T]
+    cases = []
+    for t, clip in [(250, False), (250, True), (1, False), (1, True), (2, False), (cfg.T, False), (cfg.T, True), (37, True)]:
+        tt = torch.full((shape[0],), t, dtype=torch.long)
+        out = s.ddpm_step(x, tt, eps, z, clip_x0=clip)
+        cases.append({"kind": "ddpm", "t": t, "clip_x0": clip, "out": _flat(out)})
+    for t, tp, clip in [(250, 230, False), (250, 230, True), (cfg.T, 480, False), (21, 1, True), (20, 0, False), (20, 0, True)]:
+        tt = torch.full((shape[0],), t, dtype=torch.long)
+        tpp = torch.full((shape[0],), tp, dtype=torch.long)
+        out = s.ddim_step(x, tt, tpp, eps, clip_x0=clip)
+        cases.append({"kind": "ddim", "t": t, "t_prev": tp, "clip_x0": clip, "out": _flat(out)})
+    eps_u = torch.randn(shape, generator=g, dtype=torch.float64)
+    updates = []
+    for kind, t, tp, clip, gscale, rows in [("ddpm", 250, 249, True, 2.0, 2), ("ddpm", 3, 2, False, 1.0, 1),
+                                           ("ddim", 250, 230, True, 3.0, 2), ("ddim", 20, 0, False, 1.0, 1)]:
+        coef = s_coef(s, kind, t, tp, clip)
+        eps_all = torch.cat([eps, eps_u]) if rows == 2 else eps
+        zz = z if kind == "ddpm" and t > 1 else torch.zeros_like(z)
+        out = update_reference(x, eps_all, zz, torch.tensor(coef, dtype=torch.float64),
+                               torch.tensor([gscale], dtype=torch.float64))[0]
+        updates.append({"kind": kind, "t": t, "t_prev": tp, "clip_x0": clip, "coef": coef, "guidance": gscale,
+                        "eps_rows": rows, "x": _flat(x), "eps": _flat(eps_all), "z": _flat(zz), "out": _flat(out)})
+    return {
+        "generated_by": "training/sdtrain/golden.py (float64)",
+        "schedule": {"T": cfg.T, "beta_start": cfg.beta_start, "beta_end": cfg.beta_end},
+        "schedule_values": [{"t": t, "beta": float(s.betas[t]), "alpha": float(s.alphas[t]),
+                             "alpha_bar": float(s.alpha_bar[t])} for t in ts],
+        "ddim_timesteps": {str(n): ddim_timesteps(cfg.T, n) for n in (1, 2, 10, 25, 50, 100)},
+        "shape": list(shape),
+        "x": _flat(x), "eps": _flat(eps), "z": _flat(z),
+        "cases": cases,
+        "guidance": {"scale": 3.0, "eps_cond": _flat(eps), "eps_uncond": _flat(eps_u),
+                     "out": _flat(guided_eps(eps, eps_u, 3.0))},
+        "update": updates,
+    }
+
+
+def s_coef(s: DDPMSchedule, kind: str, t: int, tp: int, clip: bool) -> List[float]:
+    """The update graph's coef vector [sqrt_ab, sqrt_1m_ab, A, B, C, clip] (float64)."""
+    ab, a, b = float(s.alpha_bar[t]), float(s.alphas[t]), float(s.betas[t])
+    if kind == "ddpm":
+        A = 1 / a ** 0.5
+        B = -(1 - a) / ((1 - ab) ** 0.5 * a ** 0.5)
+        C = b ** 0.5 if t > 1 else 0.0
+    else:
+        abp = float(s.alpha_bar[tp])
+        A = abp ** 0.5 / ab ** 0.5
+        B = (1 - abp) ** 0.5 - abp ** 0.5 * (1 - ab) ** 0.5 / ab ** 0.5
+        C = 0.0
+    return [ab ** 0.5, (1 - ab) ** 0.5, A, B, C, 1.0 if clip else 0.0]
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--out", default="test/fixtures/golden.json")
+    a = p.parse_args(argv)
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(make_golden(), indent=1) + "\n")
+    print(f"golden vectors -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
