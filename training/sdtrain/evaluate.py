@@ -1,0 +1,253 @@
+"""Evaluate a trained model against held-out real sprites.
+
+    npm run evaluate -- --run runs/dcss32 --per-category 64 --out models/eval
+
+1. Trains a small classifier on the training split (reports its held-out accuracy).
+2. Generates --per-category sprites per category with each requested sampler setting.
+3. Reports, per setting: (a) the classifier's accuracy on generated sprites next to its
+   accuracy on held-out real ones; (b) the Frechet distance in the classifier's feature
+   space, generated vs train next to held-out real vs train; (c) nearest-neighbour pixel
+   distance to the training set, generated relative to held-out real (copies score ~0);
+   (d) the share of half-transparent pixels (alpha 10..90%) before alpha cleaning.
+Writes eval.json, a sample grid per setting and a nearest-neighbour PNG.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .dataset import load_dataset
+from .export import build_model, load_run
+from .images import save_grid
+from .progress import Progress
+from .schedule import DDPMSchedule, ScheduleConfig, sample
+
+
+class Classifier(nn.Module):
+    def __init__(self, k: int, ch: int = 4):
+        super().__init__()
+
+        def block(i, o):
+            return nn.Sequential(nn.Conv2d(i, o, 3, padding=1), nn.GroupNorm(8, o), nn.SiLU(),
+                                 nn.Conv2d(o, o, 3, padding=1), nn.GroupNorm(8, o), nn.SiLU())
+        self.f = nn.Sequential(block(ch, 32), nn.AvgPool2d(2), block(32, 64), nn.AvgPool2d(2), block(64, 128))
+        self.head = nn.Linear(128, k)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.f(x).mean(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def to_float(u8: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(u8).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+def clean_alpha(x: torch.Tensor) -> torch.Tensor:
+    """The runtime's pixel rule: quantise to bytes, binary alpha at 128, RGB 0 where transparent."""
+    b = ((x.clamp(-1, 1) + 1) * 127.5).round()
+    opaque = (b[:, 3:4] >= 128).float()
+    b = torch.cat([b[:, :3] * opaque, opaque * 255], dim=1)
+    return b / 127.5 - 1.0
+
+
+def train_classifier(x: torch.Tensor, y: torch.Tensor, k: int, device: torch.device, epochs: int,
+                     seed: int = 0) -> Classifier:
+    torch.manual_seed(seed)
+    clf = Classifier(k, x.shape[1]).to(device)
+    opt = torch.optim.AdamW(clf.parameters(), lr=2e-3, weight_decay=0.05)
+    n, bs = len(x), 128
+    steps = epochs * ((n + bs - 1) // bs)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
+    counts = torch.bincount(y, minlength=k).float()
+    weight = (counts.sum() / (k * counts.clamp(min=1))).to(device)
+    bar = Progress(steps, "classifier", unit="step")
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        perm = torch.randperm(n, generator=g)
+        for i in range(0, n, bs):
+            idx = perm[i:i + bs]
+            xb, yb = x[idx].to(device), y[idx].to(device)
+            flip = torch.rand(len(idx), generator=g).to(device) < 0.5
+            xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
+            loss = F.cross_entropy(clf(xb), yb, weight=weight)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            bar.update(1, postfix=f"loss {loss.item():.3f}")
+    bar.close()
+    return clf.eval()
+
+
+@torch.no_grad()
+def embed(clf: Classifier, x: torch.Tensor, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+    feats, preds = [], []
+    for i in range(0, len(x), 256):
+        f = clf.features(x[i:i + 256].to(device))
+        feats.append(f.double().cpu())
+        preds.append(clf.head(f).argmax(1).cpu())
+    return torch.cat(feats), torch.cat(preds)
+
+
+def frechet(a: torch.Tensor, b: torch.Tensor) -> float:
+    mu1, mu2 = a.mean(0), b.mean(0)
+    s1, s2 = torch.cov(a.T), torch.cov(b.T)
+    w, v = torch.linalg.eigh(s1)
+    r1 = (v * w.clamp(min=0).sqrt()) @ v.T
+    m = r1 @ s2 @ r1
+    tr_sqrt = torch.linalg.eigvalsh((m + m.T) / 2).clamp(min=0).sqrt().sum()
+    return float(((mu1 - mu2) ** 2).sum() + torch.trace(s1) + torch.trace(s2) - 2 * tr_sqrt)
+
+
+@torch.no_grad()
+def nn_distance(q: torch.Tensor, ref: torch.Tensor, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per query: min L2 distance (per pixel-channel RMS) to ref, counting horizontal flips; and its index."""
+    r = ref.flatten(1).to(device)
+    rf = ref.flip(3).flatten(1).to(device)
+    dmin, imin = [], []
+    for i in range(0, len(q), 128):
+        qq = q[i:i + 128].flatten(1).to(device)
+        d = torch.minimum(torch.cdist(qq, r), torch.cdist(qq, rf))
+        m, j = d.min(1)
+        dmin.append(m.cpu() / q[0].numel() ** 0.5)
+        imin.append(j.cpu())
+    return torch.cat(dmin), torch.cat(imin)
+
+
+def half_transparent(x: torch.Tensor) -> float:
+    a = (x[:, 3].clamp(-1, 1) + 1) / 2
+    return float(((a > 0.1) & (a < 0.9)).float().mean())
+
+
+def parse_setting(s: str) -> Dict:
+    """'ddim25', 'ddim25-g2', 'ddpm', 'ddpm-g1.5' -> dict."""
+    parts = s.split("-")
+    base, guidance = parts[0], 1.0
+    for p in parts[1:]:
+        if p.startswith("g"):
+            guidance = float(p[1:])
+        else:
+            raise ValueError(f"setting {s!r}: unknown part {p!r}; use e.g. ddim25, ddim25-g2, ddpm-g1.5")
+    if base == "ddpm":
+        return {"name": s, "sampler": "ddpm", "steps": 0, "guidance": guidance}
+    if base.startswith("ddim") and base[4:].isdigit():
+        return {"name": s, "sampler": "ddim", "steps": int(base[4:]), "guidance": guidance}
+    raise ValueError(f"setting {s!r}: use ddpm or ddimN, optionally -gG for guidance")
+
+
+def evaluate(run: Path, data: Optional[Path], out: Path, per_category: int, settings: List[str],
+             device: torch.device, epochs: int, seed: int = 0) -> Dict:
+    ck = load_run(run)
+    model = build_model(ck).to(device)
+    cfg = ck["config"]
+    sch = DDPMSchedule(ScheduleConfig(**cfg["schedule"]))
+    d = load_dataset(Path(data or cfg["data"]))
+    names: List[str] = d["categories"]
+    if names != list(ck["categories"]):
+        raise ValueError(f"dataset categories {names} differ from the model's {ck['categories']}")
+    k = len(names)
+    x_all, y_all = to_float(d["images"]), torch.from_numpy(d["labels"])
+    held = torch.from_numpy(d["held_out"])
+    x_tr, y_tr, x_ev, y_ev = x_all[~held], y_all[~held], x_all[held], y_all[held]
+    t0 = time.time()
+    clf = train_classifier(x_tr, y_tr, k, device, epochs, seed)
+    f_tr, _ = embed(clf, x_tr, device)
+    f_ev, p_ev = embed(clf, x_ev, device)
+    real_acc = float((p_ev == y_ev).float().mean())
+    fd_real = frechet(f_ev, f_tr)
+    nn_real, _ = nn_distance(x_ev, x_tr, device)
+    report: Dict = {
+        "classifier": {"epochs": epochs, "heldout_accuracy": real_acc,
+                       "per_category_heldout_accuracy": {n: float((p_ev[y_ev == i] == i).float().mean())
+                                                         for i, n in enumerate(names)}},
+        "real": {"frechet_heldout_vs_train": fd_real, "nn_median_heldout": float(nn_real.median()),
+                 "half_transparent_share": half_transparent(x_ev), "n_heldout": int(len(x_ev))},
+        "settings": [],
+    }
+    print(f"classifier held-out accuracy {real_acc:.3f}; FD held-out vs train {fd_real:.2f}", flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    for s in settings:
+        st = parse_setting(s)
+        ctx = torch.eye(k, device=device).repeat_interleave(per_category, dim=0)
+        y_gen = torch.arange(k).repeat_interleave(per_category)
+        gen = torch.Generator(device=device).manual_seed(seed + 1)
+        xs = []
+        ts = time.time()
+        bs = 256
+        bar = Progress(len(ctx), f"sample {s}", unit="img", min_interval=2)
+        for i in range(0, len(ctx), bs):
+            xb = sample(model, sch, ctx[i:i + bs], model.cfg.size, model.cfg.channels, sampler=st["sampler"],
+                        steps=st["steps"], guidance=st["guidance"], clip_x0=True, generator=gen)
+            xs.append(xb.cpu())
+            bar.update(len(xb))
+        bar.close()
+        raw = torch.cat(xs)
+        secs = time.time() - ts
+        x_gen = clean_alpha(raw)
+        f_gen, p_gen = embed(clf, x_gen, device)
+        nn_gen, nn_idx = nn_distance(x_gen, x_tr, device)
+        per_cat = {n: float((p_gen[y_gen == i] == i).float().mean()) for i, n in enumerate(names)}
+        r = {
+            **st,
+            "accuracy_generated": float((p_gen == y_gen).float().mean()),
+            "per_category_accuracy": per_cat,
+            "frechet_generated_vs_train": frechet(f_gen, f_tr),
+            "nn_median_generated": float(nn_gen.median()),
+            "nn_ratio_generated_to_heldout": float(nn_gen.median() / nn_real.median()),
+            "near_copies_share": float((nn_gen < torch.quantile(nn_real, 0.05)).float().mean()),
+            "half_transparent_share_raw": half_transparent(raw),
+            "seconds": round(secs, 1), "n": int(len(raw)),
+        }
+        report["settings"].append(r)
+        u8 = ((x_gen + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        rows = u8.reshape(k, per_category, *u8.shape[1:])[:, :8].reshape(-1, *u8.shape[1:])
+        save_grid(rows, k, out / f"samples-{s}.png")
+        # nearest-neighbour check: generated row above its nearest training sprite
+        pick = torch.arange(k) * per_category
+        tr_u8 = ((x_tr[nn_idx[pick]] + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        save_grid(np.concatenate([u8[pick.numpy()], tr_u8]), 2, out / f"nearest-{s}.png")
+        print(f"{s}: acc {r['accuracy_generated']:.3f} (real {real_acc:.3f}), FD {r['frechet_generated_vs_train']:.2f} "
+              f"(real {fd_real:.2f}), NN ratio {r['nn_ratio_generated_to_heldout']:.2f}, near copies "
+              f"{r['near_copies_share']:.3f}, half-transparent {r['half_transparent_share_raw']:.4f}", flush=True)
+    report["seconds_total"] = round(time.time() - t0, 1)
+    report["device"] = str(device)
+    report["model_steps"] = ck["step"]
+    (out / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="npm run evaluate --", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", required=True, help="run directory (or checkpoint.pt)")
+    p.add_argument("--data", help="dataset .npz (default: the run's)")
+    p.add_argument("--out", default="models/eval", help="output folder for eval.json and PNGs")
+    p.add_argument("--per-category", type=int, default=64)
+    p.add_argument("--settings", default="ddim25", help="comma list, e.g. ddim25,ddim25-g2,ddpm")
+    p.add_argument("--epochs", type=int, default=15, help="classifier epochs")
+    p.add_argument("--device", default="auto")
+    a = p.parse_args(argv)
+    dev = torch.device("cuda" if a.device == "auto" and torch.cuda.is_available() else
+                       ("cpu" if a.device == "auto" else a.device))
+    try:
+        evaluate(Path(a.run), Path(a.data) if a.data else None, Path(a.out), a.per_category,
+                 a.settings.split(","), dev, a.epochs)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
