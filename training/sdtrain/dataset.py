@@ -156,13 +156,13 @@ class Builder:
 
 
 def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """Boolean mask of held-out items: round(fraction * n) per category (>=1 when n >= 2)."""
+    """Boolean mask of held-out items: round(fraction * n) per category (>=1 when n >= 2 and fraction > 0)."""
     rng = np.random.RandomState(seed)
     held = np.zeros(len(labels), dtype=bool)
     for k in np.unique(labels):
         idx = np.nonzero(labels == k)[0]
         n = int(round(fraction * len(idx)))
-        if len(idx) >= 2:
+        if len(idx) >= 2 and fraction > 0:
             n = max(1, n)
         held[rng.permutation(idx)[:n]] = True
     return held

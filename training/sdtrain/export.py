@@ -25,9 +25,11 @@ import torch.nn as nn
 
 from .model import ContextUnet, ModelConfig, count_flops, count_params
 from .schedule import ScheduleConfig
+from .fp16 import convert_fp16_weights
 from .update import UpdateGraph
 
 FORMAT_VERSION = 1
+DTYPES = {"model": "float32", "model_fp16": "float16"}
 OPSET = 17
 REPO = Path(__file__).resolve().parents[2]
 
@@ -88,7 +90,8 @@ def _t(x: torch.Tensor) -> Dict:
     return {"dims": list(x.shape), "data": [float(v) for v in x.flatten()]}
 
 
-def parity(model: ContextUnet, model_path: Path, update_path: Path, seed: int = 0) -> List[Dict]:
+def parity(model: ContextUnet, model_path: Path, update_path: Path, seed: int = 0,
+           extra_models: Sequence[Path] = ()) -> List[Dict]:
     """Run both graphs in onnxruntime-node on random inputs; return max abs diffs."""
     c = model.cfg
     g = torch.Generator().manual_seed(seed)
@@ -112,6 +115,8 @@ def parity(model: ContextUnet, model_path: Path, update_path: Path, seed: int = 
                                               "guidance": _t(guid)},
          "expected": {"x_next": _t(xn), "x_next_rep": _t(xr)}},
     ]}
+    for extra in extra_models:
+        spec["runs"].append({**spec["runs"][0], "model": str(extra)})
     node = shutil.which("node")
     if not node:
         raise ExportError("parity check needs Node.js (node) with onnxruntime-node: install Node 20+ and run "
@@ -144,7 +149,7 @@ def write_meta(out: Path, ck: Dict, model: ContextUnet, name: str, files: Dict[s
         "timestep": {"input": "t", "encoding": "integer t in 1..T as float32; the network encodes it itself"},
         "sampling": sampling,
         "files": {k: {"path": p.name, "sha256": sha256_file(p), "bytes": p.stat().st_size,
-                      **({"dtype": "float32"} if k == "model" else {})} for k, p in files.items()},
+                      **({"dtype": DTYPES[k]} if k in DTYPES else {})} for k, p in files.items()},
         "onnx": {"opset": OPSET, "inputs": ["image", "timestep", "context"], "output": "noise"},
         "training": {
             "steps": ck["step"], "images_seen": ck.get("images_seen"),
@@ -165,7 +170,7 @@ def write_meta(out: Path, ck: Dict, model: ContextUnet, name: str, files: Dict[s
 
 
 def export(run: Path, out: Path, name: str, check: bool = True, tolerance: float = 1e-4,
-           sampling: Optional[Dict] = None) -> Dict:
+           sampling: Optional[Dict] = None, fp16: bool = True, fp16_tolerance: float = 2e-2) -> Dict:
     ck = load_run(run)
     model = build_model(ck)
     out.mkdir(parents=True, exist_ok=True)
@@ -173,18 +178,29 @@ def export(run: Path, out: Path, name: str, check: bool = True, tolerance: float
     export_model(model, mpath)
     export_update(model.cfg, upath)
     print(f"exported {mpath} ({mpath.stat().st_size / 1e6:.2f} MB) and {upath}")
+    files = {"model": mpath, "update": upath}
+    if fp16:
+        hpath = out / "model.fp16.onnx"
+        try:
+            convert_fp16_weights(mpath, hpath)
+        except ImportError:
+            raise ExportError("the fp16 variant needs the onnx package: sudo apt-get install -y python3-onnx "
+                              "(or pass --no-fp16)")
+        files["model_fp16"] = hpath
+        print(f"exported {hpath} ({hpath.stat().st_size / 1e6:.2f} MB, float16 weights, float32 compute)")
     results = []
     if check:
-        results = parity(model, mpath, upath)
+        results = parity(model, mpath, upath, extra_models=[files["model_fp16"]] if fp16 else [])
         for r in results:
             print(f"parity {Path(r['model']).name}:{r['output']}: max |onnxruntime - pytorch| = {r['max_abs_diff']:.3e}")
-        worst = max(r["max_abs_diff"] for r in results)
-        if not worst < tolerance:
-            raise ExportError(f"parity failed: max abs difference {worst:.3e} >= {tolerance}")
+            limit = fp16_tolerance if r["model"].endswith(".fp16.onnx") else tolerance
+            if not r["max_abs_diff"] < limit:
+                raise ExportError(f"parity failed for {Path(r['model']).name}: max abs difference "
+                                  f"{r['max_abs_diff']:.3e} >= {limit}")
     else:
         print("WARNING: parity check skipped (--no-parity)")
     samp = sampling or {"sampler": "ddim", "steps": 25, "guidance": 1.0, "clip_x0": True}
-    meta_path = write_meta(out, ck, model, name, {"model": mpath, "update": upath}, samp)
+    meta_path = write_meta(out, ck, model, name, files, samp)
     print(f"wrote {meta_path}")
     return {"parity": results, "meta": str(meta_path)}
 
@@ -199,11 +215,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--guidance", type=float, default=1.0, help="default guidance scale recorded in model.json")
     p.add_argument("--steps", type=int, default=25, help="default DDIM steps recorded in model.json")
     p.add_argument("--no-parity", action="store_true", help="skip the ONNX Runtime parity check (not recommended)")
+    p.add_argument("--no-fp16", action="store_true", help="do not write model.fp16.onnx (float16 weights)")
     a = p.parse_args(argv)
     run = Path(a.run)
     try:
         export(run, Path(a.out), a.name or run.name, check=not a.no_parity, tolerance=a.tolerance,
-               sampling={"sampler": "ddim", "steps": a.steps, "guidance": a.guidance, "clip_x0": True})
+               sampling={"sampler": "ddim", "steps": a.steps, "guidance": a.guidance, "clip_x0": True},
+               fp16=not a.no_fp16)
     except ExportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
