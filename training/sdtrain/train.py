@@ -2,7 +2,10 @@
 
     npm run train -- --data training/.cache/dcss-32.npz --out runs/dcss32 --steps 20000
     npm run train -- --out runs/dcss32 --resume          # continue after a stop or a kill -9
-    torchrun --nproc_per_node 2 -m sdtrain.train ...     # DistributedDataParallel (gloo on CPU)
+    torchrun --nproc_per_node 2 --redirects 2 --tee 2 --log_dir runs/logs -m sdtrain.train ...
+                                                          # DistributedDataParallel (gloo on CPU)
+(Debian's PyTorch 1.13 on Python 3.11 needs the --redirects/--tee values shown: the launcher's
+defaults of 0 fail to parse there.)
 
 Checkpoints are written atomically (temp file + rename) every --ckpt-every steps,
 and on Ctrl-C / SIGTERM. A resumed run restores weights, EMA, optimizer, step and

@@ -1,0 +1,112 @@
+/**
+ * `npm run bench`: where sampling time goes, printed as a table and written to bench-results/bench.json.
+ *
+ * Measured side by side in one run on this machine (ratios are what to quote; absolute times drift):
+ *  - per-step latency of the shipped model (guidance as in model.json) at batch 1, 8, 32 on
+ *    onnxruntime-node (native reference) and onnxruntime-web WASM in Node, with the WASM/native ratio;
+ *  - sprites/s for DDPM-500, DDIM-25 and DDIM-50 derived from those step times;
+ *  - the trainer's images/s and achieved GFLOP/s on this CPU next to the model's FLOP count.
+ * Options: --quick (batch 1 and 8, fewer runs), --no-train, --model path/to/model.json.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadMeta, nativeRunner, type StepTiming, timeStep, wasmRunner } from './node.ts';
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const noTrain = args.includes('--no-train');
+const mi = args.indexOf('--model');
+const modelJson = mi >= 0 ? (args[mi + 1] as string) : 'models/model.json';
+const threads = Math.max(1, Math.min(cpus().length, 4));
+const batches = quick ? [1, 8] : [1, 8, 32];
+
+const { meta, dir } = loadMeta(modelJson);
+const guidance = meta.sampling.guidance;
+console.log(
+  `model ${meta.name}: ${meta.training?.params ?? '?'} params, ${meta.training?.gflop_per_forward ?? '?'} GFLOP/forward; guidance ${guidance}; ${threads} threads`,
+);
+
+const rows: StepTiming[] = [];
+const native = await nativeRunner(meta, dir, threads);
+const wasm = await wasmRunner(meta, dir, threads);
+for (const b of batches) {
+  const runs = b >= 32 ? (quick ? 2 : 4) : quick ? 4 : 8;
+  rows.push(await timeStep(native, meta, 'onnxruntime-node', b, guidance, runs));
+  rows.push(await timeStep(wasm, meta, 'ort-web wasm (node)', b, guidance, runs));
+}
+
+const table = rows.map((r) => {
+  const nativeMs = rows.find((n) => n.backend === 'onnxruntime-node' && n.batch === r.batch)?.msPerStep ?? Number.NaN;
+  const perSprite = (steps: number) => (r.batch * 1000) / (r.msPerStep * steps);
+  return {
+    backend: r.backend,
+    batch: r.batch,
+    rows: r.rows,
+    'ms/step': +r.msPerStep.toFixed(1),
+    'x native': +(r.msPerStep / nativeMs).toFixed(2),
+    'DDIM-25 sprites/s': +perSprite(25).toFixed(2),
+    'DDIM-50 sprites/s': +perSprite(50).toFixed(2),
+    'DDPM-500 sprites/s': +perSprite(500).toFixed(3),
+    'DDIM-25 x16 sprites (s)': +((16 / perSprite(25)) * (r.batch >= 16 ? 1 : 1)).toFixed(1),
+  };
+});
+console.table(table);
+
+let trainer: Record<string, unknown> | null = null;
+if (!noTrain) {
+  const out = mkdtempSync(join(tmpdir(), 'sd-bench-'));
+  const data = join(out, 'data.npz');
+  const py = process.env.PYTHON ?? '/usr/bin/python3';
+  const env = { ...process.env, PYTHONPATH: 'training' };
+  // synthetic dataset: the trainer's speed does not depend on the pictures
+  execFileSync(
+    py,
+    [
+      '-c',
+      `import numpy as np; from pathlib import Path; from sdtrain.dataset import save_dataset
+r=np.random.RandomState(0); n=512; img=r.randint(0,255,(n,32,32,4)).astype(np.uint8); lab=np.arange(n)%${meta.categories.length}
+save_dataset(Path('${data}'), img, lab, np.zeros(n,bool), ${JSON.stringify(meta.categories)}, {})`,
+    ],
+    { env },
+  );
+  execFileSync(
+    py,
+    [
+      '-m',
+      'sdtrain.train',
+      '--data',
+      data,
+      '--out',
+      join(out, 'run'),
+      '--steps',
+      quick ? '8' : '20',
+      '--batch',
+      '64',
+      '--sample-every',
+      '0',
+      '--ckpt-every',
+      '100000',
+    ],
+    { env, stdio: ['ignore', 'ignore', 'ignore'] },
+  );
+  // the final sample grid is not part of training speed; summary.json counts training time only
+  const s = JSON.parse(readFileSync(join(out, 'run', 'summary.json'), 'utf8'));
+  trainer = {
+    device: s.device,
+    'images/s': +s.images_per_s_last_session.toFixed(1),
+    'GFLOP/forward': s.gflop_per_forward,
+    'achieved GFLOP/s (3x fwd)': +(s.images_per_s_last_session * 3 * s.gflop_per_forward).toFixed(1),
+  };
+  rmSync(out, { recursive: true, force: true });
+  console.log('trainer (CPU, batch 64):');
+  console.table([trainer]);
+}
+
+mkdirSync('bench-results', { recursive: true });
+writeFileSync(
+  'bench-results/bench.json',
+  `${JSON.stringify({ date: new Date().toISOString(), cpus: cpus().length, threads, model: meta.name, guidance, steps: table, trainer }, null, 2)}\n`,
+);
+console.log('wrote bench-results/bench.json');

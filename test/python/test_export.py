@@ -1,0 +1,140 @@
+"""ONNX export of a tiny run, parity in onnxruntime-node, and model.json per plugin/MODEL_FORMAT.md."""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import REPO, TINY_RUN_STEPS, TINY_SIZE, load_ckpt
+from sdtrain import export as ex
+
+# the TorchScript-based ONNX exporter of torch 1.13 is chatty about tracing; none of it matters here
+pytestmark = pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning",
+                                        "ignore:The shape inference of prim")  # ("::" would split the filter)
+
+
+def _varint(buf: bytes, i: int):
+    shift = value = 0
+    while True:
+        b = buf[i]
+        i += 1
+        value |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return value, i
+
+
+def _fields(buf: bytes):
+    """Top-level protobuf fields: yields (number, wire_type, value bytes or int)."""
+    i = 0
+    while i < len(buf):
+        key, i = _varint(buf, i)
+        num, wt = key >> 3, key & 7
+        if wt == 0:
+            v, i = _varint(buf, i)
+        elif wt == 1:
+            v, i = buf[i:i + 8], i + 8
+        elif wt == 2:
+            n, i = _varint(buf, i)
+            v, i = buf[i:i + n], i + n
+        elif wt == 5:
+            v, i = buf[i:i + 4], i + 4
+        else:
+            raise ValueError(f"unexpected wire type {wt}")
+        yield num, wt, v
+
+
+def onnx_opsets(path: Path) -> dict:
+    """{domain: version} from ModelProto.opset_import (field 8), read without the onnx package."""
+    out = {}
+    for num, wt, v in _fields(path.read_bytes()):
+        if num == 8 and wt == 2:
+            f = {n: val for n, _, val in _fields(v)}
+            out[f.get(1, b"").decode()] = f[2]
+    return out
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_run, tmp_path_factory):
+    if shutil.which("node") is None:
+        pytest.fail("node is not on PATH: the export parity check needs Node.js 20+ with onnxruntime-node")
+    if not (REPO / "node_modules" / "onnxruntime-node").is_dir():
+        pytest.fail("onnxruntime-node is missing: run `npm install` at the repo root")
+    out = tmp_path_factory.mktemp("export") / "models"
+    result = ex.export(tiny_run, out, "tiny")
+    return out, result
+
+
+def test_parity_within_tolerance(exported):
+    out, result = exported
+    par = result["parity"]
+    checked = {(Path(r["model"]).name, r["output"]) for r in par}
+    assert checked >= {("model.onnx", "noise"), ("update.onnx", "x_next"), ("update.onnx", "x_next_rep")}
+    if (out / "model.fp16.onnx").exists():  # the optional float16-weights variant is checked too
+        assert ("model.fp16.onnx", "noise") in checked
+    for r in par:
+        limit = 2e-2 if r["model"].endswith(".fp16.onnx") else 1e-4  # fp32 graphs: 1e-4
+        assert 0 <= r["max_abs_diff"] < limit, r
+
+
+def test_model_json_matches_format(exported, tiny_run):
+    out, result = exported
+    meta = json.loads((out / "model.json").read_text())
+    assert result["meta"] == str(out / "model.json")
+    ck = load_ckpt(tiny_run / "checkpoint.pt")
+    assert meta["format"] == "spritediffusion-model" and meta["format_version"] == 1
+    assert meta["name"] == "tiny"
+    assert meta["categories"] == ck["categories"] == ["discs", "squares"]
+    assert meta["image"] == {"size": TINY_SIZE, "channels": 4, "layout": "NCHW", "channel_order": "RGBA",
+                             "value_range": [-1, 1]}
+    assert meta["context"] == {"size": 2, "null": "zeros"}
+    assert meta["schedule"] == {"name": "linear", "T": 500, "beta_start": 0.0001, "beta_end": 0.02}
+    assert meta["prediction"] == "epsilon"
+    assert meta["timestep"]["input"] == "t"
+    assert meta["sampling"] == {"sampler": "ddim", "steps": 25, "guidance": 1.0, "clip_x0": True}
+    files = meta["files"]
+    assert set(files) >= {"model", "update"}
+    for key, f in files.items():
+        p = out / f["path"]
+        assert p.is_file(), f"{key}: {p} missing"
+        assert f["sha256"] == hashlib.sha256(p.read_bytes()).hexdigest()
+        assert f["bytes"] == p.stat().st_size
+    assert files["model"]["path"] == "model.onnx" and files["model"]["dtype"] == "float32"
+    assert files["update"]["path"] == "update.onnx"
+    assert set(files) <= {"model", "model_fp16", "update"}
+    if "model_fp16" in files:
+        assert files["model_fp16"]["path"] == "model.fp16.onnx" and files["model_fp16"]["dtype"] == "float16"
+    assert meta["onnx"]["opset"] >= 17
+    assert meta["onnx"]["inputs"] == ["image", "timestep", "context"] and meta["onnx"]["output"] == "noise"
+    assert meta["training"]["steps"] == TINY_RUN_STEPS
+    assert meta["training"]["data"]["content_sha256"] == ck["data_manifest"]["content_sha256"]
+    # the ONNX files themselves declare the opset model.json promises
+    for name in [f["path"] for f in files.values()]:
+        assert onnx_opsets(out / name).get("", 0) >= meta["onnx"]["opset"], name
+    assert not list(out.glob("*.tmp"))
+
+
+def test_export_from_missing_run_fails_clearly(tmp_path):
+    missing = tmp_path / "no-such-run"
+    with pytest.raises(ex.ExportError, match="no checkpoint at") as e:
+        ex.export(missing, tmp_path / "out", "x")
+    assert str(missing) in str(e.value)
+    assert not (tmp_path / "out" / "model.json").exists()
+
+
+def test_export_errors_via_cli(tmp_path, capsys):
+    assert ex.main(["--run", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")]) == 2
+    assert "no checkpoint at" in capsys.readouterr().err
+    bogus = tmp_path / "bogus.pt"
+    torch.save({"weights": torch.zeros(1)}, bogus)
+    assert ex.main(["--run", str(bogus), "--out", str(tmp_path / "o")]) == 2
+    assert "not a spritediffusion checkpoint" in capsys.readouterr().err
+    garbage = tmp_path / "garbage" / "checkpoint.pt"
+    garbage.parent.mkdir()
+    garbage.write_bytes(b"nope")
+    assert ex.main(["--run", str(garbage.parent), "--out", str(tmp_path / "o")]) == 2
+    assert "unreadable" in capsys.readouterr().err
