@@ -8,3 +8,51 @@
 
 /** Library version; kept equal to plugin/package.json "version" (a unit test enforces it). */
 export const VERSION = '0.1.0';
+
+export { type CachedSprite, SpriteCache, type SpriteCacheOptions } from './cache/spriteCache.ts';
+export { DiffusionError, type DiffusionErrorCode } from './errors.ts';
+export { type ModelFile, type ModelMeta, parseModelMeta, resolveContext, sha256Hex } from './model/meta.ts';
+// Runtime: Phaser plugin, worker client, protocol types.
+export {
+  type DiffusionConfig,
+  type DiffusionEvents,
+  DiffusionPlugin,
+  type DiffusionStats,
+  type GenerateSpritesOptions,
+  type SpawnOptions,
+} from './phaser/DiffusionPlugin.ts';
+export type { BackendCounters, InferenceBackend, LoadedModel } from './runtime/backend.ts';
+export {
+  type ClientOptions,
+  type ClientStats,
+  DiffusionClient,
+  type GenerateOptions,
+  type GenerateResult,
+  type ReadyInfo,
+  type WorkerFactory,
+  type WorkerLike,
+} from './runtime/client.ts';
+export { isNonTrivial, toRGBA } from './sampler/pixels.ts';
+export { createRng, type Rng, spriteRng } from './sampler/rng.ts';
+export {
+  type Denoiser,
+  initialNoise,
+  type PlannedStep,
+  planSteps,
+  type SampleOptions,
+  sample,
+  scheduleOf,
+  spriteRngs,
+  stepCoefficients,
+  stepNoise,
+} from './sampler/sampler.ts';
+export { DDPMSchedule, ddimCoefficients, ddimTimesteps, ddpmCoefficients } from './sampler/schedule.ts';
+export { applyUpdate, ddimStep, ddpmStep, guidedEps } from './sampler/step.ts';
+export type {
+  BackendChoice,
+  BackendName,
+  GenerateStats,
+  SamplerName,
+  WorkerRequest,
+  WorkerResponse,
+} from './worker/protocol.ts';

@@ -1,9 +1,40 @@
-// Globals the demo game (demo-game/src/main.ts) exposes for the browser tests.
+// Globals the demo game (demo-game/src/main.ts) and the test pages (pages/*.ts) expose for the browser tests.
 export {};
 
 declare global {
   interface Window {
     __game?: { scene: { isActive(key: string): boolean } };
     __spritediffusionVersion?: string;
+    /** Set by pages/diffusion.ts. */
+    __sdTest?: {
+      errors: string[];
+      backendEvents: string[];
+      ready(): Promise<{ backend: string; categories: string[] }>;
+      stats(): {
+        backend: string | null;
+        modelRuns: number;
+        readbacksPerStep: number;
+        cacheHits: number;
+        cacheMisses: number;
+        generated: number;
+        queueLength: number;
+        msPerStep: number;
+        pools: Record<string, number>;
+      };
+      idle(): Promise<void>;
+      /** RGBA of one sprite generated with an explicit seed (generate() bypasses pools and cache). */
+      seeded(category: string, seed: number): Promise<number[]>;
+      spawnAll(): Promise<
+        {
+          category: string;
+          key: string;
+          fromPool: boolean;
+          nonTrivial: boolean;
+          width: number;
+          height: number;
+          rgba: number[];
+        }[]
+      >;
+    };
   }
 }

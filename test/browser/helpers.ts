@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { createServer as createNetServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { type Browser, chromium, type Page } from 'playwright-core';
-import { createServer, type ViteDevServer } from 'vite';
+import { build, createServer, preview, type ViteDevServer } from 'vite';
 
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const DEMO_VITE_CONFIG = fileURLToPath(new URL('../../demo-game/vite.config.ts', import.meta.url));
@@ -98,4 +98,42 @@ export function collectErrors(page: Page): ErrorLog {
     log.errors.push(`requestfailed: ${req.url()} ${req.failure()?.errorText ?? ''}`);
   });
   return log;
+}
+
+export const PAGES_VITE_CONFIG = fileURLToPath(new URL('./pages/vite.config.ts', import.meta.url));
+
+/** Start the Vite dev server of the browser-test pages (test/browser/pages/) on a free port. */
+export async function startPagesServer(): Promise<DemoServer> {
+  const port = await freePort();
+  const server = await createServer({
+    configFile: PAGES_VITE_CONFIG,
+    logLevel: 'warn',
+    clearScreen: false,
+    server: { host: '127.0.0.1', port, strictPort: true, open: false },
+  });
+  await server.listen();
+  const url = `http://127.0.0.1:${port}/`;
+  return { server, url, close: () => server.close() };
+}
+
+/**
+ * `vite build` the browser-test pages into `outDir`, then serve that build with `vite preview`
+ * (same COOP/COEP headers) on a free port.
+ */
+export async function buildAndPreviewPages(outDir: string): Promise<{ url: string; close(): Promise<void> }> {
+  await build({ configFile: PAGES_VITE_CONFIG, logLevel: 'warn', build: { outDir, emptyOutDir: true } });
+  const port = await freePort();
+  const server = await preview({
+    configFile: PAGES_VITE_CONFIG,
+    logLevel: 'warn',
+    build: { outDir },
+    preview: { host: '127.0.0.1', port, strictPort: true, open: false },
+  });
+  return {
+    url: `http://127.0.0.1:${port}/`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.httpServer.close(() => resolve());
+      }),
+  };
 }

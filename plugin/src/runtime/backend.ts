@@ -1,0 +1,112 @@
+/**
+ * Backend-neutral interfaces between the worker and the inference backend. Nothing here refers
+ * to onnxruntime-web; {@link ./ortBackend.ts} is the only module that imports it.
+ */
+import { DiffusionError } from '../errors.ts';
+import { type ModelMeta, parseModelMeta, sha256Hex } from '../model/meta.ts';
+import type { BackendChoice, BackendName, SamplerName } from '../worker/protocol.ts';
+
+/** A loaded, integrity-checked model: metadata plus the ONNX bytes. */
+export interface LoadedModel {
+  meta: ModelMeta;
+  /** sha256 of model.onnx (what the cache keys on). */
+  sha256: string;
+  model: Uint8Array;
+  update: Uint8Array;
+}
+
+/** Options of one sampling run. */
+export interface SampleOptions {
+  /** One context vector per sprite (already broadcast to `count`). */
+  contexts: Float32Array[];
+  sampler: SamplerName;
+  steps?: number;
+  guidance?: number;
+  seed: number;
+  clipX0?: boolean;
+  /** Call `onFrame` every N steps (0 = never). */
+  frameEvery?: number;
+  onFrame?(x: Float32Array, step: number, total: number): void;
+  onStep?(step: number, total: number): void;
+  signal?: AbortSignal;
+}
+
+/** Cumulative counters of a backend. */
+export interface BackendCounters {
+  /** Denoiser runs. */
+  modelRuns: number;
+  /** Sampling steps run. */
+  steps: number;
+  /** GPU -> CPU reads inside step loops (frames, or outputs ORT left on the CPU). */
+  loopReadbacks: number;
+}
+
+/** An inference backend able to run a whole sampling loop. */
+export interface InferenceBackend {
+  /** The backend in use now (can change from 'webgpu' to 'wasm' after a failure). */
+  readonly name: BackendName;
+  readonly counters: BackendCounters;
+  /** Runs the sampler; resolves to the final x, `[count*C*H*W]` in [-1, 1]. */
+  sample(opts: SampleOptions): Promise<Float32Array>;
+  dispose(): Promise<void>;
+}
+
+/** Creates a backend for a loaded model; `onBackendChange` fires when it falls back. */
+export type BackendFactory = (
+  model: LoadedModel,
+  choice: BackendChoice,
+  onBackendChange: (backend: BackendName, reason: string) => void,
+) => Promise<InferenceBackend>;
+
+/**
+ * Fetches model.json and the ONNX files it names (relative to it), and checks every file's
+ * sha256 against model.json.
+ *
+ * @throws DiffusionError `bad-model` (fetch failure / invalid JSON) or `model-integrity` (hash or size mismatch)
+ */
+export async function loadModel(modelUrl: string, fetchFn: typeof fetch = fetch): Promise<LoadedModel> {
+  const base = new URL(modelUrl, baseHref());
+  const get = async (url: URL): Promise<Response> => {
+    let res: Response;
+    try {
+      res = await fetchFn(url.href);
+    } catch (cause) {
+      throw new DiffusionError('bad-model', `could not fetch ${url.href}: ${String(cause)}`, { cause });
+    }
+    if (!res.ok) throw new DiffusionError('bad-model', `could not fetch ${url.href}: HTTP ${res.status}`);
+    return res;
+  };
+  let json: unknown;
+  try {
+    json = await (await get(base)).json();
+  } catch (cause) {
+    if (cause instanceof DiffusionError) throw cause;
+    throw new DiffusionError('bad-model', `${base.href} is not valid JSON`, { cause });
+  }
+  const meta = parseModelMeta(json, base.href);
+  const fetchChecked = async (file: { path: string; sha256: string; bytes: number }): Promise<Uint8Array> => {
+    const url = new URL(file.path, base);
+    const bytes = new Uint8Array(await (await get(url)).arrayBuffer());
+    const sha = await sha256Hex(bytes);
+    if (sha !== file.sha256 || bytes.length !== file.bytes) {
+      throw new DiffusionError(
+        'model-integrity',
+        `${url.href} does not match model.json: sha256 ${sha} (${bytes.length} bytes), expected ${file.sha256} ` +
+          `(${file.bytes} bytes). The file is corrupt or from another export; re-export or re-download the model.`,
+      );
+    }
+    return bytes;
+  };
+  const [model, update] = await Promise.all([fetchChecked(meta.files.model), fetchChecked(meta.files.update)]);
+  return { meta, sha256: meta.files.model.sha256, model, update };
+}
+
+function baseHref(): string {
+  const loc = (globalThis as { location?: { href?: string } }).location;
+  return loc?.href ?? 'http://localhost/';
+}
+
+/** Throws DiffusionError('aborted') when the signal has fired. */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new DiffusionError('aborted', 'generation was cancelled');
+}

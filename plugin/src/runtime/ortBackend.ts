@@ -1,0 +1,391 @@
+/**
+ * The onnxruntime-web backend: the ONLY module that imports onnxruntime-web. It owns the
+ * InferenceSessions and execution providers and exposes no ORT types.
+ *
+ * - WebGPU (`navigator.gpu` + an adapter): the whole sampling loop stays on the GPU. model.onnx and
+ *   update.onnx both run with `preferredOutputLocation: 'gpu-buffer'`; the denoiser's `noise`
+ *   output and the current x (GPU tensors) feed update.onnx, whose `x_next_rep` feeds the next
+ *   denoiser call. Only t, z, coef and guidance are uploaded per step; x_T and the contexts are
+ *   uploaded once; the result is read back once at the end. GPU tensors are disposed every step.
+ * - WASM (SIMD; threads = hardwareConcurrency when cross-origin isolated, else 1): the pure-TS
+ *   {@link sample} loop with a {@link Denoiser} over the WASM session.
+ *
+ * On a session failure or a lost GPU device the WebGPU sessions are recreated once; if that
+ * fails too the backend falls back to WASM and reports it through `onBackendChange`.
+ *
+ * ORT's runtime files (`ort-wasm-simd-threaded.asyncify.{mjs,wasm}`, the build the
+ * `onnxruntime-web/webgpu` bundle loads in 1.30; it serves both the WebGPU and the CPU EP) are
+ * imported with Vite `?url`, so they are served/emitted by the app's own bundle, never a CDN.
+ */
+
+import ortMjsUrl from 'onnxruntime-web/ort-wasm-simd-threaded.asyncify.mjs?url';
+import ortWasmUrl from 'onnxruntime-web/ort-wasm-simd-threaded.asyncify.wasm?url';
+import * as ort from 'onnxruntime-web/webgpu';
+import { DiffusionError } from '../errors.ts';
+import type { ModelMeta } from '../model/meta.ts';
+import {
+  type Denoiser,
+  initialNoise,
+  type PlannedStep,
+  planSteps,
+  sample,
+  spriteRngs,
+  stepCoefficients,
+  stepNoise,
+} from '../sampler/sampler.ts';
+import type { BackendChoice, BackendName } from '../worker/protocol.ts';
+import type { BackendCounters, InferenceBackend, LoadedModel, SampleOptions } from './backend.ts';
+
+// GPUBufferUsage flags (numeric, so this module also type-checks without WebGPU lib globals).
+const GPU_COPY_SRC = 0x04;
+const GPU_COPY_DST = 0x08;
+const GPU_STORAGE = 0x80;
+
+let envConfigured = false;
+
+/** WASM threads: hardwareConcurrency when cross-origin isolated (SharedArrayBuffer), else 1. */
+export function wasmThreadCount(): number {
+  const g = globalThis as { crossOriginIsolated?: boolean; navigator?: { hardwareConcurrency?: number } };
+  if (!g.crossOriginIsolated) return 1;
+  return Math.max(1, Math.min(16, g.navigator?.hardwareConcurrency ?? 1));
+}
+
+function configureEnv(): void {
+  if (envConfigured) return;
+  envConfigured = true;
+  ort.env.wasm.wasmPaths = { mjs: ortMjsUrl, wasm: ortWasmUrl };
+  ort.env.wasm.numThreads = wasmThreadCount();
+  ort.env.wasm.simd = true;
+  ort.env.wasm.proxy = false; // we already are in a worker
+  ort.env.logLevel = 'error';
+}
+
+interface GpuLike {
+  requestAdapter(): Promise<unknown>;
+}
+
+/** True when WebGPU is exposed and an adapter can be obtained. */
+export async function webgpuAvailable(): Promise<boolean> {
+  const gpu = (globalThis as { navigator?: { gpu?: GpuLike } }).navigator?.gpu;
+  if (!gpu) return false;
+  try {
+    return (await gpu.requestAdapter()) != null;
+  } catch {
+    return false;
+  }
+}
+
+type Session = ort.InferenceSession;
+
+const UPDATE_INPUTS = { x: 'x', eps: 'eps', z: 'z', coef: 'coef', guidance: 'guidance' } as const;
+const UPDATE_OUTPUTS = { xNext: 'x_next', xNextRep: 'x_next_rep' } as const;
+
+function abortedError(signal: AbortSignal): DiffusionError {
+  return new DiffusionError('aborted', 'sprite generation was aborted', { cause: signal.reason });
+}
+
+class OrtBackend implements InferenceBackend {
+  name: BackendName;
+  readonly counters: BackendCounters = { modelRuns: 0, steps: 0, loopReadbacks: 0 };
+  private denoiser: Session | null = null;
+  private update: Session | null = null;
+  private device: GPUDevice | null = null;
+  private deviceLost = false;
+  private recreated = false;
+  private disposed = false;
+
+  constructor(
+    private readonly model: LoadedModel,
+    name: BackendName,
+    private readonly onBackendChange: (backend: BackendName, reason: string) => void,
+  ) {
+    this.name = name;
+  }
+
+  async open(): Promise<void> {
+    configureEnv();
+    if (this.name === 'webgpu') await this.openWebGpu();
+    else await this.openWasm();
+  }
+
+  private async openWebGpu(): Promise<void> {
+    const opts: ort.InferenceSession.SessionOptions = {
+      executionProviders: ['webgpu'],
+      preferredOutputLocation: 'gpu-buffer',
+      graphOptimizationLevel: 'all',
+      logSeverityLevel: 3, // errors only (node-placement warnings are expected: shape ops run on the CPU)
+    };
+    try {
+      this.denoiser = await ort.InferenceSession.create(this.model.model.slice(), opts);
+      this.update = await ort.InferenceSession.create(this.model.update.slice(), opts);
+      const device = (await ort.env.webgpu.device) as GPUDevice;
+      this.device = device;
+      this.deviceLost = false;
+      void device.lost.then(() => {
+        if (this.device === device) this.deviceLost = true;
+      });
+    } catch (cause) {
+      await this.releaseSessions();
+      throw new DiffusionError('backend', `could not create WebGPU sessions: ${errText(cause)}`, { cause });
+    }
+  }
+
+  private async openWasm(): Promise<void> {
+    const opts: ort.InferenceSession.SessionOptions = {
+      executionProviders: ['wasm'],
+      graphOptimizationLevel: 'all',
+      logSeverityLevel: 3,
+    };
+    try {
+      this.denoiser = await ort.InferenceSession.create(this.model.model.slice(), opts);
+    } catch (cause) {
+      await this.releaseSessions();
+      throw new DiffusionError('backend', `could not create the WASM session: ${errText(cause)}`, { cause });
+    }
+  }
+
+  private async releaseSessions(): Promise<void> {
+    const sessions = [this.denoiser, this.update];
+    this.denoiser = null;
+    this.update = null;
+    this.device = null;
+    for (const s of sessions) {
+      try {
+        await s?.release();
+      } catch {
+        // already broken; nothing to release
+      }
+    }
+  }
+
+  async sample(opts: SampleOptions): Promise<Float32Array> {
+    if (this.disposed) throw new DiffusionError('backend', 'the backend was disposed');
+    if (this.name === 'wasm') return this.sampleWasm(opts);
+    for (;;) {
+      try {
+        if (this.deviceLost || !this.denoiser) {
+          await this.releaseSessions();
+          await this.openWebGpu();
+        }
+        return await this.sampleWebGpu(opts);
+      } catch (err) {
+        if (err instanceof DiffusionError && (err.code === 'aborted' || err.code === 'bad-option')) throw err;
+        if (!this.recreated) {
+          // First failure: recreate the WebGPU sessions once and retry.
+          this.recreated = true;
+          await this.releaseSessions();
+          continue;
+        }
+        await this.releaseSessions();
+        this.name = 'wasm';
+        await this.openWasm();
+        this.onBackendChange('wasm', `WebGPU failed twice (${errText(err)}); fell back to WASM`);
+        return this.sampleWasm(opts);
+      }
+    }
+  }
+
+  private sampleWasm(opts: SampleOptions): Promise<Float32Array> {
+    const meta = this.model.meta;
+    const [imageName, timestepName, contextName] = meta.onnx.inputs as [string, string, string];
+    const C = meta.image.channels;
+    const S = meta.image.size;
+    const K = meta.context.size;
+    const denoiser: Denoiser = {
+      predict: async (x, t, context, n) => {
+        const session = this.denoiser;
+        if (!session) throw new DiffusionError('backend', 'the WASM session is gone');
+        const out = await session.run({
+          [imageName]: new ort.Tensor('float32', x, [n, C, S, S]),
+          [timestepName]: new ort.Tensor('float32', t, [n]),
+          [contextName]: new ort.Tensor('float32', context, [n, K]),
+        });
+        this.counters.modelRuns++;
+        const eps = out[meta.onnx.output];
+        if (!eps) throw new DiffusionError('backend', `model.onnx has no output "${meta.onnx.output}"`);
+        const data = eps.data as Float32Array;
+        eps.dispose();
+        return data;
+      },
+    };
+    const { frameEvery, onStep, ...rest } = opts;
+    return sample(denoiser, meta, {
+      ...rest,
+      ...(frameEvery ? { frameEvery } : {}),
+      onStep: (i, total) => {
+        this.counters.steps++;
+        onStep?.(i, total);
+      },
+    });
+  }
+
+  /** A GPU tensor holding `data`, uploaded once through the device queue. */
+  private gpuTensor(data: Float32Array, dims: number[]): ort.Tensor {
+    const device = this.device;
+    if (!device) throw new DiffusionError('backend', 'no WebGPU device');
+    const size = Math.ceil(data.byteLength / 16) * 16;
+    const buffer = device.createBuffer({
+      size,
+      usage: GPU_STORAGE | GPU_COPY_SRC | GPU_COPY_DST,
+    });
+    device.queue.writeBuffer(buffer, 0, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
+    return ort.Tensor.fromGpuBuffer(buffer, { dataType: 'float32', dims, dispose: () => buffer.destroy() });
+  }
+
+  private async sampleWebGpu(opts: SampleOptions): Promise<Float32Array> {
+    const meta: ModelMeta = this.model.meta;
+    const denoiser = this.denoiser;
+    const update = this.update;
+    if (!denoiser || !update) throw new DiffusionError('backend', 'WebGPU sessions are not open');
+    const [imageName, timestepName, contextName] = meta.onnx.inputs as [string, string, string];
+    const { sampler, signal } = opts;
+    const guidance = opts.guidance ?? meta.sampling.guidance;
+    const clipX0 = opts.clipX0 ?? meta.sampling.clip_x0;
+    const plan: PlannedStep[] = planSteps(meta, sampler, opts.steps);
+    const B = opts.contexts.length;
+    const K = meta.context.size;
+    const C = meta.image.channels;
+    const S = meta.image.size;
+    const d = C * S * S;
+    const N = guidance !== 1 ? 2 : 1;
+    for (const c of opts.contexts) {
+      if (c.length !== K) throw new DiffusionError('bad-option', `each context must have ${K} values, got ${c.length}`);
+    }
+    const rngs = spriteRngs(opts.seed, B);
+    const x0 = initialNoise(meta, rngs);
+    const ctx = new Float32Array(N * B * K); // unconditional rows stay zero
+    opts.contexts.forEach((c, i) => {
+      ctx.set(c, i * K);
+    });
+
+    const live = new Set<ort.Tensor>();
+    const track = (t: ort.Tensor): ort.Tensor => {
+      live.add(t);
+      return t;
+    };
+    const drop = (t: ort.Tensor | undefined): void => {
+      if (t && live.delete(t)) t.dispose();
+    };
+    try {
+      let x = track(this.gpuTensor(x0, [B, C, S, S]));
+      let rep: ort.Tensor;
+      if (N === 1) {
+        rep = x;
+      } else {
+        const both = new Float32Array(N * B * d);
+        both.set(x0, 0);
+        both.set(x0, B * d);
+        rep = track(this.gpuTensor(both, [N * B, C, S, S]));
+      }
+      const ctxT = track(this.gpuTensor(ctx, [N * B, K]));
+      const gT = new ort.Tensor('float32', Float32Array.of(guidance), [1]);
+      const zeros = new Float32Array(B * d);
+      const tIn = new Float32Array(N * B);
+      const frameEvery = opts.frameEvery ?? 0;
+
+      for (let i = 0; i < plan.length; i++) {
+        if (signal?.aborted) throw abortedError(signal);
+        const step = plan[i] as PlannedStep;
+        tIn.fill(step.t);
+        const out = await denoiser.run({
+          [imageName]: rep,
+          [timestepName]: new ort.Tensor('float32', tIn.slice(), [N * B]),
+          [contextName]: ctxT,
+        });
+        this.counters.modelRuns++;
+        const eps = out[meta.onnx.output];
+        if (!eps) throw new DiffusionError('backend', `model.onnx has no output "${meta.onnx.output}"`);
+        track(eps);
+        if (eps.location !== 'gpu-buffer') this.counters.loopReadbacks++;
+        const z = stepNoise(meta, rngs, sampler, step) ?? zeros;
+        const u = await update.run({
+          [UPDATE_INPUTS.x]: x,
+          [UPDATE_INPUTS.eps]: eps,
+          [UPDATE_INPUTS.z]: new ort.Tensor('float32', z, [B, C, S, S]),
+          [UPDATE_INPUTS.coef]: new ort.Tensor('float32', stepCoefficients(meta, sampler, step, clipX0), [6]),
+          [UPDATE_INPUTS.guidance]: gT,
+        });
+        const xNext = u[UPDATE_OUTPUTS.xNext];
+        const xRep = u[UPDATE_OUTPUTS.xNextRep];
+        if (!xNext || !xRep) throw new DiffusionError('backend', 'update.onnx must output x_next and x_next_rep');
+        for (const t of [xNext, xRep]) if (t.location !== 'gpu-buffer') this.counters.loopReadbacks++;
+        drop(eps);
+        if (rep !== x) drop(rep);
+        drop(x);
+        x = track(xNext);
+        rep = track(xRep);
+        this.counters.steps++;
+        opts.onStep?.(i + 1, plan.length);
+        if (opts.onFrame && frameEvery > 0 && (i + 1) % frameEvery === 0 && i + 1 < plan.length) {
+          const frame = (await x.getData()) as Float32Array;
+          this.counters.loopReadbacks++;
+          opts.onFrame(clamp(Float32Array.from(frame)), i + 1, plan.length);
+        }
+      }
+      if (signal?.aborted) throw abortedError(signal);
+      const result = Float32Array.from((await x.getData()) as Float32Array);
+      return clamp(result);
+    } finally {
+      for (const t of live) {
+        try {
+          t.dispose();
+        } catch {
+          // ignore
+        }
+      }
+      live.clear();
+    }
+  }
+
+  async dispose(): Promise<void> {
+    this.disposed = true;
+    await this.releaseSessions();
+  }
+}
+
+function clamp(x: Float32Array): Float32Array {
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i] as number;
+    x[i] = Math.max(-1, Math.min(1, v));
+  }
+  return x;
+}
+
+function errText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/**
+ * Creates the ORT backend for a loaded model. 'auto' uses WebGPU when available (falling back to
+ * WASM, with a backend-change event, if its sessions cannot be created); 'webgpu' insists on it
+ * (DiffusionError 'webgpu-unavailable' when there is no adapter).
+ */
+export async function createOrtBackend(
+  model: LoadedModel,
+  choice: BackendChoice,
+  onBackendChange: (backend: BackendName, reason: string) => void,
+): Promise<InferenceBackend> {
+  const gpu = choice !== 'wasm' && (await webgpuAvailable());
+  if (choice === 'webgpu' && !gpu) {
+    throw new DiffusionError(
+      'webgpu-unavailable',
+      'backend "webgpu" was requested but navigator.gpu has no adapter; use backend "auto" or "wasm"',
+    );
+  }
+  if (gpu) {
+    const b = new OrtBackend(model, 'webgpu', onBackendChange);
+    try {
+      await b.open();
+      return b;
+    } catch (err) {
+      if (choice === 'webgpu') throw err;
+      const w = new OrtBackend(model, 'wasm', onBackendChange);
+      await w.open();
+      onBackendChange('wasm', `WebGPU session creation failed (${errText(err)}); using WASM`);
+      return w;
+    }
+  }
+  const w = new OrtBackend(model, 'wasm', onBackendChange);
+  await w.open();
+  return w;
+}

@@ -1,0 +1,189 @@
+/**
+ * The worker's message handler, independent of the Worker global so it can be driven directly
+ * in Node tests. Requests are validated ({@link parseRequest}); generate requests run one at a
+ * time in arrival order and can be cancelled while queued or running.
+ */
+import { DiffusionError } from '../errors.ts';
+import { type BackendFactory, type InferenceBackend, type LoadedModel, loadModel } from '../runtime/backend.ts';
+import { toRGBA } from '../sampler/pixels.ts';
+import type { GenerateRequest, GenerateStats, WorkerResponse } from './protocol.ts';
+import { parseRequest } from './protocol.ts';
+
+/** Posts a response, transferring the listed buffers. */
+export type PostFn = (msg: WorkerResponse, transfer?: Transferable[]) => void;
+
+export interface HandlerDeps {
+  createBackend: BackendFactory;
+  /** Model loader; default fetches over HTTP and checks hashes ({@link loadModel}). */
+  loadModel?: (modelUrl: string) => Promise<LoadedModel>;
+}
+
+export interface WorkerHandler {
+  /** Handles one incoming message (never throws; errors become `error` responses). */
+  handle(data: unknown): Promise<void>;
+}
+
+interface Job {
+  req: GenerateRequest;
+  abort: AbortController;
+}
+
+function toErrorResponse(err: unknown, requestId?: number): WorkerResponse {
+  const code = err instanceof DiffusionError ? err.code : 'backend';
+  const message = err instanceof Error ? err.message : String(err);
+  return { type: 'error', code, message, ...(requestId === undefined ? {} : { requestId }) };
+}
+
+export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHandler {
+  const load = deps.loadModel ?? ((url: string) => loadModel(url));
+  let model: LoadedModel | null = null;
+  let backend: InferenceBackend | null = null;
+  let initializing: Promise<void> | null = null;
+  const queue: Job[] = [];
+  let running: Job | null = null;
+  let draining = false;
+
+  async function init(requestId: number, modelUrl: string, choice: 'auto' | 'webgpu' | 'wasm'): Promise<void> {
+    if (backend) {
+      await backend.dispose();
+      backend = null;
+    }
+    model = await load(modelUrl);
+    backend = await deps.createBackend(model, choice, (name, reason) => {
+      post({ type: 'backend-changed', backend: name, reason });
+    });
+    const m = model.meta;
+    post({
+      type: 'ready',
+      requestId,
+      backend: backend.name,
+      categories: [...m.categories],
+      modelSha: model.sha256,
+      modelName: m.name,
+      imageSize: m.image.size,
+      contextSize: m.context.size,
+      sampling: { ...m.sampling },
+      meta: m,
+    });
+  }
+
+  async function runJob(job: Job): Promise<void> {
+    const { req } = job;
+    if (initializing) await initializing.catch(() => undefined);
+    if (!backend || !model) throw new DiffusionError('worker', 'generate before a successful init');
+    const meta = model.meta;
+    for (const c of req.contexts) {
+      if (c.length !== meta.context.size) {
+        throw new DiffusionError('bad-option', `each context must have ${meta.context.size} values, got ${c.length}`);
+      }
+    }
+    const contexts = Array.from({ length: req.count }, (_, i) => req.contexts[req.contexts.length === 1 ? 0 : i]);
+    const size = meta.image.size;
+    const toBuffers = (x: Float32Array): ArrayBuffer[] =>
+      contexts.map((_, i) => toRGBA(x, i, meta).buffer as ArrayBuffer);
+    const before = { ...backend.counters };
+    const t0 = performance.now();
+    const x = await backend.sample({
+      contexts: contexts as Float32Array[],
+      sampler: req.sampler,
+      seed: req.seed,
+      signal: job.abort.signal,
+      ...(req.steps === undefined ? {} : { steps: req.steps }),
+      ...(req.guidance === undefined ? {} : { guidance: req.guidance }),
+      ...(req.frameEvery ? { frameEvery: req.frameEvery } : {}),
+      onStep: (step, total) => post({ type: 'progress', requestId: req.requestId, step, total }),
+      onFrame: (fx, step, total) => {
+        if (step >= total) return; // the result carries the last image
+        const rgba = toBuffers(fx);
+        post({ type: 'frame', requestId: req.requestId, step, total, width: size, height: size, rgba }, rgba);
+      },
+    });
+    if (job.abort.signal.aborted) throw new DiffusionError('aborted', 'generation was cancelled');
+    const ms = performance.now() - t0;
+    const c = backend.counters;
+    const steps = c.steps - before.steps;
+    const loopReadbacks = c.loopReadbacks - before.loopReadbacks;
+    const stats: GenerateStats = {
+      backend: backend.name,
+      steps,
+      ms,
+      msPerStep: steps > 0 ? ms / steps : 0,
+      modelRuns: c.modelRuns - before.modelRuns,
+      loopReadbacks,
+      readbacksPerStep: steps > 0 ? loopReadbacks / steps : 0,
+    };
+    const rgba = toBuffers(x);
+    post({ type: 'result', requestId: req.requestId, width: size, height: size, rgba, stats }, rgba);
+  }
+
+  async function drain(): Promise<void> {
+    if (draining) return;
+    draining = true;
+    try {
+      for (let job = queue.shift(); job; job = queue.shift()) {
+        running = job;
+        try {
+          if (job.abort.signal.aborted) throw new DiffusionError('aborted', 'generation was cancelled');
+          await runJob(job);
+        } catch (err) {
+          post(toErrorResponse(err, job.req.requestId));
+        } finally {
+          running = null;
+        }
+      }
+    } finally {
+      draining = false;
+    }
+  }
+
+  return {
+    async handle(data: unknown): Promise<void> {
+      const parsed = parseRequest(data);
+      if (!parsed.ok) {
+        post(parsed.error);
+        return;
+      }
+      const req = parsed.request;
+      try {
+        switch (req.type) {
+          case 'init': {
+            const p = init(req.requestId, req.modelUrl, req.backend);
+            initializing = p;
+            try {
+              await p;
+            } finally {
+              if (initializing === p) initializing = null;
+            }
+            return;
+          }
+          case 'generate': {
+            queue.push({ req, abort: new AbortController() });
+            await drain();
+            return;
+          }
+          case 'cancel': {
+            if (running?.req.requestId === req.requestId) running.abort.abort();
+            const i = queue.findIndex((j) => j.req.requestId === req.requestId);
+            if (i >= 0) {
+              const [job] = queue.splice(i, 1);
+              post(toErrorResponse(new DiffusionError('aborted', 'generation was cancelled'), job?.req.requestId));
+            }
+            return;
+          }
+          case 'dispose': {
+            for (const j of queue.splice(0)) j.abort.abort();
+            running?.abort.abort();
+            const b = backend;
+            backend = null;
+            model = null;
+            await b?.dispose();
+            post({ type: 'disposed', requestId: req.requestId });
+            return;
+          }
+        }
+      } catch (err) {
+        post(toErrorResponse(err, req.requestId));
+      }
+    },
+  };
+}

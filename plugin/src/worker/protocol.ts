@@ -1,0 +1,249 @@
+/**
+ * The typed message protocol between the main thread ({@link DiffusionClient}) and the inference
+ * worker. Every request carries a numeric `requestId`; every response that answers a request echoes
+ * it. {@link parseRequest} validates untrusted messages so a malformed one produces an `error`
+ * response instead of crashing the worker.
+ */
+import type { DiffusionErrorCode } from '../errors.ts';
+import type { ModelMeta } from '../model/meta.ts';
+
+/** Backend preference: 'auto' picks WebGPU when an adapter exists, else WASM. */
+export type BackendChoice = 'auto' | 'webgpu' | 'wasm';
+/** The backend actually running. */
+export type BackendName = 'webgpu' | 'wasm';
+/** Sampling algorithm. */
+export type SamplerName = 'ddpm' | 'ddim';
+
+/** Load a model (model.json URL; the ONNX files are resolved relative to it). */
+export interface InitRequest {
+  type: 'init';
+  requestId: number;
+  modelUrl: string;
+  backend: BackendChoice;
+}
+
+/** Generate `count` sprites. `contexts` has one vector per sprite, or a single one for all. */
+export interface GenerateRequest {
+  type: 'generate';
+  requestId: number;
+  contexts: Float32Array[];
+  count: number;
+  sampler: SamplerName;
+  /** Number of sampling steps (DDIM); omitted = model default. DDPM always uses all T steps. */
+  steps?: number;
+  /** Classifier-free guidance scale (1 = conditional only). */
+  guidance?: number;
+  /** 32-bit seed; sprite i uses the stream (seed, i). */
+  seed: number;
+  /** Send a `frame` every N steps (0 / omitted = no intermediate frames, no extra readbacks). */
+  frameEvery?: number;
+}
+
+/** Cancel a queued or running generate request. */
+export interface CancelRequest {
+  type: 'cancel';
+  requestId: number;
+}
+
+/** Release sessions and GPU resources; the worker answers `disposed`. */
+export interface DisposeRequest {
+  type: 'dispose';
+  requestId: number;
+}
+
+export type WorkerRequest = InitRequest | GenerateRequest | CancelRequest | DisposeRequest;
+
+/** Counters for one generate request (and cumulative ones in `ready`/`result`). */
+export interface GenerateStats {
+  backend: BackendName;
+  steps: number;
+  ms: number;
+  msPerStep: number;
+  /** Denoiser (model.onnx) runs. */
+  modelRuns: number;
+  /** GPU -> CPU reads during the step loop (excluding the one final read). Always 0 on WASM. */
+  loopReadbacks: number;
+  /** loopReadbacks / steps. The WebGPU loop's goal is 0. */
+  readbacksPerStep: number;
+}
+
+export interface ReadyResponse {
+  type: 'ready';
+  requestId: number;
+  backend: BackendName;
+  categories: string[];
+  modelSha: string;
+  modelName: string;
+  imageSize: number;
+  contextSize: number;
+  sampling: { sampler: SamplerName; steps: number; guidance: number; clip_x0: boolean };
+  /** The validated model.json. */
+  meta: ModelMeta;
+}
+
+export interface ProgressResponse {
+  type: 'progress';
+  requestId: number;
+  step: number;
+  total: number;
+}
+
+/** Intermediate images (one RGBA buffer per sprite, transferred). */
+export interface FrameResponse {
+  type: 'frame';
+  requestId: number;
+  step: number;
+  total: number;
+  width: number;
+  height: number;
+  rgba: ArrayBuffer[];
+}
+
+/** Final images (one RGBA buffer per sprite, transferred). */
+export interface ResultResponse {
+  type: 'result';
+  requestId: number;
+  width: number;
+  height: number;
+  rgba: ArrayBuffer[];
+  stats: GenerateStats;
+}
+
+export interface BackendChangedResponse {
+  type: 'backend-changed';
+  backend: BackendName;
+  reason: string;
+}
+
+export interface DisposedResponse {
+  type: 'disposed';
+  requestId: number;
+}
+
+export interface ErrorResponse {
+  type: 'error';
+  /** The request that failed; absent when the message was too malformed to have one. */
+  requestId?: number;
+  code: DiffusionErrorCode;
+  message: string;
+}
+
+export type WorkerResponse =
+  | ReadyResponse
+  | ProgressResponse
+  | FrameResponse
+  | ResultResponse
+  | BackendChangedResponse
+  | DisposedResponse
+  | ErrorResponse;
+
+/** Outcome of {@link parseRequest}. */
+export type ParseResult = { ok: true; request: WorkerRequest } | { ok: false; error: ErrorResponse };
+
+type Obj = Record<string, unknown>;
+
+const MAX_COUNT = 256;
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function isInt(v: unknown, min: number, max: number): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
+}
+
+/**
+ * Validates an incoming worker message. Never throws: anything unexpected becomes an
+ * `error` response with code `worker` (malformed message) or `bad-option` (bad values).
+ */
+export function parseRequest(data: unknown): ParseResult {
+  const bad = (message: string, code: DiffusionErrorCode = 'worker', requestId?: number): ParseResult => ({
+    ok: false,
+    error: { type: 'error', code, message, ...(requestId === undefined ? {} : { requestId }) },
+  });
+  if (!isObj(data)) return bad(`malformed message: expected an object, got ${describe(data)}`);
+  const rid = data.requestId;
+  if (!isInt(rid, 0, Number.MAX_SAFE_INTEGER)) {
+    return bad(`malformed message: requestId must be a non-negative integer, got ${describe(rid)}`);
+  }
+  switch (data.type) {
+    case 'init': {
+      if (typeof data.modelUrl !== 'string' || data.modelUrl.length === 0) {
+        return bad('init: modelUrl must be a non-empty string', 'bad-option', rid);
+      }
+      if (data.backend !== 'auto' && data.backend !== 'webgpu' && data.backend !== 'wasm') {
+        return bad(
+          `init: backend must be 'auto', 'webgpu' or 'wasm', got ${describe(data.backend)}`,
+          'bad-option',
+          rid,
+        );
+      }
+      return { ok: true, request: { type: 'init', requestId: rid, modelUrl: data.modelUrl, backend: data.backend } };
+    }
+    case 'generate': {
+      if (!isInt(data.count, 1, MAX_COUNT)) {
+        return bad(
+          `generate: count must be an integer in 1..${MAX_COUNT}, got ${describe(data.count)}`,
+          'bad-option',
+          rid,
+        );
+      }
+      const ctx = data.contexts;
+      if (!Array.isArray(ctx) || ctx.length === 0 || !ctx.every((c) => c instanceof Float32Array)) {
+        return bad('generate: contexts must be a non-empty array of Float32Array', 'bad-option', rid);
+      }
+      if (ctx.length !== 1 && ctx.length !== data.count) {
+        return bad(
+          `generate: contexts must have 1 or count (${data.count}) entries, got ${ctx.length}`,
+          'bad-option',
+          rid,
+        );
+      }
+      if (data.sampler !== 'ddpm' && data.sampler !== 'ddim') {
+        return bad(`generate: sampler must be 'ddpm' or 'ddim', got ${describe(data.sampler)}`, 'bad-option', rid);
+      }
+      if (data.steps !== undefined && !isInt(data.steps, 1, 100_000)) {
+        return bad(`generate: steps must be a positive integer, got ${describe(data.steps)}`, 'bad-option', rid);
+      }
+      if (data.guidance !== undefined && !(typeof data.guidance === 'number' && Number.isFinite(data.guidance))) {
+        return bad(`generate: guidance must be a finite number, got ${describe(data.guidance)}`, 'bad-option', rid);
+      }
+      if (!isInt(data.seed, 0, 0xffffffff)) {
+        return bad(`generate: seed must be an integer in 0..2^32-1, got ${describe(data.seed)}`, 'bad-option', rid);
+      }
+      if (data.frameEvery !== undefined && !isInt(data.frameEvery, 0, 100_000)) {
+        return bad(
+          `generate: frameEvery must be a non-negative integer, got ${describe(data.frameEvery)}`,
+          'bad-option',
+          rid,
+        );
+      }
+      const request: GenerateRequest = {
+        type: 'generate',
+        requestId: rid,
+        contexts: ctx as Float32Array[],
+        count: data.count,
+        sampler: data.sampler,
+        seed: data.seed,
+      };
+      if (data.steps !== undefined) request.steps = data.steps as number;
+      if (data.guidance !== undefined) request.guidance = data.guidance as number;
+      if (data.frameEvery !== undefined) request.frameEvery = data.frameEvery as number;
+      return { ok: true, request };
+    }
+    case 'cancel':
+      return { ok: true, request: { type: 'cancel', requestId: rid } };
+    case 'dispose':
+      return { ok: true, request: { type: 'dispose', requestId: rid } };
+    default:
+      return bad(`malformed message: unknown type ${describe(data.type)}`, 'worker', rid);
+  }
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v);
+  if (typeof v === 'object') return 'an object';
+  return String(v);
+}

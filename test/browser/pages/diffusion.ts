@@ -1,0 +1,112 @@
+// Browser-test page: registers DiffusionPlugin with the tiny test model and exposes helpers on
+// window.__sdTest for test/browser/plugin.test.ts. Query: ?backend=webgpu|wasm&model=/tiny/model.json
+import * as Phaser from 'phaser';
+import { DiffusionPlugin, isNonTrivial, type DiffusionPlugin as Plugin } from '../../../plugin/src/index.ts';
+
+const params = new URLSearchParams(location.search);
+const backend = (params.get('backend') ?? 'auto') as 'auto' | 'webgpu' | 'wasm';
+
+DiffusionPlugin.configure({
+  modelUrl: params.get('model') ?? '/tiny/model.json',
+  backend,
+  sampler: 'ddim',
+  steps: Number(params.get('steps') ?? 3),
+  poolSize: Number(params.get('pool') ?? 1),
+  seed: 1234,
+  cache: { dbName: `spritediffusion-test-${backend}` },
+});
+
+export interface SpawnReport {
+  category: string;
+  key: string;
+  fromPool: boolean;
+  nonTrivial: boolean;
+  width: number;
+  height: number;
+  rgba: number[];
+}
+
+function readTexture(scene: Phaser.Scene, key: string): Uint8ClampedArray {
+  const src = scene.textures.get(key).getSourceImage() as HTMLCanvasElement;
+  const canvas = document.createElement('canvas');
+  canvas.width = src.width;
+  canvas.height = src.height;
+  const ctx = canvas.getContext('2d') as CanvasRenderingContext2D;
+  ctx.drawImage(src, 0, 0);
+  return ctx.getImageData(0, 0, src.width, src.height).data;
+}
+
+class TestScene extends Phaser.Scene {
+  constructor() {
+    super('test');
+  }
+
+  create(): void {
+    const plugin = (this as unknown as { diffusion: Plugin }).diffusion;
+    const errors: string[] = [];
+    plugin.on('error', (e) => errors.push(`${e.code}: ${e.message}`));
+    const backendEvents: string[] = [];
+    plugin.on('backend', (e) => backendEvents.push(`${e.backend}: ${e.reason}`));
+    window.__sdTest = {
+      errors,
+      backendEvents,
+      ready: () => plugin.whenReady().then((i) => ({ backend: i.backend, categories: i.categories })),
+      stats: () => plugin.stats,
+      idle: () => plugin.whenIdle(),
+      seeded: async (category: string, seed: number) => {
+        const [key] = await plugin.generate(category, 1, { seed });
+        return Array.from(readTexture(this, key as string));
+      },
+      spawnAll: async () => {
+        const info = await plugin.whenReady();
+        const reports: SpawnReport[] = [];
+        const waits: Promise<void>[] = [];
+        info.categories.forEach((category, i) => {
+          const hitsBefore = plugin.stats.cacheHits;
+          const before = plugin.stats.pools[category] ?? 0;
+          const sprite = plugin.spawn(category, 40 + i * 40, 40);
+          const key = sprite.texture.key;
+          const fromPool = before > 0 || plugin.stats.cacheHits > hitsBefore;
+          const done = fromPool
+            ? Promise.resolve()
+            : new Promise<void>((resolve) => {
+                const on = (e: { key: string }): void => {
+                  if (e.key === key) {
+                    plugin.off('texture', on);
+                    resolve();
+                  }
+                };
+                plugin.on('texture', on);
+              });
+          waits.push(
+            done.then(() => {
+              const rgba = readTexture(this, key);
+              reports.push({
+                category,
+                key,
+                fromPool,
+                nonTrivial: isNonTrivial(rgba),
+                rgba: Array.from(rgba),
+                width: sprite.width,
+                height: sprite.height,
+              });
+            }),
+          );
+        });
+        await Promise.all(waits);
+        return reports;
+      },
+    };
+    document.body.dataset.sceneReady = 'true';
+  }
+}
+
+new Phaser.Game({
+  type: Phaser.AUTO,
+  parent: 'game',
+  width: 320,
+  height: 120,
+  pixelArt: true,
+  scene: [TestScene],
+  plugins: { scene: [{ key: 'DiffusionPlugin', plugin: DiffusionPlugin, mapping: 'diffusion' }] },
+});

@@ -1,0 +1,142 @@
+/**
+ * DiffusionPlugin end to end in Chromium: the test page (test/browser/pages/diffusion.html) registers
+ * the plugin with the tiny test model (test/fixtures/tiny/) and spawns one sprite per category on
+ * WebGPU and on WASM (DDIM, 3 steps). Checks: every texture has non-trivial pixels (read back through
+ * a canvas), the WebGPU loop does no GPU->CPU readbacks inside the step loop, WebGPU and WASM agree,
+ * and after a reload every sprite comes from the IndexedDB cache without running the model.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  buildAndPreviewPages,
+  collectErrors,
+  type DemoServer,
+  launchChromium,
+  REPO_ROOT,
+  startPagesServer,
+} from './helpers.ts';
+
+const FIXTURES = process.env.SPRITEDIFFUSION_FIXTURES ?? fileURLToPath(new URL('../fixtures', import.meta.url));
+const TINY_MODEL = join(FIXTURES, 'tiny', 'model.json');
+
+async function openPage(page: Page, url: string): Promise<void> {
+  await page.goto(url, { waitUntil: 'load', timeout: 90_000 });
+  await page.waitForFunction(() => document.body.dataset.sceneReady === 'true', null, { timeout: 90_000 });
+}
+
+describe('DiffusionPlugin in Chromium (tiny model)', () => {
+  let srv: DemoServer;
+  let browser: Browser;
+  const seeded: Record<string, number[]> = {};
+  // SwiftShader's software WebGPU takes ~2 s per step per sprite (plus shader compilation on the
+  // first run), so the WebGPU page runs without pools (spawns only) and both use 2 DDIM steps.
+  const PAGE = { webgpu: 'backend=webgpu&steps=2&pool=0', wasm: 'backend=wasm&steps=2&pool=1' };
+
+  beforeAll(async () => {
+    if (!existsSync(TINY_MODEL)) {
+      throw new Error(`the tiny test model is missing: ${TINY_MODEL} (set SPRITEDIFFUSION_FIXTURES to override)`);
+    }
+    srv = await startPagesServer();
+    browser = await launchChromium();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await srv?.close();
+  });
+
+  for (const backend of ['webgpu', 'wasm'] as const) {
+    it(`${backend}: one non-trivial sprite per category, then all from the cache after a reload`, {
+      timeout: 300_000,
+    }, async () => {
+      const context = await browser.newContext(); // fresh IndexedDB
+      const page = await context.newPage();
+      const log = collectErrors(page);
+      const foreign: string[] = [];
+      page.on('request', (req) => {
+        if (!req.url().startsWith(srv.url) && !req.url().startsWith('data:') && !req.url().startsWith('blob:')) {
+          foreign.push(req.url());
+        }
+      });
+      try {
+        await openPage(page, `${srv.url}diffusion.html?${PAGE[backend]}`);
+        const ready = await page.evaluate(() => window.__sdTest?.ready());
+        expect(ready?.backend).toBe(backend);
+        const categories = ready?.categories ?? [];
+        expect(categories.length).toBeGreaterThan(0);
+
+        const first = await page.evaluate(() => window.__sdTest?.spawnAll());
+        expect(first?.map((r) => r.category).sort()).toEqual([...categories].sort());
+        for (const r of first ?? []) {
+          expect(r.nonTrivial, `${backend} ${r.category} texture is blank or flat`).toBe(true);
+          expect(r.width).toBeGreaterThan(0);
+        }
+        seeded[backend] = (await page.evaluate((c) => window.__sdTest?.seeded(c, 7), categories[0] as string)) ?? [];
+        await page.evaluate(() => window.__sdTest?.idle());
+        const s1 = await page.evaluate(() => window.__sdTest?.stats());
+        expect(s1?.backend).toBe(backend);
+        expect(s1?.modelRuns).toBeGreaterThan(0);
+        expect(s1?.generated).toBeGreaterThanOrEqual(categories.length + 1);
+        if (backend === 'webgpu') expect(s1?.readbacksPerStep).toBe(0);
+
+        // Second visit: pools fill from IndexedDB, spawns are instant, the model never runs.
+        await page.reload({ waitUntil: 'load' });
+        await page.waitForFunction(() => document.body.dataset.sceneReady === 'true', null, { timeout: 90_000 });
+        const second = await page.evaluate(() => window.__sdTest?.spawnAll());
+        await page.evaluate(() => window.__sdTest?.idle());
+        const s2 = await page.evaluate(() => window.__sdTest?.stats());
+        for (const r of second ?? []) {
+          expect(r.fromPool, `${r.category} did not come from the pool / cache`).toBe(true);
+          expect(r.nonTrivial).toBe(true);
+        }
+        expect(s2?.modelRuns).toBe(0);
+        expect(s2?.generated).toBe(0);
+        expect(s2?.cacheHits).toBeGreaterThanOrEqual(categories.length);
+        expect(await page.evaluate(() => window.__sdTest?.errors)).toEqual([]);
+        expect(await page.evaluate(() => window.__sdTest?.backendEvents)).toEqual([]);
+        expect(log.errors).toEqual([]);
+        expect(foreign, 'requests to other origins (CDN?)').toEqual([]);
+      } finally {
+        await context.close();
+      }
+    });
+  }
+
+  it('vite build: the production bundle serves ORT itself and generates on WASM', async () => {
+    const out = join(REPO_ROOT, 'test-results', 'pages-dist');
+    const prod = await buildAndPreviewPages(out);
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const log = collectErrors(page);
+    const ortFiles: string[] = [];
+    page.on('request', (req) => {
+      if (/ort-wasm/.test(req.url())) ortFiles.push(req.url());
+    });
+    try {
+      await openPage(page, `${prod.url}diffusion.html?backend=wasm&steps=2&pool=0`);
+      expect(await page.evaluate(() => window.__sdTest?.ready().then((r) => r.backend))).toBe('wasm');
+      const reports = await page.evaluate(() => window.__sdTest?.spawnAll());
+      expect(reports?.length).toBeGreaterThan(0);
+      for (const r of reports ?? []) expect(r.nonTrivial).toBe(true);
+      expect(ortFiles.length).toBeGreaterThan(0);
+      for (const u of ortFiles) expect(u.startsWith(`${prod.url}assets/`), u).toBe(true);
+      expect(log.errors).toEqual([]);
+    } finally {
+      await context.close();
+      await prod.close();
+    }
+  });
+
+  it('WebGPU and WASM produce (nearly) the same sprite for the same seed', () => {
+    const gpu = seeded.webgpu;
+    const cpu = seeded.wasm;
+    if (!gpu?.length || !cpu?.length) throw new Error('the backend tests did not both run');
+    expect(cpu.length).toBe(gpu.length);
+    let close = 0;
+    for (let i = 0; i < gpu.length; i++) if (Math.abs((gpu[i] as number) - (cpu[i] as number)) <= 3) close++;
+    expect(close / gpu.length, 'WebGPU and WASM pixels differ').toBeGreaterThan(0.95);
+  });
+});

@@ -1,0 +1,237 @@
+/**
+ * DiffusionPlugin lifecycle on a mocked scene whose event emitter is Phaser's own, from both majors
+ * (phaser 4 and phaser3 = 3.90). The plugin does not import Phaser at runtime, so the rest of the
+ * scene (textures, game-object factory) is a small fake; inference runs through the real worker
+ * message handler with a fake backend, and the cache uses fake-indexeddb.
+ */
+import 'fake-indexeddb/auto';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DiffusionError } from '../../../plugin/src/errors.ts';
+import { DiffusionPlugin } from '../../../plugin/src/phaser/DiffusionPlugin.ts';
+import { FakeWorker, fakeDeps } from '../runtime/fakes.ts';
+
+const require = createRequire(import.meta.url);
+const root = fileURLToPath(new URL('../../../node_modules/', import.meta.url));
+
+interface EE {
+  on(e: string, fn: (...a: unknown[]) => void, ctx?: unknown): EE;
+  once(e: string, fn: (...a: unknown[]) => void, ctx?: unknown): EE;
+  off(e: string, fn?: (...a: unknown[]) => void, ctx?: unknown): EE;
+  emit(e: string, ...a: unknown[]): boolean;
+  eventNames(): (string | symbol)[];
+  listenerCount(e: string): number;
+}
+
+const majors = ['phaser', 'phaser3'].map((pkg) => {
+  const EventEmitter = require(`${root}${pkg}/src/events/EventEmitter.js`) as new () => EE;
+  const SceneEvents = require(`${root}${pkg}/src/scene/events/index.js`) as Record<string, string>;
+  const version = (require(`${root}${pkg}/package.json`) as { version: string }).version;
+  return { pkg, version, EventEmitter, SceneEvents };
+});
+
+class FakeTextures {
+  readonly map = new Map<string, { key: string; refreshed: number; data: Uint8ClampedArray | null }>();
+  createCanvas(key: string, w: number, h: number) {
+    if (this.map.has(key)) return null;
+    const entry = { key, refreshed: 0, data: null as Uint8ClampedArray | null };
+    const tex = {
+      key,
+      context: {
+        fillStyle: '',
+        createImageData: (iw: number, ih: number) => ({ data: new Uint8ClampedArray(iw * ih * 4) }),
+        putImageData: (img: { data: Uint8ClampedArray }) => {
+          entry.data = img.data;
+        },
+        clearRect() {},
+        fillRect() {},
+      },
+      refresh: () => {
+        entry.refreshed++;
+      },
+      setFilter() {},
+      width: w,
+      height: h,
+    };
+    this.map.set(key, entry);
+    this.objects.set(key, tex);
+    return tex;
+  }
+  readonly objects = new Map<string, unknown>();
+  exists(key: string) {
+    return this.map.has(key);
+  }
+  get(key: string) {
+    return this.objects.get(key);
+  }
+  remove(key: string) {
+    this.map.delete(key);
+    this.objects.delete(key);
+  }
+}
+
+function totalListeners(ee: EE): number {
+  return ee.eventNames().reduce((n, e) => n + ee.listenerCount(e as string), 0);
+}
+
+for (const { pkg, version, EventEmitter, SceneEvents } of majors) {
+  describe(`DiffusionPlugin lifecycle (${pkg} ${version} EventEmitter)`, () => {
+    const workers: FakeWorker[] = [];
+    let dbCounter = 0;
+
+    function makeScene(isBooted = false) {
+      const events = new EventEmitter();
+      events.on('unrelated', () => {}); // the scene's own listeners must survive
+      const textures = new FakeTextures();
+      const sprites: { x: number; y: number; texture: { key: string } }[] = [];
+      const scene = {
+        sys: {
+          events,
+          settings: { isBooted },
+          textures,
+          add: {
+            sprite: (x: number, y: number, key: string) => {
+              const s = { x, y, texture: { key } };
+              sprites.push(s);
+              return s;
+            },
+          },
+        },
+      };
+      return { scene, events, textures, sprites };
+    }
+
+    function configure(dbName = `db-${pkg}-${++dbCounter}`, delayMs = 1) {
+      const ctl = { created: 0, samples: 0, delayMs };
+      DiffusionPlugin.resetConfig();
+      DiffusionPlugin.configure({
+        modelUrl: '/m.json',
+        backend: 'wasm',
+        poolSize: 2,
+        seed: 5,
+        cache: { dbName },
+        workerFactory: () => {
+          const w = new FakeWorker(fakeDeps(ctl));
+          workers.push(w);
+          return w;
+        },
+      });
+      return ctl;
+    }
+
+    function install(isBooted = false) {
+      const s = makeScene(isBooted);
+      const baseline = totalListeners(s.events);
+      // biome-ignore lint/suspicious/noExplicitAny: mocked scene
+      const plugin = new DiffusionPlugin(s.scene as any, {}, 'diffusion');
+      return { ...s, baseline, plugin };
+    }
+
+    afterEach(() => {
+      workers.length = 0;
+      DiffusionPlugin.resetConfig();
+    });
+
+    it('boots on the scene BOOT event, fills pools, and shutdown leaves no listeners or textures', async () => {
+      configure();
+      const { events, textures, baseline, plugin } = install(false);
+      expect(totalListeners(events)).toBe(baseline + 1); // once(BOOT)
+      events.emit(SceneEvents.BOOT as string);
+      expect(events.listenerCount(SceneEvents.SHUTDOWN as string)).toBe(1);
+      expect(events.listenerCount(SceneEvents.DESTROY as string)).toBe(1);
+      const readyEvents: unknown[] = [];
+      plugin.on('ready', (i) => readyEvents.push(i));
+      plugin.on('texture', () => {});
+      await plugin.whenIdle();
+      expect(readyEvents).toHaveLength(1);
+      expect(plugin.categories).toEqual(['character', 'monster', 'item']);
+      expect(plugin.stats.pools).toEqual({ character: 2, monster: 2, item: 2 });
+      expect(textures.map.size).toBe(6);
+
+      events.emit(SceneEvents.SHUTDOWN as string);
+      expect(totalListeners(events)).toBe(baseline);
+      expect(events.listenerCount('unrelated')).toBe(1);
+      expect(plugin.listenerCount()).toBe(0);
+      expect(textures.map.size).toBe(0);
+      expect(workers[0]?.terminated).toBe(true);
+      expect(workers[0]?.listenerCount()).toBe(0);
+    });
+
+    it('destroy leaves no listeners or textures and makes the plugin unusable', async () => {
+      configure();
+      const { events, textures, baseline, plugin } = install(true);
+      plugin.boot(); // already-booted scene: Phaser calls boot() directly
+      await plugin.whenIdle();
+      const sprite = plugin.spawn('monster', 1, 2);
+      expect(textures.exists(sprite.texture.key)).toBe(true);
+      events.emit(SceneEvents.DESTROY as string);
+      expect(totalListeners(events)).toBe(baseline);
+      expect(textures.map.size).toBe(0);
+      expect(plugin.listenerCount()).toBe(0);
+      expect(() => plugin.spawn('monster', 0, 0)).toThrow(DiffusionError);
+    });
+
+    it('restarts lazily after a shutdown (scene restart) and cleans up again', async () => {
+      configure();
+      const { events, textures, baseline, plugin } = install(true);
+      plugin.boot();
+      await plugin.whenIdle();
+      events.emit(SceneEvents.SHUTDOWN as string);
+      expect(totalListeners(events)).toBe(baseline);
+      const sprite = plugin.spawn('item', 0, 0); // restart: placeholder until ready
+      expect(totalListeners(events)).toBe(baseline + 2);
+      await plugin.whenIdle();
+      expect(textures.map.get(sprite.texture.key)?.data).not.toBeNull();
+      events.emit(SceneEvents.SHUTDOWN as string);
+      expect(totalListeners(events)).toBe(baseline);
+      expect(textures.map.size).toBe(0);
+      expect(workers.every((w) => w.terminated)).toBe(true);
+    });
+
+    it('unknown category throws a DiffusionError listing the valid ones', async () => {
+      configure();
+      const { plugin } = install(true);
+      plugin.boot();
+      await plugin.whenReady();
+      let err: unknown;
+      try {
+        plugin.spawn('dragon', 0, 0);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(DiffusionError);
+      expect(err).toMatchObject({ code: 'unknown-category' });
+      expect((err as Error).message).toMatch(/dragon.*character, monster, item/);
+      await expect(plugin.generate('dragon', 1)).rejects.toMatchObject({ code: 'unknown-category' });
+      await expect(plugin.generate({ monster: 1, dragon: 1 }, 1)).rejects.toMatchObject({ code: 'unknown-category' });
+      plugin.destroy();
+    });
+
+    it('spawn uses the pool, generate returns texture keys, and a second visit fills pools from the cache', async () => {
+      const dbName = `shared-${pkg}`;
+      configure(dbName);
+      const first = install(true);
+      first.plugin.boot();
+      await first.plugin.whenIdle();
+      const pooledKey = first.textures.map.keys().next().value as string;
+      const sprite = first.plugin.spawn('character', 3, 4);
+      expect(sprite.texture.key).toBe(pooledKey);
+      const keys = await first.plugin.generate({ character: 0.5, monster: 0.5 }, 2);
+      expect(keys).toHaveLength(2);
+      for (const k of keys) expect(first.textures.map.get(k)?.data?.some((v) => v > 0)).toBe(true);
+      await first.plugin.whenIdle();
+      expect(first.plugin.stats.modelRuns).toBeGreaterThan(0);
+      first.plugin.destroy();
+
+      configure(dbName);
+      const second = install(true);
+      second.plugin.boot();
+      await second.plugin.whenIdle();
+      expect(second.plugin.stats).toMatchObject({ modelRuns: 0, generated: 0, cacheMisses: 0 });
+      expect(second.plugin.stats.cacheHits).toBe(6);
+      expect(second.plugin.stats.pools).toEqual({ character: 2, monster: 2, item: 2 });
+      second.plugin.destroy();
+    });
+  });
+}

@@ -1,0 +1,105 @@
+// Test doubles for the runtime: a fake inference backend, an in-process "worker" that runs the
+// real worker message handler, and a minimal tiny-model LoadedModel.
+import type {
+  BackendFactory,
+  InferenceBackend,
+  LoadedModel,
+  SampleOptions,
+} from '../../../plugin/src/runtime/backend.ts';
+import { throwIfAborted } from '../../../plugin/src/runtime/backend.ts';
+import type { WorkerLike } from '../../../plugin/src/runtime/client.ts';
+import { createWorkerHandler, type HandlerDeps } from '../../../plugin/src/worker/handler.ts';
+import { testMeta } from '../helpers.ts';
+
+export function fakeModel(): LoadedModel {
+  return { meta: testMeta(), sha256: 'f'.repeat(64), model: new Uint8Array(1), update: new Uint8Array(1) };
+}
+
+export interface FakeBackendControl {
+  created: number;
+  samples: number;
+  /** ms each sample takes. */
+  delayMs: number;
+}
+
+/** A backend producing a checkerboard of -1/+1 values (non-trivial RGBA) after `delayMs`. */
+export function fakeBackendFactory(ctl: FakeBackendControl): BackendFactory {
+  return async (model, choice) => {
+    ctl.created++;
+    const counters = { modelRuns: 0, steps: 0, loopReadbacks: 0 };
+    const backend: InferenceBackend = {
+      name: choice === 'wasm' ? 'wasm' : 'webgpu',
+      counters,
+      async sample(opts: SampleOptions) {
+        ctl.samples++;
+        const meta = model.meta;
+        const d = 4 * meta.image.size * meta.image.size;
+        const steps = opts.steps ?? meta.sampling.steps;
+        for (let i = 1; i <= steps; i++) {
+          throwIfAborted(opts.signal);
+          await new Promise((r) => setTimeout(r, ctl.delayMs / steps));
+          counters.modelRuns++;
+          counters.steps++;
+          opts.onStep?.(i, steps);
+        }
+        throwIfAborted(opts.signal);
+        const x = new Float32Array(opts.contexts.length * d);
+        for (let i = 0; i < x.length; i++) x[i] = (i + Math.floor(i / 3) + opts.seed) % 2 === 0 ? 1 : -1;
+        return x;
+      },
+      async dispose() {},
+    };
+    return backend;
+  };
+}
+
+/** A WorkerLike that runs the real worker handler in-process (messages are delivered asynchronously). */
+export class FakeWorker implements WorkerLike {
+  readonly sent: unknown[] = [];
+  terminated = false;
+  private readonly listeners = {
+    message: new Set<(e: MessageEvent) => void>(),
+    error: new Set<(e: ErrorEvent) => void>(),
+  };
+  private readonly handler;
+
+  constructor(deps: HandlerDeps) {
+    this.handler = createWorkerHandler((msg) => {
+      setTimeout(() => {
+        if (this.terminated) return;
+        for (const fn of this.listeners.message) fn({ data: msg } as MessageEvent);
+      }, 0);
+    }, deps);
+  }
+
+  postMessage(message: unknown): void {
+    if (this.terminated) return;
+    this.sent.push(message);
+    setTimeout(() => void this.handler.handle(message), 0);
+  }
+
+  addEventListener(type: 'message' | 'error', fn: (e: never) => void): void {
+    (this.listeners[type] as Set<unknown>).add(fn);
+  }
+
+  removeEventListener(type: 'message' | 'error', fn: (e: never) => void): void {
+    (this.listeners[type] as Set<unknown>).delete(fn);
+  }
+
+  /** Simulates the worker script failing. */
+  fail(message: string): void {
+    for (const fn of this.listeners.error) fn({ message, preventDefault() {} } as ErrorEvent);
+  }
+
+  terminate(): void {
+    this.terminated = true;
+  }
+
+  listenerCount(): number {
+    return this.listeners.message.size + this.listeners.error.size;
+  }
+}
+
+export function fakeDeps(ctl: FakeBackendControl): HandlerDeps {
+  return { createBackend: fakeBackendFactory(ctl), loadModel: async () => fakeModel() };
+}

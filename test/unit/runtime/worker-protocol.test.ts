@@ -1,0 +1,232 @@
+import { describe, expect, it } from 'vitest';
+import { DiffusionError } from '../../../plugin/src/errors.ts';
+import { loadModel } from '../../../plugin/src/runtime/backend.ts';
+import { createWorkerHandler } from '../../../plugin/src/worker/handler.ts';
+import { parseRequest, type WorkerResponse } from '../../../plugin/src/worker/protocol.ts';
+import { modelJson } from '../helpers.ts';
+import { fakeDeps } from './fakes.ts';
+
+function harness(delayMs = 0) {
+  const out: WorkerResponse[] = [];
+  const ctl = { created: 0, samples: 0, delayMs };
+  const handler = createWorkerHandler((m) => out.push(m), fakeDeps(ctl));
+  return { out, ctl, handler };
+}
+
+const ctx = () => [Float32Array.of(1, 0, 0)];
+
+describe('worker protocol validation', () => {
+  it.each([
+    ['not an object', 42],
+    ['null', null],
+    ['an array', [1, 2]],
+    ['no requestId', { type: 'init', modelUrl: '/m.json', backend: 'auto' }],
+    ['negative requestId', { type: 'cancel', requestId: -1 }],
+  ])('rejects %s without a requestId', (_name, msg) => {
+    const r = parseRequest(msg);
+    expect(r.ok).toBe(false);
+    if (!r.ok) {
+      expect(r.error.type).toBe('error');
+      expect(r.error.code).toBe('worker');
+      expect(r.error.message).toMatch(/malformed/);
+    }
+  });
+
+  it.each([
+    ['unknown type', { type: 'explode', requestId: 1 }, 'worker', /unknown type/],
+    ['bad backend', { type: 'init', requestId: 1, modelUrl: '/m', backend: 'cuda' }, 'bad-option', /backend/],
+    ['missing modelUrl', { type: 'init', requestId: 1, backend: 'auto' }, 'bad-option', /modelUrl/],
+    [
+      'contexts not Float32Array',
+      { type: 'generate', requestId: 1, contexts: [[1, 0, 0]], count: 1, sampler: 'ddim', seed: 1 },
+      'bad-option',
+      /contexts/,
+    ],
+    [
+      'count 0',
+      { type: 'generate', requestId: 1, contexts: ctx(), count: 0, sampler: 'ddim', seed: 1 },
+      'bad-option',
+      /count/,
+    ],
+    [
+      'contexts/count mismatch',
+      { type: 'generate', requestId: 1, contexts: [...ctx(), ...ctx()], count: 3, sampler: 'ddim', seed: 1 },
+      'bad-option',
+      /1 or count/,
+    ],
+    [
+      'bad sampler',
+      { type: 'generate', requestId: 1, contexts: ctx(), count: 1, sampler: 'euler', seed: 1 },
+      'bad-option',
+      /sampler/,
+    ],
+    [
+      'fractional seed',
+      { type: 'generate', requestId: 1, contexts: ctx(), count: 1, sampler: 'ddim', seed: 1.5 },
+      'bad-option',
+      /seed/,
+    ],
+  ])('rejects %s with a typed error carrying the requestId', (_name, msg, code, re) => {
+    const r = parseRequest(msg);
+    expect(r.ok).toBe(false);
+    if (!r.ok) {
+      expect(r.error).toMatchObject({ type: 'error', code, requestId: 1 });
+      expect(r.error.message).toMatch(re);
+    }
+  });
+
+  it('accepts a valid generate request', () => {
+    const r = parseRequest({
+      type: 'generate',
+      requestId: 7,
+      contexts: ctx(),
+      count: 2,
+      sampler: 'ddpm',
+      seed: 3,
+      steps: 4,
+      guidance: 2,
+      frameEvery: 1,
+    });
+    expect(r).toMatchObject({ ok: true, request: { type: 'generate', requestId: 7, count: 2, steps: 4, guidance: 2 } });
+  });
+});
+
+describe('worker message handler (driven directly in Node)', () => {
+  it('answers malformed messages with an error response and keeps working', async () => {
+    const { out, handler } = harness();
+    await handler.handle('garbage');
+    await handler.handle({ type: 'generate', requestId: 5 });
+    expect(out.map((m) => m.type)).toEqual(['error', 'error']);
+    expect(out[1]).toMatchObject({ requestId: 5, code: 'bad-option' });
+    await handler.handle({ type: 'init', requestId: 6, modelUrl: '/m.json', backend: 'wasm' });
+    expect(out[2]).toMatchObject({
+      type: 'ready',
+      requestId: 6,
+      backend: 'wasm',
+      categories: ['character', 'monster', 'item'],
+    });
+  });
+
+  it('rejects generate before init with a worker error', async () => {
+    const { out, handler } = harness();
+    await handler.handle({ type: 'generate', requestId: 1, contexts: ctx(), count: 1, sampler: 'ddim', seed: 1 });
+    expect(out).toEqual([expect.objectContaining({ type: 'error', requestId: 1, code: 'worker' })]);
+  });
+
+  it('rejects a context of the wrong size', async () => {
+    const { out, handler } = harness();
+    await handler.handle({ type: 'init', requestId: 1, modelUrl: '/m.json', backend: 'auto' });
+    await handler.handle({
+      type: 'generate',
+      requestId: 2,
+      contexts: [new Float32Array(5)],
+      count: 1,
+      sampler: 'ddim',
+      seed: 1,
+    });
+    expect(out.at(-1)).toMatchObject({ type: 'error', requestId: 2, code: 'bad-option' });
+  });
+
+  it('generates: progress messages, then a result with one RGBA buffer per sprite', async () => {
+    const { out, handler } = harness();
+    await handler.handle({ type: 'init', requestId: 1, modelUrl: '/m.json', backend: 'auto' });
+    await handler.handle({
+      type: 'generate',
+      requestId: 2,
+      contexts: ctx(),
+      count: 3,
+      sampler: 'ddim',
+      seed: 9,
+      steps: 2,
+    });
+    const types = out.map((m) => m.type);
+    expect(types).toEqual(['ready', 'progress', 'progress', 'result']);
+    const res = out.at(-1);
+    if (res?.type !== 'result') throw new Error('no result');
+    expect(res.rgba).toHaveLength(3);
+    expect(res.rgba[0]?.byteLength).toBe(4 * 4 * 4);
+    expect(res.stats).toMatchObject({ steps: 2, modelRuns: 2, loopReadbacks: 0, readbacksPerStep: 0 });
+  });
+
+  it('cancels a queued request and a running one', async () => {
+    const { out, handler } = harness(50);
+    await handler.handle({ type: 'init', requestId: 1, modelUrl: '/m.json', backend: 'auto' });
+    const gen = (id: number) => ({
+      type: 'generate',
+      requestId: id,
+      contexts: ctx(),
+      count: 1,
+      sampler: 'ddim',
+      seed: id,
+    });
+    const running = handler.handle(gen(2));
+    void handler.handle(gen(3));
+    await handler.handle({ type: 'cancel', requestId: 3 });
+    await handler.handle({ type: 'cancel', requestId: 2 });
+    await running;
+    const errors = out.filter((m) => m.type === 'error');
+    expect(errors.map((e) => [e.requestId, e.code]).sort()).toEqual([
+      [2, 'aborted'],
+      [3, 'aborted'],
+    ]);
+    expect(out.some((m) => m.type === 'result')).toBe(false);
+  });
+
+  it('dispose answers disposed', async () => {
+    const { out, handler } = harness();
+    await handler.handle({ type: 'init', requestId: 1, modelUrl: '/m.json', backend: 'auto' });
+    await handler.handle({ type: 'dispose', requestId: 2 });
+    expect(out.at(-1)).toEqual({ type: 'disposed', requestId: 2 });
+  });
+});
+
+describe('loadModel', () => {
+  const bytes = new Uint8Array(new TextEncoder().encode('onnx bytes'));
+  async function shaOf(b: Uint8Array<ArrayBuffer>): Promise<string> {
+    const d = new Uint8Array(await crypto.subtle.digest('SHA-256', b));
+    return [...d].map((x) => x.toString(16).padStart(2, '0')).join('');
+  }
+  function fetchWith(json: unknown, files: Record<string, Uint8Array<ArrayBuffer>>): typeof fetch {
+    return (async (url: string) => {
+      if (url.endsWith('model.json')) return new Response(JSON.stringify(json));
+      const name = url.split('/').pop() as string;
+      const f = files[name];
+      return f ? new Response(f) : new Response('nope', { status: 404 });
+    }) as typeof fetch;
+  }
+
+  it('loads and verifies the ONNX files named in model.json', async () => {
+    const sha = await shaOf(bytes);
+    const json = modelJson((m) => {
+      m.files = {
+        model: { path: 'model.onnx', sha256: sha, bytes: bytes.length },
+        update: { path: 'update.onnx', sha256: sha, bytes: bytes.length },
+      };
+    });
+    const m = await loadModel(
+      'http://x/models/model.json',
+      fetchWith(json, { 'model.onnx': bytes, 'update.onnx': bytes }),
+    );
+    expect(m.sha256).toBe(sha);
+    expect(m.model).toEqual(bytes);
+  });
+
+  it('throws model-integrity when a file does not match its sha256', async () => {
+    const sha = await shaOf(bytes);
+    const json = modelJson((m) => {
+      m.files = {
+        model: { path: 'model.onnx', sha256: sha, bytes: bytes.length },
+        update: { path: 'update.onnx', sha256: sha, bytes: bytes.length },
+      };
+    });
+    const tampered = new Uint8Array(new TextEncoder().encode('onnx bytez'));
+    const p = loadModel('http://x/model.json', fetchWith(json, { 'model.onnx': tampered, 'update.onnx': bytes }));
+    await expect(p).rejects.toBeInstanceOf(DiffusionError);
+    await expect(p).rejects.toMatchObject({ code: 'model-integrity' });
+  });
+
+  it('throws bad-model for a missing file', async () => {
+    const p = loadModel('http://x/model.json', fetchWith(modelJson(), {}));
+    await expect(p).rejects.toMatchObject({ code: 'bad-model' });
+  });
+});
