@@ -1,8 +1,13 @@
+import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
+import type { ServerResponse } from 'node:http';
+import { extname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { defineConfig } from 'vite';
+import { defineConfig, type Plugin } from 'vite';
 
 const demoRoot = fileURLToPath(new URL('.', import.meta.url));
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
+const modelsDir = join(repoRoot, 'models');
+const fixturesDir = join(repoRoot, 'test', 'fixtures');
 
 // Cross-origin isolation: lets onnxruntime-web use SharedArrayBuffer (multi-threaded WASM).
 const crossOriginIsolation = {
@@ -10,8 +15,61 @@ const crossOriginIsolation = {
   'Cross-Origin-Embedder-Policy': 'require-corp',
 };
 
+const MIME: Record<string, string> = { '.json': 'application/json', '.onnx': 'application/octet-stream' };
+
+/** Serves `dir` under `prefix` (files only, no directory listing, no path traversal). */
+function serveDir(prefix: string, dir: string) {
+  return (req: { url?: string }, res: ServerResponse, next: () => void): void => {
+    const url = req.url ?? '';
+    if (!url.startsWith(prefix)) {
+      next();
+      return;
+    }
+    const rel = decodeURIComponent(url.slice(prefix.length).split('?')[0] ?? '');
+    const file = resolve(dir, rel);
+    if (!file.startsWith(dir + sep) || !existsSync(file) || !statSync(file).isFile()) {
+      res.statusCode = 404;
+      res.end('not found');
+      return;
+    }
+    for (const [k, v] of Object.entries(crossOriginIsolation)) res.setHeader(k, v);
+    res.setHeader('Content-Type', MIME[extname(file)] ?? 'application/octet-stream');
+    res.setHeader('Content-Length', statSync(file).size);
+    createReadStream(file).pipe(res);
+  };
+}
+
+/**
+ * The shipped model (repo-root `models/`): served at `/models/...` by `vite dev` and copied into the
+ * production build (model.json and the files it lists), so `dist/` works from any static server.
+ * The browser tests' tiny model (`test/fixtures/`) is served at `/test-fixtures/...` in dev only.
+ */
+function modelFiles(): Plugin {
+  return {
+    name: 'spritediffusion-demo-models',
+    configureServer(server) {
+      server.middlewares.use(serveDir('/models/', modelsDir));
+      server.middlewares.use(serveDir('/test-fixtures/', fixturesDir));
+    },
+    generateBundle() {
+      const json = readFileSync(join(modelsDir, 'model.json'), 'utf8');
+      const meta = JSON.parse(json) as { files: Record<string, { path: string }> };
+      this.emitFile({ type: 'asset', fileName: 'models/model.json', source: json });
+      for (const f of Object.values(meta.files)) {
+        const src = resolve(modelsDir, f.path);
+        if (!src.startsWith(modelsDir + sep)) throw new Error(`model file outside models/: ${f.path}`);
+        const name = relative(modelsDir, src).split(sep).join('/');
+        this.emitFile({ type: 'asset', fileName: `models/${name}`, source: readFileSync(src) });
+      }
+    },
+  };
+}
+
 export default defineConfig({
   root: demoRoot,
+  // Relative asset URLs: the build works from any folder of any static server.
+  base: './',
+  plugins: [modelFiles()],
   server: {
     headers: crossOriginIsolation,
     fs: {
@@ -25,7 +83,12 @@ export default defineConfig({
   optimizeDeps: {
     // Pre-bundle up front so the first page load does not trigger a re-optimise + reload.
     include: ['phaser'],
+    // onnxruntime-web is served as-is; the plugin imports its runtime files with `?url`
+    // (plugin/src/runtime/ortBackend.ts), so they come from this server / the build, never a CDN.
+    exclude: ['onnxruntime-web'],
   },
+  // The plugin's inference worker is a module worker that code-splits (ORT loads its .mjs at runtime).
+  worker: { format: 'es' },
   build: {
     outDir: 'dist',
     emptyOutDir: true,

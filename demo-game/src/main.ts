@@ -1,9 +1,18 @@
+/**
+ * spritediffusion demo game: a small dungeon crawler whose every sprite is generated at runtime by
+ * the DiffusionPlugin. Settings come from the URL query (see config.ts).
+ */
 import * as Phaser from 'phaser';
-import { VERSION } from 'spritediffusion';
+import { DiffusionPlugin, VERSION } from 'spritediffusion';
+import { parseConfig } from './config.ts';
+import { DungeonScene } from './scenes/DungeonScene.ts';
+import { GalleryScene } from './scenes/GalleryScene.ts';
+import { installTestHooks } from './testHooks.ts';
+import { StatsOverlay } from './ui/overlay.ts';
 
 declare global {
   interface Window {
-    /** Set once the demo scene's create() has run (used by the browser tests). */
+    /** The Phaser game (used by the browser tests). */
     __game?: Phaser.Game;
     /** The spritediffusion VERSION the demo was built against (used by the browser tests). */
     __spritediffusionVersion?: string;
@@ -12,37 +21,44 @@ declare global {
 
 window.__spritediffusionVersion = VERSION;
 
-class DemoScene extends Phaser.Scene {
-  constructor() {
-    super('demo');
-  }
+const cfg = parseConfig(location.search, document.baseURI);
 
-  create(): void {
-    this.add
-      .text(this.scale.width / 2, this.scale.height / 2, 'spritediffusion demo', {
-        fontFamily: 'monospace',
-        fontSize: '24px',
-        color: '#e0e0e0',
-      })
-      .setOrigin(0.5);
-    this.add
-      .text(this.scale.width / 2, this.scale.height / 2 + 32, `plugin v${VERSION}`, {
-        fontFamily: 'monospace',
-        fontSize: '14px',
-        color: '#888888',
-      })
-      .setOrigin(0.5);
-    window.__game = this.game;
-    document.body.dataset.sceneReady = 'true';
-  }
-}
+DiffusionPlugin.configure({
+  modelUrl: cfg.modelUrl,
+  backend: cfg.backend,
+  poolSize: cfg.poolSize,
+  frameEvery: cfg.frameEvery,
+  cache: cfg.cache,
+  ...(cfg.fixedSeed ? { seed: cfg.seed } : {}),
+  ...(cfg.sampler ? { sampler: cfg.sampler } : {}),
+  ...(cfg.steps !== undefined ? { steps: cfg.steps } : {}),
+  ...(cfg.guidance !== undefined ? { guidance: cfg.guidance } : {}),
+});
 
-new Phaser.Game({
+// The usual registration is `plugins: { scene: [{ key: 'DiffusionPlugin', plugin: DiffusionPlugin,
+// mapping: 'diffusion' }] }` in the game config. But Phaser installs global scene plugins into every
+// scene, including its hidden '__SYSTEM' scene, and the DiffusionPlugin boots a worker and loads the
+// model in each. So the demo registers the class only, and the dungeon scene opts in (its scene
+// config lists 'DiffusionPlugin'); the gallery borrows the dungeon's instance.
+Phaser.Plugins.PluginCache.register('DiffusionPlugin', DiffusionPlugin, 'diffusion', true);
+
+const dungeon = new DungeonScene(cfg);
+
+const game = new Phaser.Game({
   type: Phaser.AUTO,
   parent: 'game',
-  width: 640,
-  height: 480,
+  width: 960,
+  height: 720,
   pixelArt: true,
-  backgroundColor: '#1a1a2e',
-  scene: [DemoScene],
+  backgroundColor: '#0b0b12',
+  scale: { mode: Phaser.Scale.FIT, autoCenter: Phaser.Scale.CENTER_BOTH },
+  scene: [dungeon, new GalleryScene()],
+});
+
+installTestHooks(game);
+
+new StatsOverlay({
+  stats: () => (dungeon.sys?.settings.isBooted ? dungeon.diffusion.stats : null),
+  status: () => dungeon.status,
+  onGallery: () => dungeon.openGallery(),
 });

@@ -63,11 +63,11 @@ export interface DemoServer {
   close(): Promise<void>;
 }
 
-/** Start the demo-game Vite dev server (the same config `npm start` uses) on a free port. */
-export async function startDemoServer(): Promise<DemoServer> {
+/** Start a Vite dev server from a config file on a free localhost port. */
+async function startViteServer(configFile: string): Promise<DemoServer> {
   const port = await freePort();
   const server = await createServer({
-    configFile: DEMO_VITE_CONFIG,
+    configFile,
     logLevel: 'warn',
     clearScreen: false,
     server: { host: '127.0.0.1', port, strictPort: true, open: false },
@@ -75,6 +75,11 @@ export async function startDemoServer(): Promise<DemoServer> {
   await server.listen();
   const url = `http://127.0.0.1:${port}/`;
   return { server, url, close: () => server.close() };
+}
+
+/** Start the demo-game Vite dev server (the same config `npm start` uses) on a free port. */
+export function startDemoServer(): Promise<DemoServer> {
+  return startViteServer(DEMO_VITE_CONFIG);
 }
 
 export interface ErrorLog {
@@ -103,17 +108,8 @@ export function collectErrors(page: Page): ErrorLog {
 export const PAGES_VITE_CONFIG = fileURLToPath(new URL('./pages/vite.config.ts', import.meta.url));
 
 /** Start the Vite dev server of the browser-test pages (test/browser/pages/) on a free port. */
-export async function startPagesServer(): Promise<DemoServer> {
-  const port = await freePort();
-  const server = await createServer({
-    configFile: PAGES_VITE_CONFIG,
-    logLevel: 'warn',
-    clearScreen: false,
-    server: { host: '127.0.0.1', port, strictPort: true, open: false },
-  });
-  await server.listen();
-  const url = `http://127.0.0.1:${port}/`;
-  return { server, url, close: () => server.close() };
+export function startPagesServer(): Promise<DemoServer> {
+  return startViteServer(PAGES_VITE_CONFIG);
 }
 
 /**

@@ -117,7 +117,7 @@ type SceneEvents = Phaser.Events.EventEmitter;
 interface SceneLike {
   sys: {
     events: SceneEvents;
-    settings: { isBooted: boolean };
+    settings: { isBooted: boolean; key?: string };
     textures: Phaser.Textures.TextureManager;
     add: Phaser.GameObjects.GameObjectFactory;
   };
@@ -195,9 +195,30 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     if (!this.systems.settings.isBooted) this.systems.events.once('boot', this.boot, this);
   }
 
-  /** Phaser calls this once when the scene boots: starts loading the model and filling pools. */
+  /**
+   * Phaser calls this once when the scene boots: starts loading the model and filling pools.
+   * Phaser also installs game-wide scene plugins into its hidden `__SYSTEM` scene; that copy stays
+   * idle (no worker, no model) unless something calls it.
+   */
   boot(): void {
+    if (this.systems.settings.key === '__SYSTEM') return;
     this.start();
+  }
+
+  /**
+   * Gives back a texture this plugin created (from {@link spawn} or {@link generate}) once no game
+   * object uses it any more, so long sessions that keep generating do not accumulate textures.
+   * Returns false for keys the plugin does not own.
+   */
+  release(key: string): boolean {
+    if (!this.owned.delete(key)) return false;
+    for (const pool of this.pools.values()) {
+      const i = pool.ready.indexOf(key);
+      if (i >= 0) pool.ready.splice(i, 1);
+    }
+    const textures = this.systems.textures;
+    if (textures?.exists(key)) textures.remove(key);
+    return true;
   }
 
   /** Per-scene settings (merged over the static defaults). Restarts the plugin if it had started. */

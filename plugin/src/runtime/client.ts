@@ -10,7 +10,6 @@ import type {
   GenerateRequest,
   GenerateStats,
   ReadyResponse,
-  SamplerName,
   WorkerRequest,
   WorkerResponse,
 } from '../worker/protocol.ts';
@@ -42,16 +41,8 @@ export interface ClientOptions {
 /** What `init` resolves to. */
 export type ReadyInfo = Omit<ReadyResponse, 'type' | 'requestId'>;
 
-export interface GenerateOptions {
-  /** One context per sprite, or one for all. */
-  contexts: Float32Array[];
-  count: number;
-  sampler: SamplerName;
-  steps?: number;
-  guidance?: number;
-  seed: number;
-  /** Intermediate frames every N steps (costs a GPU readback per frame). */
-  frameEvery?: number;
+/** Options of {@link DiffusionClient.generate}: the worker's generate request plus client-side extras. */
+export interface GenerateOptions extends Omit<GenerateRequest, 'type' | 'requestId'> {
   /** 'high' requests (visible sprites) run before 'low' ones (background pool refills). */
   priority?: 'high' | 'low';
   signal?: AbortSignal;

@@ -172,6 +172,32 @@ for (const { pkg, version, EventEmitter, SceneEvents } of majors) {
       expect(() => plugin.spawn('monster', 0, 0)).toThrow(DiffusionError);
     });
 
+    it("stays idle in Phaser's hidden __SYSTEM scene: no worker until something uses it", async () => {
+      configure();
+      const { scene, events, baseline, plugin } = install(false);
+      (scene.sys.settings as { key?: string }).key = '__SYSTEM';
+      events.emit(SceneEvents.BOOT as string);
+      expect(workers).toHaveLength(0);
+      expect(totalListeners(events)).toBe(baseline);
+      await plugin.whenReady(); // first use starts it
+      expect(workers).toHaveLength(1);
+      plugin.shutdown();
+    });
+
+    it('release() removes an owned texture and its pool entry, and ignores foreign keys', async () => {
+      configure();
+      const { textures, plugin } = install(true);
+      plugin.boot();
+      await plugin.whenIdle();
+      const [key] = await plugin.generate('item', 1);
+      expect(key && textures.exists(key)).toBe(true);
+      expect(plugin.release(key as string)).toBe(true);
+      expect(textures.exists(key as string)).toBe(false);
+      expect(plugin.release(key as string)).toBe(false);
+      expect(plugin.release('not-ours')).toBe(false);
+      plugin.shutdown();
+    });
+
     it('restarts lazily after a shutdown (scene restart) and cleans up again', async () => {
       configure();
       const { events, textures, baseline, plugin } = install(true);

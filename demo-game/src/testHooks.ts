@@ -1,0 +1,70 @@
+/**
+ * `window.__demo`: read-only views of the running game for the browser tests (and the console).
+ */
+import type * as Phaser from 'phaser';
+import type { DiffusionStats } from 'spritediffusion';
+import type { DungeonScene } from './scenes/DungeonScene.ts';
+import type { GalleryReport, GalleryScene } from './scenes/GalleryScene.ts';
+import type { Atlas } from './ui/spriteSheet.ts';
+
+export interface DemoHooks {
+  /** True once the first floor is built. */
+  readonly ready: boolean;
+  /** The player sprite's position (pixels) and tile, or null before the floor exists. */
+  readonly player: { x: number; y: number; tileX: number; tileY: number } | null;
+  readonly floor: number;
+  readonly status: string;
+  stats(): DiffusionStats | null;
+  /** Stats right after the plugin became ready (before anything new was generated). */
+  readyStats(): DiffusionStats | null;
+  /** How the current floor's sprites appeared (pool/cache vs placeholder). */
+  floorSpawns(): { fromPool: number; placeholders: number };
+  /** Resolves when the plugin has no generation or cache write pending. */
+  idle(): Promise<void>;
+  /** Plugin errors seen by the game. */
+  errors(): string[];
+  /** Model categories of the materialised generated sprites on screen. */
+  categoriesOnScreen(): string[];
+  openGallery(): void;
+  /** The gallery's rows, or null when it is closed. */
+  gallery(): GalleryReport | null;
+  /** The sprite sheet the gallery's export would download, or null when it is closed. */
+  gallerySheet(): { atlas: Atlas; width: number; height: number } | null;
+}
+
+declare global {
+  interface Window {
+    __demo?: DemoHooks;
+  }
+}
+
+export function installTestHooks(game: Phaser.Game): void {
+  const dungeon = (): DungeonScene => game.scene.getScene('dungeon') as DungeonScene;
+  const gallery = (): GalleryScene | null =>
+    game.scene.isActive('gallery') ? (game.scene.getScene('gallery') as GalleryScene) : null;
+  window.__demo = {
+    get ready() {
+      return dungeon().map !== null;
+    },
+    get player() {
+      const d = dungeon();
+      const p = d.player;
+      return p ? { x: p.x, y: p.y, tileX: d.playerTile.x, tileY: d.playerTile.y } : null;
+    },
+    get floor() {
+      return dungeon().floor;
+    },
+    get status() {
+      return dungeon().status;
+    },
+    stats: () => (dungeon().diffusion ? dungeon().diffusion.stats : null),
+    readyStats: () => dungeon().readyStats,
+    errors: () => [...dungeon().errors],
+    floorSpawns: () => ({ ...dungeon().floorSpawns }),
+    idle: () => dungeon().diffusion.whenIdle(),
+    categoriesOnScreen: () => dungeon().categoriesOnScreen(),
+    openGallery: () => dungeon().openGallery(),
+    gallery: () => gallery()?.report() ?? null,
+    gallerySheet: () => gallery()?.buildSheet() ?? null,
+  };
+}

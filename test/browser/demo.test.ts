@@ -1,0 +1,250 @@
+/**
+ * The demo game (demo-game/) in Chromium: boots on the tiny test model (fast) and on the shipped
+ * model (WASM, few steps), moves the player, shows generated sprites of many categories, opens the
+ * gallery (every category, export), and refills its pools from the IndexedDB cache after a reload.
+ * Screenshots go to test-results/screenshots/; the shipped-model ones are also copied to docs/.
+ */
+import { copyFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  collectErrors,
+  type DemoServer,
+  type ErrorLog,
+  launchChromium,
+  REPO_ROOT,
+  startDemoServer,
+} from './helpers.ts';
+
+/** The parts of `window.__demo` (demo-game/src/testHooks.ts) these tests use. */
+interface DemoStats {
+  backend: string | null;
+  msPerStep: number;
+  queueLength: number;
+  cacheHits: number;
+  cacheMisses: number;
+  generated: number;
+  modelRuns: number;
+  pools: Record<string, number>;
+}
+interface DemoHooks {
+  readonly ready: boolean;
+  readonly player: { x: number; y: number; tileX: number; tileY: number } | null;
+  stats(): DemoStats | null;
+  readyStats(): DemoStats | null;
+  floorSpawns(): { fromPool: number; placeholders: number };
+  idle(): Promise<void>;
+  errors(): string[];
+  categoriesOnScreen(): string[];
+  gallery(): { rows: Record<string, number>; done: boolean; msPerSprite: number } | null;
+  gallerySheet(): { atlas: { frames: Record<string, unknown> }; width: number; height: number } | null;
+}
+type DemoWindow = Window & { __demo?: DemoHooks };
+
+const CATEGORIES = [
+  'character',
+  'monster',
+  'weapon',
+  'armour',
+  'potion',
+  'food',
+  'treasure',
+  'scroll',
+  'spell',
+  'wall',
+  'floor',
+];
+const SHOTS = join(REPO_ROOT, 'test-results', 'screenshots');
+const DOCS = join(REPO_ROOT, 'docs');
+const TINY = '?model=test-fixtures/tiny/model.json&backend=wasm&steps=3&frameEvery=1&seed=11';
+const SHIPPED = '?backend=wasm&steps=6&pool=1&frameEvery=0&seed=2024';
+
+async function openGame(page: Page, url: string): Promise<void> {
+  await page.goto(url, { waitUntil: 'load', timeout: 90_000 });
+  await page.waitForFunction(() => (window as DemoWindow).__demo?.ready === true, null, { timeout: 90_000 });
+}
+
+const stats = (page: Page): Promise<DemoStats | null> =>
+  page.evaluate(() => (window as DemoWindow).__demo?.stats() ?? null);
+
+/** Waits until the plugin has nothing queued (every placeholder materialised, pools full). */
+async function settle(page: Page, timeout: number): Promise<void> {
+  await page.waitForFunction(() => (window as DemoWindow).__demo?.stats()?.queueLength === 0, null, {
+    timeout,
+    polling: 250,
+  });
+  await page.evaluate(() => (window as DemoWindow).__demo?.idle());
+}
+
+async function screenshot(page: Page, name: string, docsName?: string): Promise<void> {
+  mkdirSync(SHOTS, { recursive: true });
+  const file = join(SHOTS, name);
+  await page.screenshot({ path: file });
+  if (docsName) {
+    mkdirSync(DOCS, { recursive: true });
+    copyFileSync(file, join(DOCS, docsName));
+  }
+}
+
+/** Opens the gallery with its button and waits until every row is generated. */
+async function openGallery(
+  page: Page,
+  timeout: number,
+): Promise<{ rows: Record<string, number>; msPerSprite: number }> {
+  await page.click('#open-gallery');
+  await page.waitForFunction(() => (window as DemoWindow).__demo?.gallery()?.done === true, null, {
+    timeout,
+    polling: 250,
+  });
+  const report = await page.evaluate(() => (window as DemoWindow).__demo?.gallery());
+  if (!report) throw new Error('the gallery closed');
+  return report;
+}
+
+describe('demo game', () => {
+  let demo: DemoServer;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    demo = await startDemoServer();
+    browser = await launchChromium();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await demo?.close();
+  });
+
+  describe('on the tiny test model', () => {
+    let context: BrowserContext;
+    let page: Page;
+    let log: ErrorLog;
+
+    beforeAll(async () => {
+      context = await browser.newContext({ viewport: { width: 1280, height: 720 }, acceptDownloads: true });
+      page = await context.newPage();
+      log = collectErrors(page);
+    });
+
+    afterAll(async () => {
+      await context?.close();
+    });
+
+    it('boots, builds a floor and runs the model on WASM', async () => {
+      await openGame(page, `${demo.url}${TINY}`);
+      const state = await page.evaluate(() => ({
+        sceneReady: document.body.dataset.sceneReady,
+        isolated: window.crossOriginIsolated,
+        dungeon: window.__game?.scene.isActive('dungeon'),
+        backend: (window as DemoWindow).__demo?.stats()?.backend,
+        overlay: document.querySelector('#stats-overlay')?.textContent ?? '',
+      }));
+      expect(state.sceneReady).toBe('true');
+      expect(state.isolated).toBe(true);
+      expect(state.dungeon).toBe(true);
+      expect(state.backend).toBe('wasm');
+      expect(state.overlay).toContain('backend');
+      expect(log.errors).toEqual([]);
+    });
+
+    it('arrow keys move the player', async () => {
+      const before = await page.evaluate(() => (window as DemoWindow).__demo?.player);
+      expect(before).not.toBeNull();
+      await page.keyboard.down('ArrowRight');
+      await page.waitForFunction(
+        (x0) => ((window as DemoWindow).__demo?.player?.tileX ?? 0) >= x0 + 2,
+        before?.tileX ?? 0,
+        { timeout: 10_000 },
+      );
+      await page.keyboard.up('ArrowRight');
+      await page.waitForTimeout(300);
+      const after = await page.evaluate(() => (window as DemoWindow).__demo?.player);
+      expect(after?.x).toBeGreaterThan(before?.x ?? 0);
+      expect(after?.y).toBe(before?.y);
+      // The map guarantees free floor to the right of the start; the player walked on it.
+      expect(after?.tileX).toBeGreaterThanOrEqual((before?.tileX ?? 0) + 2);
+    });
+
+    it('shows generated sprites of at least 5 categories on screen', async () => {
+      await page.waitForFunction(() => ((window as DemoWindow).__demo?.categoriesOnScreen().length ?? 0) >= 5, null, {
+        timeout: 60_000,
+        polling: 250,
+      });
+      const cats = await page.evaluate(() => (window as DemoWindow).__demo?.categoriesOnScreen());
+      expect(cats).toEqual(expect.arrayContaining(['character', 'floor', 'wall', 'spell']));
+      await settle(page, 60_000);
+      await screenshot(page, 'game-tiny.png');
+      const s = await stats(page);
+      expect(s?.generated).toBeGreaterThan(0);
+      expect(s?.msPerStep).toBeGreaterThan(0);
+    });
+
+    it('the gallery shows every category and exports a sprite sheet + atlas', async () => {
+      const report = await openGallery(page, 60_000);
+      for (const c of CATEGORIES) expect(report.rows[c], c).toBe(4);
+      expect(report.rows.mix).toBe(4);
+      expect(report.msPerSprite).toBeGreaterThan(0);
+      expect(await page.evaluate(() => window.__game?.scene.isActive('dungeon'))).toBe(false);
+
+      const sheet = await page.evaluate(() => (window as DemoWindow).__demo?.gallerySheet());
+      expect(Object.keys(sheet?.atlas.frames ?? {})).toHaveLength(48);
+      expect(sheet?.atlas.frames).toHaveProperty('monster_0');
+      expect([sheet?.width, sheet?.height]).toEqual([4 * 32, 12 * 32]);
+      const downloads: string[] = [];
+      page.on('download', (d) => downloads.push(d.suggestedFilename()));
+      await page.click('#g-export');
+      await expect.poll(() => downloads.length, { timeout: 10_000 }).toBe(2);
+      expect(downloads.sort()).toEqual(['spritediffusion-sheet.json', 'spritediffusion-sheet.png']);
+      await screenshot(page, 'gallery-tiny.png');
+
+      await page.click('#g-close');
+      await page.waitForFunction(() => window.__game?.scene.isActive('dungeon') === true, null, { timeout: 10_000 });
+      expect(await page.evaluate(() => document.querySelector('#gallery-panel'))).toBeNull();
+      expect(log.errors).toEqual([]);
+    });
+
+    it('after a reload, the pools fill from the IndexedDB cache and the floor spawns without the model', async () => {
+      await settle(page, 60_000);
+      await page.reload({ waitUntil: 'load' });
+      await page.waitForFunction(() => (window as DemoWindow).__demo?.ready === true, null, { timeout: 90_000 });
+      const r = await page.evaluate(() => ({
+        ready: (window as DemoWindow).__demo?.readyStats(),
+        floor: (window as DemoWindow).__demo?.floorSpawns(),
+      }));
+      expect(r.ready?.cacheHits).toBeGreaterThan(0);
+      expect(r.ready?.modelRuns).toBe(0);
+      // Every sprite of the first floor came straight from a pool (filled from the cache).
+      expect(r.floor?.placeholders).toBe(0);
+      expect(r.floor?.fromPool).toBeGreaterThan(20);
+      expect(await page.evaluate(() => (window as DemoWindow).__demo?.errors())).toEqual([]);
+      expect(log.errors).toEqual([]);
+    });
+  });
+
+  it('boots on the shipped model (WASM, 6 steps): generated dungeon and gallery', async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 720 } });
+    const page = await context.newPage();
+    const log = collectErrors(page);
+    try {
+      await openGame(page, `${demo.url}${SHIPPED}`);
+      await page.waitForFunction(() => ((window as DemoWindow).__demo?.stats()?.generated ?? 0) >= 1, null, {
+        timeout: 60_000,
+        polling: 250,
+      });
+      await page.waitForFunction(() => ((window as DemoWindow).__demo?.categoriesOnScreen().length ?? 0) >= 5, null, {
+        timeout: 90_000,
+        polling: 500,
+      });
+      await settle(page, 90_000);
+      expect((await stats(page))?.backend).toBe('wasm');
+      await screenshot(page, 'game.png', 'screenshot-game.png');
+      const report = await openGallery(page, 120_000);
+      for (const c of CATEGORIES) expect(report.rows[c], c).toBeGreaterThan(0);
+      await screenshot(page, 'gallery.png', 'screenshot-gallery.png');
+      expect(log.errors).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  }, 300_000);
+});
