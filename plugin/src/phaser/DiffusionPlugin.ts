@@ -306,7 +306,25 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
         const info = await this.whenReady();
         this.checkCategory(category);
         const pool = this.pools.get(category);
-        // A pooled texture may have become ready meanwhile: copy it into the placeholder.
+        // Spawned before the model was ready: the cache (loaded at ready) may already hold a sprite.
+        const cachedNow = pool?.cached.shift();
+        if (cachedNow) {
+          this.counters.cacheHits++;
+          this.drawTexture(placeholder, cachedNow.width, cachedNow.height, cachedNow.rgba);
+          this.emit('texture', { key: placeholder, category, fromCache: true });
+          this.refill(category);
+          return;
+        }
+        const pooled = pool?.ready[0];
+        const swappable = sprite as unknown as { setTexture?: (key: string) => unknown };
+        if (pooled !== undefined && typeof swappable.setTexture === 'function') {
+          pool?.ready.shift();
+          swappable.setTexture(pooled);
+          this.release(placeholder);
+          this.emit('texture', { key: pooled, category, fromCache: false });
+          this.refill(category);
+          return;
+        }
         const sprites = await this.generateSprites(category, 1, 'high', frameEvery, (rgba) => {
           this.drawTexture(placeholder, info.imageSize, info.imageSize, rgba);
         });

@@ -258,6 +258,15 @@ for (const { pkg, version, EventEmitter, SceneEvents } of majors) {
       expect(second.plugin.stats.cacheHits).toBe(6);
       expect(second.plugin.stats.pools).toEqual({ character: 2, monster: 2, item: 2 });
       second.plugin.destroy();
+
+      // Third visit: a spawn issued before the model is even loaded is still served from the cache.
+      configure(dbName);
+      const third = install(true);
+      const early = third.plugin.spawn('character', 0, 0);
+      await third.plugin.whenIdle();
+      expect(third.plugin.stats.modelRuns).toBe(0);
+      expect(third.textures.map.get(early.texture.key)?.data?.some((v) => v > 0)).toBe(true);
+      third.plugin.destroy();
     });
   });
 }
