@@ -74,10 +74,11 @@ def test_parity_within_tolerance(exported):
     par = result["parity"]
     checked = {(Path(r["model"]).name, r["output"]) for r in par}
     assert checked >= {("model.onnx", "noise"), ("update.onnx", "x_next"), ("update.onnx", "x_next_rep")}
-    if (out / "model.fp16.onnx").exists():  # the optional float16-weights variant is checked too
+    if (out / "model.fp16.onnx").exists():  # the optional reduced-precision variants are checked too
         assert ("model.fp16.onnx", "noise") in checked
+        assert ("model.int8.onnx", "noise") in checked
     for r in par:
-        limit = 2e-2 if r["model"].endswith(".fp16.onnx") else 1e-4  # fp32 graphs: 1e-4
+        limit = 1e-4  # reduced-precision variants are compared with PyTorch running the same weights
         assert 0 <= r["max_abs_diff"] < limit, r
 
 
@@ -105,7 +106,10 @@ def test_model_json_matches_format(exported, tiny_run):
         assert f["bytes"] == p.stat().st_size
     assert files["model"]["path"] == "model.onnx" and files["model"]["dtype"] == "float32"
     assert files["update"]["path"] == "update.onnx"
-    assert set(files) <= {"model", "model_fp16", "update"}
+    assert set(files) <= {"model", "model_fp16", "model_int8", "update"}
+    if "model_int8" in files:
+        assert files["model_int8"]["path"] == "model.int8.onnx" and files["model_int8"]["dtype"] == "int8"
+        assert files["model_int8"]["bytes"] < files["model"]["bytes"] / 3
     if "model_fp16" in files:
         assert files["model_fp16"]["path"] == "model.fp16.onnx" and files["model_fp16"]["dtype"] == "float16"
     assert meta["onnx"]["opset"] >= 17

@@ -14,6 +14,7 @@ Writes eval.json, a sample grid per setting and a nearest-neighbour PNG.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import time
@@ -29,6 +30,7 @@ from .dataset import load_dataset
 from .export import build_model, load_run
 from .images import save_grid
 from .progress import Progress
+from .quantize import fake_quant_fp16, fake_quant_int8
 from .schedule import DDPMSchedule, ScheduleConfig, sample
 
 
@@ -146,10 +148,16 @@ def parse_setting(s: str) -> Dict:
     raise ValueError(f"setting {s!r}: use ddpm or ddimN, optionally -gG for guidance")
 
 
+WEIGHTS = {"fp32": lambda sd: sd, "fp16": fake_quant_fp16, "int8": fake_quant_int8}
+
+
 def evaluate(run: Path, data: Optional[Path], out: Path, per_category: int, settings: List[str],
-             device: torch.device, epochs: int, seed: int = 0) -> Dict:
+             device: torch.device, epochs: int, seed: int = 0, weights: Sequence[str] = ("fp32",)) -> Dict:
     ck = load_run(run)
-    model = build_model(ck).to(device)
+    base = build_model(ck)
+    for w in weights:
+        if w not in WEIGHTS:
+            raise ValueError(f"unknown weights '{w}': use {', '.join(WEIGHTS)}")
     cfg = ck["config"]
     sch = DDPMSchedule(ScheduleConfig(**cfg["schedule"]))
     d = load_dataset(Path(data or cfg["data"]))
@@ -177,8 +185,14 @@ def evaluate(run: Path, data: Optional[Path], out: Path, per_category: int, sett
     }
     print(f"classifier held-out accuracy {real_acc:.3f}; FD held-out vs train {fd_real:.2f}", flush=True)
     out.mkdir(parents=True, exist_ok=True)
-    for s in settings:
+    for w, s in [(w, s) for w in weights for s in settings]:
+        model = copy.deepcopy(base)
+        model.load_state_dict(WEIGHTS[w](base.state_dict()))
+        model = model.to(device).eval()
         st = parse_setting(s)
+        if w != "fp32":
+            s = f"{s}@{w}"
+            st["name"], st["weights"] = s, w
         ctx = torch.eye(k, device=device).repeat_interleave(per_category, dim=0)
         y_gen = torch.arange(k).repeat_interleave(per_category)
         gen = torch.Generator(device=device).manual_seed(seed + 1)
@@ -223,6 +237,7 @@ def evaluate(run: Path, data: Optional[Path], out: Path, per_category: int, sett
     report["seconds_total"] = round(time.time() - t0, 1)
     report["device"] = str(device)
     report["model_steps"] = ck["step"]
+    report["model_size"] = base.cfg.size
     (out / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 
@@ -237,12 +252,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--settings", default="ddim25", help="comma list, e.g. ddim25,ddim25-g2,ddpm")
     p.add_argument("--epochs", type=int, default=15, help="classifier epochs")
     p.add_argument("--device", default="auto")
+    p.add_argument("--weights", default="fp32", help="comma list of weight variants: fp32, fp16, int8 (as exported)")
     a = p.parse_args(argv)
     dev = torch.device("cuda" if a.device == "auto" and torch.cuda.is_available() else
                        ("cpu" if a.device == "auto" else a.device))
     try:
         evaluate(Path(a.run), Path(a.data) if a.data else None, Path(a.out), a.per_category,
-                 a.settings.split(","), dev, a.epochs)
+                 a.settings.split(","), dev, a.epochs, weights=a.weights.split(","))
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -11,6 +11,7 @@ on random inputs and must match PyTorch within --tolerance (default 1e-4).
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import json
 import shutil
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -26,10 +27,11 @@ import torch.nn as nn
 from .model import ContextUnet, ModelConfig, count_flops, count_params
 from .schedule import ScheduleConfig
 from .fp16 import convert_fp16_weights
+from .quantize import convert_int8_weights, fake_quant_fp16, fake_quant_int8
 from .update import UpdateGraph
 
 FORMAT_VERSION = 1
-DTYPES = {"model": "float32", "model_fp16": "float16"}
+DTYPES = {"model": "float32", "model_fp16": "float16", "model_int8": "int8"}
 OPSET = 17
 REPO = Path(__file__).resolve().parents[2]
 
@@ -91,8 +93,13 @@ def _t(x: torch.Tensor) -> Dict:
 
 
 def parity(model: ContextUnet, model_path: Path, update_path: Path, seed: int = 0,
-           extra_models: Sequence[Path] = ()) -> List[Dict]:
-    """Run both graphs in onnxruntime-node on random inputs; return max abs diffs."""
+           extra_models: Sequence[Tuple[Path, Callable]] = ()) -> List[Dict]:
+    """Run the graphs in onnxruntime-node on random inputs; return max abs diffs to PyTorch.
+
+    Each extra model (a reduced-precision variant) is compared with PyTorch running the same
+    reduced weights (its `transform` of the state dict), so the check stays at fp32 tolerance;
+    its distance to the full-precision output is reported as `vs_fp32`.
+    """
     c = model.cfg
     g = torch.Generator().manual_seed(seed)
     B = 3
@@ -115,8 +122,13 @@ def parity(model: ContextUnet, model_path: Path, update_path: Path, seed: int = 
                                               "guidance": _t(guid)},
          "expected": {"x_next": _t(xn), "x_next_rep": _t(xr)}},
     ]}
-    for extra in extra_models:
-        spec["runs"].append({**spec["runs"][0], "model": str(extra)})
+    for extra, transform in extra_models:
+        variant = copy.deepcopy(model)
+        variant.load_state_dict(transform(model.state_dict()))
+        with torch.no_grad():
+            vnoise = variant(x, t, ctx)
+        spec["runs"].append({**spec["runs"][0], "model": str(extra), "expected": {"noise": _t(vnoise)},
+                             "vs_fp32": float((vnoise - noise).abs().max())})
     node = shutil.which("node")
     if not node:
         raise ExportError("parity check needs Node.js (node) with onnxruntime-node: install Node 20+ and run "
@@ -128,7 +140,12 @@ def parity(model: ContextUnet, model_path: Path, update_path: Path, seed: int = 
                            cwd=str(REPO))
     if r.returncode != 0:
         raise ExportError(f"parity check failed to run: {r.stderr.strip() or r.stdout.strip()}")
-    return json.loads(r.stdout.strip().splitlines()[-1])["results"]
+    results = json.loads(r.stdout.strip().splitlines()[-1])["results"]
+    vs = {run["model"]: run.get("vs_fp32") for run in spec["runs"]}
+    for res in results:
+        if vs.get(res["model"]) is not None:
+            res["vs_fp32"] = vs[res["model"]]
+    return results
 
 
 def write_meta(out: Path, ck: Dict, model: ContextUnet, name: str, files: Dict[str, Path],
@@ -170,7 +187,7 @@ def write_meta(out: Path, ck: Dict, model: ContextUnet, name: str, files: Dict[s
 
 
 def export(run: Path, out: Path, name: str, check: bool = True, tolerance: float = 1e-4,
-           sampling: Optional[Dict] = None, fp16: bool = True, fp16_tolerance: float = 2e-2) -> Dict:
+           sampling: Optional[Dict] = None, fp16: bool = True) -> Dict:
     ck = load_run(run)
     model = build_model(ck)
     out.mkdir(parents=True, exist_ok=True)
@@ -179,21 +196,28 @@ def export(run: Path, out: Path, name: str, check: bool = True, tolerance: float
     export_update(model.cfg, upath)
     print(f"exported {mpath} ({mpath.stat().st_size / 1e6:.2f} MB) and {upath}")
     files = {"model": mpath, "update": upath}
+    variants = []
     if fp16:
-        hpath = out / "model.fp16.onnx"
-        try:
-            convert_fp16_weights(mpath, hpath)
-        except ImportError:
-            raise ExportError("the fp16 variant needs the onnx package: sudo apt-get install -y python3-onnx "
-                              "(or pass --no-fp16)")
-        files["model_fp16"] = hpath
-        print(f"exported {hpath} ({hpath.stat().st_size / 1e6:.2f} MB, float16 weights, float32 compute)")
+        for key, suffix, convert, transform, label in (
+                ("model_fp16", ".fp16.onnx", convert_fp16_weights, fake_quant_fp16, "float16 weights"),
+                ("model_int8", ".int8.onnx", convert_int8_weights, fake_quant_int8, "int8 per-channel weights")):
+            vpath = out / ("model" + suffix)
+            try:
+                convert(mpath, vpath)
+            except ImportError:
+                raise ExportError("the reduced-precision variants need the onnx package: "
+                                  "sudo apt-get install -y python3-onnx (or pass --no-fp16)")
+            files[key] = vpath
+            variants.append((vpath, transform))
+            print(f"exported {vpath} ({vpath.stat().st_size / 1e6:.2f} MB, {label}, float32 compute)")
     results = []
     if check:
-        results = parity(model, mpath, upath, extra_models=[files["model_fp16"]] if fp16 else [])
+        results = parity(model, mpath, upath, extra_models=variants)
         for r in results:
-            print(f"parity {Path(r['model']).name}:{r['output']}: max |onnxruntime - pytorch| = {r['max_abs_diff']:.3e}")
-            limit = fp16_tolerance if r["model"].endswith(".fp16.onnx") else tolerance
+            extra = f" (its weights vs fp32: {r['vs_fp32']:.3e})" if "vs_fp32" in r else ""
+            print(f"parity {Path(r['model']).name}:{r['output']}: max |onnxruntime - pytorch| = "
+                  f"{r['max_abs_diff']:.3e}{extra}")
+            limit = tolerance
             if not r["max_abs_diff"] < limit:
                 raise ExportError(f"parity failed for {Path(r['model']).name}: max abs difference "
                                   f"{r['max_abs_diff']:.3e} >= {limit}")
@@ -215,7 +239,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--guidance", type=float, default=1.0, help="default guidance scale recorded in model.json")
     p.add_argument("--steps", type=int, default=25, help="default DDIM steps recorded in model.json")
     p.add_argument("--no-parity", action="store_true", help="skip the ONNX Runtime parity check (not recommended)")
-    p.add_argument("--no-fp16", action="store_true", help="do not write model.fp16.onnx (float16 weights)")
+    p.add_argument("--no-fp16", action="store_true", help="do not write model.fp16.onnx / model.int8.onnx (reduced-precision weights)")
     a = p.parse_args(argv)
     run = Path(a.run)
     try:

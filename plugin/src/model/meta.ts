@@ -8,8 +8,8 @@ export interface ModelFile {
   sha256: string;
   /** File size in bytes. */
   bytes: number;
-  /** Weight precision (`model` / `model_fp16` only). */
-  dtype?: 'float32' | 'float16';
+  /** Weight precision of a denoiser file (`model`, `model_fp16`, `model_int8`); compute is always float32. */
+  dtype?: 'float32' | 'float16' | 'int8';
 }
 
 /** model.json, version 1, as specified by plugin/MODEL_FORMAT.md (keys mirror the JSON exactly). */
@@ -33,7 +33,7 @@ export interface ModelMeta {
   timestep?: { input: string; encoding: string };
   /** Recommended sampling settings. */
   sampling: { sampler: 'ddpm' | 'ddim'; steps: number; guidance: number; clip_x0: boolean };
-  files: { model: ModelFile; model_fp16?: ModelFile; update: ModelFile };
+  files: { model: ModelFile; model_fp16?: ModelFile; model_int8?: ModelFile; update: ModelFile };
   onnx: { opset: number; inputs: string[]; output: string };
   /** Informational training summary. */
   training?: Record<string, unknown>;
@@ -119,7 +119,8 @@ class Checker {
       sha256: sha,
       bytes: this.num(f, 'bytes', `${path}.bytes`, 0, Number.POSITIVE_INFINITY, { int: true }),
     };
-    if (f.dtype !== undefined) out.dtype = this.oneOf(f, 'dtype', `${path}.dtype`, ['float32', 'float16'] as const);
+    if (f.dtype !== undefined)
+      out.dtype = this.oneOf(f, 'dtype', `${path}.dtype`, ['float32', 'float16', 'int8'] as const);
     return out;
   }
 }
@@ -188,6 +189,7 @@ export function parseModelMeta(json: unknown, source = 'model.json'): ModelMeta 
   const files = c.obj(root, 'files', 'files');
   const model = c.file(files, 'model', 'files.model', false) as ModelFile;
   const modelFp16 = c.file(files, 'model_fp16', 'files.model_fp16', true);
+  const modelInt8 = c.file(files, 'model_int8', 'files.model_int8', true);
   const update = c.file(files, 'update', 'files.update', false) as ModelFile;
 
   const onnx = c.obj(root, 'onnx', 'onnx');
@@ -208,7 +210,12 @@ export function parseModelMeta(json: unknown, source = 'model.json'): ModelMeta 
     schedule: { name: 'linear', T, beta_start: betaStart, beta_end: betaEnd },
     prediction: 'epsilon',
     sampling,
-    files: { model, update, ...(modelFp16 ? { model_fp16: modelFp16 } : {}) },
+    files: {
+      model,
+      update,
+      ...(modelFp16 ? { model_fp16: modelFp16 } : {}),
+      ...(modelInt8 ? { model_int8: modelInt8 } : {}),
+    },
     onnx: { opset, inputs: [...(inputs as string[])], output },
   };
   if (timestep) meta.timestep = timestep;

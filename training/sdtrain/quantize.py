@@ -1,0 +1,85 @@
+"""Smaller downloads: int8 weight-only variant of an exported ONNX model (float32 compute).
+
+Every float32 initializer with at least two dimensions and more than 16 elements (conv and
+linear weights) is stored as int8 with one symmetric scale per output channel (axis 0) and
+followed by a DequantizeLinear back to float32; biases and norm parameters stay float32.
+Inputs, outputs and arithmetic stay float32, so it runs on every ONNX Runtime backend. The
+same rounding is available in PyTorch (`fake_quant_int8`) so quality can be evaluated before
+shipping. Needs the `onnx` Python package (Debian: python3-onnx).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, Tuple
+
+import numpy as np
+import torch
+
+
+def quantize_per_channel(w: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 per output channel: returns (q int8, scale float32[O])."""
+    flat = w.reshape(w.shape[0], -1).astype(np.float32)
+    scale = (np.abs(flat).max(axis=1) / np.float32(127.0)).astype(np.float32)
+    scale[scale == 0] = np.float32(1.0)
+    q = np.clip(np.round(flat / scale[:, None]), -127, 127).astype(np.int8)
+    return q.reshape(w.shape), scale
+
+
+def quantizable(shape, numel: int, min_elements: int = 16) -> bool:
+    return len(shape) >= 2 and numel > min_elements
+
+
+def fake_quant_int8(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """The ONNX variant's weights as PyTorch sees them after DequantizeLinear."""
+    out = {}
+    for k, v in state.items():
+        if v.is_floating_point() and quantizable(v.shape, v.numel()):
+            q, s = quantize_per_channel(v.detach().cpu().numpy())
+            deq = q.reshape(q.shape[0], -1).astype(np.float32) * s[:, None]
+            out[k] = torch.from_numpy(deq.reshape(q.shape)).to(v.dtype)
+        else:
+            out[k] = v
+    return out
+
+
+def fake_quant_fp16(state: Dict[str, torch.Tensor], min_elements: int = 16) -> Dict[str, torch.Tensor]:
+    """The fp16 variant's weights (see fp16.py) as PyTorch sees them after the Cast back."""
+    return {k: (v.half().float() if v.is_floating_point() and v.numel() > min_elements else v)
+            for k, v in state.items()}
+
+
+def convert_int8_weights(src: Path, dst: Path) -> int:
+    """Write dst; returns the number of initializers quantized."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    m = onnx.load(str(src))
+    g = m.graph
+    keep, nodes, n = [], [], 0
+    for init in g.initializer:
+        arr = numpy_helper.to_array(init)
+        if init.data_type == TensorProto.FLOAT and quantizable(arr.shape, arr.size):
+            q, s = quantize_per_channel(arr)
+            base = init.name
+            keep.append(numpy_helper.from_array(q, base + "__q"))
+            keep.append(numpy_helper.from_array(s, base + "__scale"))
+            keep.append(numpy_helper.from_array(np.zeros(s.shape, np.int8), base + "__zp"))
+            nodes.append(helper.make_node("DequantizeLinear", [base + "__q", base + "__scale", base + "__zp"],
+                                          [base], axis=0, name=base + "__dq"))
+            n += 1
+        else:
+            keep.append(init)
+    outs = {nd.output[0] for nd in nodes}
+    inputs = [i for i in g.input if i.name not in outs]
+    del g.input[:]
+    g.input.extend(inputs)
+    del g.initializer[:]
+    g.initializer.extend(keep)
+    allnodes = nodes + list(g.node)
+    del g.node[:]
+    g.node.extend(allnodes)
+    onnx.checker.check_model(m)
+    tmp = dst.with_name(dst.name + ".tmp")
+    onnx.save(m, str(tmp))
+    tmp.replace(dst)
+    return n
