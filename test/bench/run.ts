@@ -5,18 +5,26 @@
  *  - per-step latency of the shipped model (guidance as in model.json) at batch 1, 8, 32 on
  *    onnxruntime-node (native reference) and onnxruntime-web WASM in Node, with the WASM/native ratio;
  *  - sprites/s for DDPM-500, DDIM-25 and DDIM-50 derived from those step times;
- *  - the trainer's images/s and achieved GFLOP/s on this CPU next to the model's FLOP count.
- * Options: --quick (batch 1 and 8, fewer runs), --no-train, --model path/to/model.json.
+ *  - the trainer's images/s and achieved GFLOP/s on this CPU next to the model's FLOP count;
+ *  - in headless Chromium (test/bench/browser.ts, shipped model only): per-step latency on
+ *    onnxruntime-web WASM (batch 1, 8, 32) and WebGPU (batch 1, SwiftShader here), each as a ratio to
+ *    onnxruntime-node at the same batch from this run; WebGPU readbacks per step; one DDIM-25 batch
+ *    of 16 sprites; the demo's time to first sprite, cold and warm (IndexedDB cache).
+ * Options: --quick (batch 1 and 8, fewer runs, demo at 6 steps), --no-train, --no-browser,
+ * --model path/to/model.json (Node part only; the browser part always uses models/model.json).
+ * BENCHMARKS.md has the figures of one full run and the status of the performance targets.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type BrowserBenchResult, runBrowserBench } from './browser.ts';
 import { loadMeta, nativeRunner, type StepTiming, timeStep, wasmRunner } from './node.ts';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const noTrain = args.includes('--no-train');
+const noBrowser = args.includes('--no-browser');
 const mi = args.indexOf('--model');
 const modelJson = mi >= 0 ? (args[mi + 1] as string) : 'models/model.json';
 const threads = Math.max(1, Math.min(cpus().length, 4));
@@ -104,9 +112,56 @@ save_dataset(Path('${data}'), img, lab, np.zeros(n,bool), ${JSON.stringify(meta.
   console.table([trainer]);
 }
 
+let browser: BrowserBenchResult | null = null;
+if (!noBrowser) {
+  const shipped = loadMeta('models/model.json').meta;
+  if (shipped.name !== meta.name)
+    console.log(`browser part: shipped model ${shipped.name}; ratios are to ${meta.name}`);
+  const nativeMsPerStep: Record<number, number> = {};
+  for (const r of rows) if (r.backend === 'onnxruntime-node') nativeMsPerStep[r.batch] = r.msPerStep;
+  browser = await runBrowserBench({ quick, nativeMsPerStep, guidance: shipped.sampling.guidance });
+  if (browser) {
+    console.log(
+      `browser (headless Chromium ${browser.chromium}; crossOriginIsolated ${browser.crossOriginIsolated}, ` +
+        `hardwareConcurrency ${browser.hardwareConcurrency} -> ORT WASM threads ${browser.wasmThreads}):`,
+    );
+    const nativeRows = table
+      .filter((r) => r.backend === 'onnxruntime-node')
+      .map((r) => ({
+        backend: 'onnxruntime-node (same run)',
+        batch: r.batch,
+        rows: r.rows,
+        'ms/step': r['ms/step'],
+        'x native': 1,
+        'DDIM-25 sprites/s': r['DDIM-25 sprites/s'],
+        runs: '',
+        note: '',
+      }));
+    console.table([...nativeRows, ...browser.steps].sort((a, b) => a.batch - b.batch));
+    const w = browser.webgpu;
+    console.log(
+      `WebGPU: backend ${w.backend} (adapter ${w.adapter}); first 1-step call ${w.firstCallMs} ms (shader compile); ` +
+        `${w.msPerStep} ms/step at batch 1; GPU->CPU readbacks per step ${w.readbacksPerStep} (goal 0). ${w.note}`,
+    );
+    if (browser.ddim25x16) {
+      console.log(
+        `WASM DDIM-25, 16 sprites in one batch: ${browser.ddim25x16.seconds} s (${browser.ddim25x16.msPerStep} ms/step)`,
+      );
+    }
+    const d = browser.demo;
+    if (d) {
+      console.log(`demo time to first sprite (production build, ?backend=wasm&steps=${d.steps}), ms since navigation:`);
+      const { files: _files, ...cold } = d.cold;
+      console.table({ cold, warm: d.warm ?? {} });
+      if (d.note) console.log(`  note: ${d.note}`);
+    }
+    if (browser.errors.length) console.log(`browser errors:\n  ${browser.errors.join('\n  ')}`);
+  }
+}
+
 mkdirSync('bench-results', { recursive: true });
 writeFileSync(
   'bench-results/bench.json',
-  `${JSON.stringify({ date: new Date().toISOString(), cpus: cpus().length, threads, model: meta.name, guidance, steps: table, trainer }, null, 2)}\n`,
+  `${JSON.stringify({ date: new Date().toISOString(), cpus: cpus().length, threads, model: meta.name, guidance, steps: table, trainer, browser }, null, 2)}\n`,
 );
 console.log('wrote bench-results/bench.json');

@@ -24,6 +24,21 @@ declare global {
       idle(): Promise<void>;
       /** RGBA of one sprite generated with an explicit seed (generate() bypasses pools and cache). */
       seeded(category: string, seed: number): Promise<number[]>;
+      /**
+       * Benchmark helper (test/bench/browser.ts): generate(category, count, { steps }) bypassing pools
+       * and cache; wall ms, the worker's ms/step for this call and the plugin's readbacks per step.
+       */
+      bench(
+        category: string,
+        count: number,
+        steps: number,
+      ): Promise<{
+        ms: number;
+        msPerStep: number;
+        readbacksPerStep: number;
+        backend: string | null;
+        modelRuns: number;
+      }>;
       spawnAll(): Promise<
         {
           category: string;

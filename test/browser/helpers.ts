@@ -112,15 +112,12 @@ export function startPagesServer(): Promise<DemoServer> {
   return startViteServer(PAGES_VITE_CONFIG);
 }
 
-/**
- * `vite build` the browser-test pages into `outDir`, then serve that build with `vite preview`
- * (same COOP/COEP headers) on a free port.
- */
-export async function buildAndPreviewPages(outDir: string): Promise<{ url: string; close(): Promise<void> }> {
-  await build({ configFile: PAGES_VITE_CONFIG, logLevel: 'warn', build: { outDir, emptyOutDir: true } });
+/** `vite build` a config into `outDir`, then serve that build with `vite preview` on a free port. */
+async function buildAndPreview(configFile: string, outDir: string): Promise<{ url: string; close(): Promise<void> }> {
+  await build({ configFile, logLevel: 'warn', build: { outDir, emptyOutDir: true } });
   const port = await freePort();
   const server = await preview({
-    configFile: PAGES_VITE_CONFIG,
+    configFile,
     logLevel: 'warn',
     build: { outDir },
     preview: { host: '127.0.0.1', port, strictPort: true, open: false },
@@ -132,4 +129,20 @@ export async function buildAndPreviewPages(outDir: string): Promise<{ url: strin
         server.httpServer.close(() => resolve());
       }),
   };
+}
+
+/**
+ * `vite build` the browser-test pages into `outDir`, then serve that build with `vite preview`
+ * (same COOP/COEP headers) on a free port.
+ */
+export function buildAndPreviewPages(outDir: string): Promise<{ url: string; close(): Promise<void> }> {
+  return buildAndPreview(PAGES_VITE_CONFIG, outDir);
+}
+
+/**
+ * `vite build` the demo game (the `npm run build` config, shipped model included) into `outDir`
+ * and serve it with `vite preview` (COOP/COEP headers) on a free port.
+ */
+export function buildAndPreviewDemo(outDir: string): Promise<{ url: string; close(): Promise<void> }> {
+  return buildAndPreview(DEMO_VITE_CONFIG, outDir);
 }

@@ -1,5 +1,6 @@
 // Browser-test page: registers DiffusionPlugin with the tiny test model and exposes helpers on
-// window.__sdTest for test/browser/plugin.test.ts. Query: ?backend=webgpu|wasm&model=/tiny/model.json
+// window.__sdTest for test/browser/plugin.test.ts and test/bench/browser.ts.
+// Query: ?backend=webgpu|wasm&model=/tiny/model.json&steps=3&pool=1
 import * as Phaser from 'phaser';
 import { DiffusionPlugin, isNonTrivial, type DiffusionPlugin as Plugin } from '../../../plugin/src/index.ts';
 
@@ -15,6 +16,18 @@ DiffusionPlugin.configure({
   seed: 1234,
   cache: { dbName: `spritediffusion-test-${backend}` },
 });
+
+/** What `__sdTest.bench` resolves to (see test/browser/globals.d.ts). */
+export interface BenchReport {
+  /** Wall time of the generate() call on the main thread (queue + worker + texture creation). */
+  ms: number;
+  /** The worker's ms per denoising step for this call (sampling loop time / steps). */
+  msPerStep: number;
+  /** GPU->CPU readbacks inside sampling loops per step, over the plugin's lifetime. */
+  readbacksPerStep: number;
+  backend: string | null;
+  modelRuns: number;
+}
 
 export interface SpawnReport {
   category: string;
@@ -56,6 +69,21 @@ class TestScene extends Phaser.Scene {
       seeded: async (category: string, seed: number) => {
         const [key] = await plugin.generate(category, 1, { seed });
         return Array.from(readTexture(this, key as string));
+      },
+      bench: async (category: string, count: number, steps: number): Promise<BenchReport> => {
+        await plugin.whenReady();
+        const t0 = performance.now();
+        const keys = await plugin.generate(category, count, { steps });
+        const ms = performance.now() - t0;
+        for (const key of keys) plugin.release(key);
+        const s = plugin.stats;
+        return {
+          ms,
+          msPerStep: s.msPerStep,
+          readbacksPerStep: s.readbacksPerStep,
+          backend: s.backend,
+          modelRuns: s.modelRuns,
+        };
       },
       spawnAll: async () => {
         const info = await plugin.whenReady();
