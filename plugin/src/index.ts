@@ -21,7 +21,7 @@ export {
   type GenerateSpritesOptions,
   type SpawnOptions,
 } from './phaser/DiffusionPlugin.ts';
-export type { BackendCounters, InferenceBackend, LoadedModel } from './runtime/backend.ts';
+export type { BackendCounters, InferenceBackend, LoadedModel, WeightsChoice } from './runtime/backend.ts';
 export {
   type ClientOptions,
   type ClientStats,

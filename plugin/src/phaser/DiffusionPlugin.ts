@@ -27,6 +27,7 @@ import type * as Phaser from 'phaser';
 import { SpriteCache, type SpriteCacheOptions } from '../cache/spriteCache.ts';
 import { DiffusionError } from '../errors.ts';
 import { type ModelMeta, resolveContext } from '../model/meta.ts';
+import type { WeightsChoice } from '../runtime/backend.ts';
 import { type ClientStats, DiffusionClient, type ReadyInfo, type WorkerFactory } from '../runtime/client.ts';
 import { Emitter } from '../runtime/emitter.ts';
 import type { BackendChoice, BackendName, SamplerName } from '../worker/protocol.ts';
@@ -37,6 +38,12 @@ export interface DiffusionConfig {
   modelUrl: string;
   /** 'auto' (default): WebGPU when available, else WASM. */
   backend: BackendChoice;
+  /**
+   * Denoiser weights to download: 'auto' (default) takes the smallest variant model.json offers
+   * (the shipped model: int8, 1.7 MB, quality measured equal to fp32 in models/REPORT.md); 'fp32',
+   * 'fp16' or 'int8' force one. Computation is float32 either way.
+   */
+  weights: WeightsChoice;
   /** Sampler; default the model's recommendation (model.json sampling.sampler). */
   sampler?: SamplerName;
   /** DDIM steps; default the model's recommendation. */
@@ -102,6 +109,7 @@ export interface DiffusionEvents {
 const DEFAULTS: DiffusionConfig = {
   modelUrl: '/models/model.json',
   backend: 'auto',
+  weights: 'auto',
   poolSize: 2,
   frameEvery: 0,
   cache: true,
@@ -407,7 +415,7 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     const c = this.cfg.cache;
     this.cache = c === false ? null : new SpriteCache(c === true ? {} : c);
     const ready = (async () => {
-      const info = await client.init(this.cfg.modelUrl, this.cfg.backend);
+      const info = await client.init(this.cfg.modelUrl, this.cfg.backend, this.cfg.weights);
       if (session.signal.aborted) throw new DiffusionError('aborted', 'the plugin was shut down');
       this.info = info;
       for (const cat of info.categories) {

@@ -3,7 +3,7 @@
  * to onnxruntime-web; {@link ./ortBackend.ts} is the only module that imports it.
  */
 import { DiffusionError } from '../errors.ts';
-import { type ModelMeta, parseModelMeta, sha256Hex } from '../model/meta.ts';
+import { type ModelFile, type ModelMeta, parseModelMeta, sha256Hex } from '../model/meta.ts';
 import type { BackendChoice, BackendName, SamplerName } from '../worker/protocol.ts';
 
 /** A loaded, integrity-checked model: metadata plus the ONNX bytes. */
@@ -58,13 +58,38 @@ export type BackendFactory = (
   onBackendChange: (backend: BackendName, reason: string) => void,
 ) => Promise<InferenceBackend>;
 
+/** Which denoiser file to download: 'auto' = the smallest one model.json offers (int8, fp16, fp32). */
+export type WeightsChoice = 'auto' | 'fp32' | 'fp16' | 'int8';
+
+const WEIGHT_FILES = { fp32: 'model', fp16: 'model_fp16', int8: 'model_int8' } as const;
+
+/** The model.json file entry for a weights choice. @throws DiffusionError `bad-option` if absent. */
+export function pickWeights(meta: ModelMeta, choice: WeightsChoice): ModelFile {
+  if (choice === 'auto') return meta.files.model_int8 ?? meta.files.model_fp16 ?? meta.files.model;
+  const file = meta.files[WEIGHT_FILES[choice]];
+  if (!file) {
+    const offered = (Object.keys(WEIGHT_FILES) as (keyof typeof WEIGHT_FILES)[]).filter(
+      (k) => meta.files[WEIGHT_FILES[k]],
+    );
+    throw new DiffusionError(
+      'bad-option',
+      `weights '${choice}' are not in this model.json; it offers ${offered.join(', ')} (or use 'auto')`,
+    );
+  }
+  return file;
+}
+
 /**
  * Fetches model.json and the ONNX files it names (relative to it), and checks every file's
- * sha256 against model.json.
+ * sha256 against model.json. `weights` picks the denoiser variant (all compute in float32).
  *
  * @throws DiffusionError `bad-model` (fetch failure / invalid JSON) or `model-integrity` (hash or size mismatch)
  */
-export async function loadModel(modelUrl: string, fetchFn: typeof fetch = fetch): Promise<LoadedModel> {
+export async function loadModel(
+  modelUrl: string,
+  fetchFn: typeof fetch = fetch,
+  weights: WeightsChoice = 'auto',
+): Promise<LoadedModel> {
   const base = new URL(modelUrl, baseHref());
   const get = async (url: URL): Promise<Response> => {
     let res: Response;
@@ -97,8 +122,9 @@ export async function loadModel(modelUrl: string, fetchFn: typeof fetch = fetch)
     }
     return bytes;
   };
-  const [model, update] = await Promise.all([fetchChecked(meta.files.model), fetchChecked(meta.files.update)]);
-  return { meta, sha256: meta.files.model.sha256, model, update };
+  const file = pickWeights(meta, weights);
+  const [model, update] = await Promise.all([fetchChecked(file), fetchChecked(meta.files.update)]);
+  return { meta, sha256: file.sha256, model, update };
 }
 
 function baseHref(): string {

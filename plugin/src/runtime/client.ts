@@ -13,6 +13,7 @@ import type {
   WorkerRequest,
   WorkerResponse,
 } from '../worker/protocol.ts';
+import type { WeightsChoice } from './backend.ts';
 import { Emitter } from './emitter.ts';
 
 /** The subset of `Worker` the client uses (a fake implements it in unit tests). */
@@ -126,9 +127,15 @@ export class DiffusionClient extends Emitter<ClientEvents> {
   }
 
   /** Starts the worker and loads the model. */
-  async init(modelUrl: string, backend: BackendChoice = 'auto'): Promise<ReadyInfo> {
+  async init(modelUrl: string, backend: BackendChoice = 'auto', weights: WeightsChoice = 'auto'): Promise<ReadyInfo> {
     this.ensureWorker();
-    const res = (await this.request({ type: 'init', requestId: this.nextId++, modelUrl, backend })) as ReadyResponse;
+    const res = (await this.request({
+      type: 'init',
+      requestId: this.nextId++,
+      modelUrl,
+      backend,
+      weights,
+    })) as ReadyResponse;
     const { type: _t, requestId: _r, ...info } = res;
     this.ready = info;
     return info;

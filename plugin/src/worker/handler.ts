@@ -4,7 +4,13 @@
  * time in arrival order and can be cancelled while queued or running.
  */
 import { DiffusionError } from '../errors.ts';
-import { type BackendFactory, type InferenceBackend, type LoadedModel, loadModel } from '../runtime/backend.ts';
+import {
+  type BackendFactory,
+  type InferenceBackend,
+  type LoadedModel,
+  loadModel,
+  type WeightsChoice,
+} from '../runtime/backend.ts';
 import { toRGBA } from '../sampler/pixels.ts';
 import type { GenerateRequest, GenerateStats, WorkerResponse } from './protocol.ts';
 import { parseRequest } from './protocol.ts';
@@ -15,7 +21,7 @@ export type PostFn = (msg: WorkerResponse, transfer?: Transferable[]) => void;
 export interface HandlerDeps {
   createBackend: BackendFactory;
   /** Model loader; default fetches over HTTP and checks hashes ({@link loadModel}). */
-  loadModel?: (modelUrl: string) => Promise<LoadedModel>;
+  loadModel?: (modelUrl: string, weights?: WeightsChoice) => Promise<LoadedModel>;
 }
 
 export interface WorkerHandler {
@@ -35,7 +41,7 @@ function toErrorResponse(err: unknown, requestId?: number): WorkerResponse {
 }
 
 export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHandler {
-  const load = deps.loadModel ?? ((url: string) => loadModel(url));
+  const load = deps.loadModel ?? ((url: string, weights?: WeightsChoice) => loadModel(url, fetch, weights));
   let model: LoadedModel | null = null;
   let backend: InferenceBackend | null = null;
   let initializing: Promise<void> | null = null;
@@ -43,12 +49,17 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
   let running: Job | null = null;
   let draining = false;
 
-  async function init(requestId: number, modelUrl: string, choice: 'auto' | 'webgpu' | 'wasm'): Promise<void> {
+  async function init(
+    requestId: number,
+    modelUrl: string,
+    choice: 'auto' | 'webgpu' | 'wasm',
+    weights: WeightsChoice = 'auto',
+  ): Promise<void> {
     if (backend) {
       await backend.dispose();
       backend = null;
     }
-    model = await load(modelUrl);
+    model = await load(modelUrl, weights);
     backend = await deps.createBackend(model, choice, (name, reason) => {
       post({ type: 'backend-changed', backend: name, reason });
     });
@@ -147,7 +158,7 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
       try {
         switch (req.type) {
           case 'init': {
-            const p = init(req.requestId, req.modelUrl, req.backend);
+            const p = init(req.requestId, req.modelUrl, req.backend, req.weights);
             initializing = p;
             try {
               await p;

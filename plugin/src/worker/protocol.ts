@@ -6,6 +6,7 @@
  */
 import type { DiffusionErrorCode } from '../errors.ts';
 import type { ModelMeta } from '../model/meta.ts';
+import type { WeightsChoice } from '../runtime/backend.ts';
 
 /** Backend preference: 'auto' picks WebGPU when an adapter exists, else WASM. */
 export type BackendChoice = 'auto' | 'webgpu' | 'wasm';
@@ -20,6 +21,8 @@ export interface InitRequest {
   requestId: number;
   modelUrl: string;
   backend: BackendChoice;
+  /** Denoiser weights to download; default 'auto' (the smallest variant model.json offers). */
+  weights?: WeightsChoice;
 }
 
 /** Generate `count` sprites. `contexts` has one vector per sprite, or a single one for all. */
@@ -178,7 +181,20 @@ export function parseRequest(data: unknown): ParseResult {
           rid,
         );
       }
-      return { ok: true, request: { type: 'init', requestId: rid, modelUrl: data.modelUrl, backend: data.backend } };
+      const w = data.weights;
+      if (w !== undefined && w !== 'auto' && w !== 'fp32' && w !== 'fp16' && w !== 'int8') {
+        return bad(`init: weights must be 'auto', 'fp32', 'fp16' or 'int8', got ${describe(w)}`, 'bad-option', rid);
+      }
+      return {
+        ok: true,
+        request: {
+          type: 'init',
+          requestId: rid,
+          modelUrl: data.modelUrl,
+          backend: data.backend,
+          ...(w === undefined ? {} : { weights: w }),
+        },
+      };
     }
     case 'generate': {
       if (!isInt(data.count, 1, MAX_COUNT)) {

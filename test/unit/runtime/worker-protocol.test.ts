@@ -35,6 +35,12 @@ describe('worker protocol validation', () => {
   it.each([
     ['unknown type', { type: 'explode', requestId: 1 }, 'worker', /unknown type/],
     ['bad backend', { type: 'init', requestId: 1, modelUrl: '/m', backend: 'cuda' }, 'bad-option', /backend/],
+    [
+      'bad weights',
+      { type: 'init', requestId: 1, modelUrl: '/m', backend: 'wasm', weights: 'int4' },
+      'bad-option',
+      /weights/,
+    ],
     ['missing modelUrl', { type: 'init', requestId: 1, backend: 'auto' }, 'bad-option', /modelUrl/],
     [
       'contexts not Float32Array',
@@ -223,6 +229,27 @@ describe('loadModel', () => {
     const p = loadModel('http://x/model.json', fetchWith(json, { 'model.onnx': tampered, 'update.onnx': bytes }));
     await expect(p).rejects.toBeInstanceOf(DiffusionError);
     await expect(p).rejects.toMatchObject({ code: 'model-integrity' });
+  });
+
+  it("downloads the smallest weights for 'auto', honours an explicit choice, and names what is offered", async () => {
+    const small = new Uint8Array(new TextEncoder().encode('int8'));
+    const [sha, shaSmall] = [await shaOf(bytes), await shaOf(small)];
+    const json = modelJson((m) => {
+      m.files = {
+        model: { path: 'model.onnx', sha256: sha, bytes: bytes.length, dtype: 'float32' },
+        model_int8: { path: 'model.int8.onnx', sha256: shaSmall, bytes: small.length, dtype: 'int8' },
+        update: { path: 'update.onnx', sha256: sha, bytes: bytes.length },
+      };
+    });
+    const files = { 'model.onnx': bytes, 'model.int8.onnx': small, 'update.onnx': bytes };
+    const auto = await loadModel('http://x/model.json', fetchWith(json, files));
+    expect(auto.model).toEqual(small);
+    expect(auto.sha256).toBe(shaSmall); // the cache key follows the weights actually used
+    const full = await loadModel('http://x/model.json', fetchWith(json, files), 'fp32');
+    expect(full.model).toEqual(bytes);
+    const p = loadModel('http://x/model.json', fetchWith(json, files), 'fp16');
+    await expect(p).rejects.toMatchObject({ code: 'bad-option' });
+    await expect(p).rejects.toThrow(/offers fp32, int8/);
   });
 
   it('throws bad-model for a missing file', async () => {
