@@ -1,43 +1,13 @@
-import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
-import type { ServerResponse } from 'node:http';
-import { extname, join, relative, resolve, sep } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defineConfig, type Plugin } from 'vite';
+import { crossOriginIsolation, serveDir } from './devServer.ts';
 
 const demoRoot = fileURLToPath(new URL('.', import.meta.url));
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const modelsDir = join(repoRoot, 'models');
 const fixturesDir = join(repoRoot, 'test', 'fixtures');
-
-// Cross-origin isolation: lets onnxruntime-web use SharedArrayBuffer (multi-threaded WASM).
-const crossOriginIsolation = {
-  'Cross-Origin-Opener-Policy': 'same-origin',
-  'Cross-Origin-Embedder-Policy': 'require-corp',
-};
-
-const MIME: Record<string, string> = { '.json': 'application/json', '.onnx': 'application/octet-stream' };
-
-/** Serves `dir` under `prefix` (files only, no directory listing, no path traversal). */
-function serveDir(prefix: string, dir: string) {
-  return (req: { url?: string }, res: ServerResponse, next: () => void): void => {
-    const url = req.url ?? '';
-    if (!url.startsWith(prefix)) {
-      next();
-      return;
-    }
-    const rel = decodeURIComponent(url.slice(prefix.length).split('?')[0] ?? '');
-    const file = resolve(dir, rel);
-    if (!file.startsWith(dir + sep) || !existsSync(file) || !statSync(file).isFile()) {
-      res.statusCode = 404;
-      res.end('not found');
-      return;
-    }
-    for (const [k, v] of Object.entries(crossOriginIsolation)) res.setHeader(k, v);
-    res.setHeader('Content-Type', MIME[extname(file)] ?? 'application/octet-stream');
-    res.setHeader('Content-Length', statSync(file).size);
-    createReadStream(file).pipe(res);
-  };
-}
 
 /**
  * The shipped model (repo-root `models/`): served at `/models/...` by `vite dev` and copied into the

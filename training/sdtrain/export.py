@@ -26,8 +26,7 @@ import torch.nn as nn
 
 from .model import ContextUnet, ModelConfig, count_flops, count_params
 from .schedule import ScheduleConfig
-from .fp16 import convert_fp16_weights
-from .quantize import convert_int8_weights, fake_quant_fp16, fake_quant_int8
+from .quantize import convert_fp16_weights, convert_int8_weights, fake_quant_fp16, fake_quant_int8
 from .update import UpdateGraph
 
 FORMAT_VERSION = 1

@@ -1,6 +1,9 @@
-"""Smaller downloads: int8 weight-only variant of an exported ONNX model (float32 compute).
+"""Smaller downloads: fp16 and int8 weight variants of an exported ONNX model (float32 compute).
 
-Every float32 initializer with at least two dimensions and more than 16 elements (conv and
+fp16: every float32 initializer with more than 16 elements is stored as float16 and followed by
+a Cast back to float32.
+
+int8: every float32 initializer with at least two dimensions and more than 16 elements (conv and
 linear weights) is stored as int8 with one symmetric scale per output channel (axis 0) and
 followed by a DequantizeLinear back to float32; biases and norm parameters stay float32.
 Inputs, outputs and arithmetic stay float32, so it runs on every ONNX Runtime backend. The
@@ -43,34 +46,29 @@ def fake_quant_int8(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
 
 
 def fake_quant_fp16(state: Dict[str, torch.Tensor], min_elements: int = 16) -> Dict[str, torch.Tensor]:
-    """The fp16 variant's weights (see fp16.py) as PyTorch sees them after the Cast back."""
+    """The fp16 variant's weights (see convert_fp16_weights) as PyTorch sees them after the Cast back."""
     return {k: (v.half().float() if v.is_floating_point() and v.numel() > min_elements else v)
             for k, v in state.items()}
 
 
-def convert_int8_weights(src: Path, dst: Path) -> int:
-    """Write dst; returns the number of initializers quantized."""
+def _rewrite_weights(src: Path, dst: Path, replace) -> int:
+    """Rewrite an ONNX file's initializers: `replace(init, array)` returns None to keep one, or
+    (new initializers, node producing the original name). Returns how many were replaced."""
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import numpy_helper
 
     m = onnx.load(str(src))
     g = m.graph
-    keep, nodes, n = [], [], 0
+    keep, nodes = [], []
     for init in g.initializer:
-        arr = numpy_helper.to_array(init)
-        if init.data_type == TensorProto.FLOAT and quantizable(arr.shape, arr.size):
-            q, s = quantize_per_channel(arr)
-            base = init.name
-            keep.append(numpy_helper.from_array(q, base + "__q"))
-            keep.append(numpy_helper.from_array(s, base + "__scale"))
-            keep.append(numpy_helper.from_array(np.zeros(s.shape, np.int8), base + "__zp"))
-            nodes.append(helper.make_node("DequantizeLinear", [base + "__q", base + "__scale", base + "__zp"],
-                                          [base], axis=0, name=base + "__dq"))
-            n += 1
-        else:
+        new = replace(init, numpy_helper.to_array(init))
+        if new is None:
             keep.append(init)
+        else:
+            keep.extend(new[0])
+            nodes.append(new[1])
     outs = {nd.output[0] for nd in nodes}
-    inputs = [i for i in g.input if i.name not in outs]
+    inputs = [i for i in g.input if i.name not in outs]  # older exporters list initializers as inputs
     del g.input[:]
     g.input.extend(inputs)
     del g.initializer[:]
@@ -82,4 +80,36 @@ def convert_int8_weights(src: Path, dst: Path) -> int:
     tmp = dst.with_name(dst.name + ".tmp")
     onnx.save(m, str(tmp))
     tmp.replace(dst)
-    return n
+    return len(nodes)
+
+
+def convert_int8_weights(src: Path, dst: Path) -> int:
+    """Write dst with int8 per-channel weights (DequantizeLinear); returns how many were quantized."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    def replace(init, arr):
+        if init.data_type != TensorProto.FLOAT or not quantizable(arr.shape, arr.size):
+            return None
+        q, s = quantize_per_channel(arr)
+        base = init.name
+        inits = [numpy_helper.from_array(q, base + "__q"), numpy_helper.from_array(s, base + "__scale"),
+                 numpy_helper.from_array(np.zeros(s.shape, np.int8), base + "__zp")]
+        node = helper.make_node("DequantizeLinear", [base + "__q", base + "__scale", base + "__zp"], [base],
+                                axis=0, name=base + "__dq")
+        return inits, node
+
+    return _rewrite_weights(src, dst, replace)
+
+
+def convert_fp16_weights(src: Path, dst: Path, min_elements: int = 16) -> int:
+    """Write dst with float16 weights (Cast back to float32); returns how many were converted."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    def replace(init, arr):
+        if init.data_type != TensorProto.FLOAT or arr.size <= min_elements:
+            return None
+        half = init.name + "__fp16"
+        node = helper.make_node("Cast", [half], [init.name], to=TensorProto.FLOAT, name=init.name + "__cast")
+        return [numpy_helper.from_array(arr.astype(np.float16), half)], node
+
+    return _rewrite_weights(src, dst, replace)
