@@ -8,6 +8,7 @@ import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DiffusionStats } from '../../plugin/src/index.ts';
 import {
   collectErrors,
   type DemoServer,
@@ -17,17 +18,8 @@ import {
   startDemoServer,
 } from './helpers.ts';
 
-/** The parts of `window.__demo` (demo-game/src/testHooks.ts) these tests use. */
-interface DemoStats {
-  backend: string | null;
-  msPerStep: number;
-  queueLength: number;
-  cacheHits: number;
-  cacheMisses: number;
-  generated: number;
-  modelRuns: number;
-  pools: Record<string, number>;
-}
+/** The plugin's stats, as `window.__demo` (demo-game/src/testHooks.ts) reports them. */
+type DemoStats = DiffusionStats;
 interface DemoHooks {
   readonly ready: boolean;
   readonly player: { x: number; y: number; tileX: number; tileY: number } | null;

@@ -1,5 +1,6 @@
 // Globals the demo game (demo-game/src/main.ts) and the test pages (pages/*.ts) expose for the browser tests.
-export {};
+import type { DiffusionStats } from '../../plugin/src/index.ts';
+import type { SpawnReport } from './pages/diffusion.ts';
 
 declare global {
   interface Window {
@@ -10,17 +11,7 @@ declare global {
       errors: string[];
       backendEvents: string[];
       ready(): Promise<{ backend: string; categories: string[] }>;
-      stats(): {
-        backend: string | null;
-        modelRuns: number;
-        readbacksPerStep: number;
-        cacheHits: number;
-        cacheMisses: number;
-        generated: number;
-        queueLength: number;
-        msPerStep: number;
-        pools: Record<string, number>;
-      };
+      stats(): DiffusionStats;
       idle(): Promise<void>;
       /** RGBA of one sprite generated with an explicit seed (generate() bypasses pools and cache). */
       seeded(category: string, seed: number): Promise<number[]>;
@@ -39,17 +30,7 @@ declare global {
         backend: string | null;
         modelRuns: number;
       }>;
-      spawnAll(): Promise<
-        {
-          category: string;
-          key: string;
-          fromPool: boolean;
-          nonTrivial: boolean;
-          width: number;
-          height: number;
-          rgba: number[];
-        }[]
-      >;
+      spawnAll(): Promise<SpawnReport[]>;
     };
   }
 }
