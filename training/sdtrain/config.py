@@ -33,6 +33,11 @@ class TrainConfig:
     max_minutes: float = 0.0
     device: str = "auto"
     amp: bool = True
+    # Distillation: when set, the target is not the sampled noise but this exported model's
+    # guided prediction eps_u + g (eps_c - eps_u), so the student samples with guidance 1
+    # (one network row per sprite instead of two). Path to the teacher's model.json.
+    teacher: str = ""
+    teacher_guidance: float = 3.0
 
     def to_dict(self) -> Dict:
         d = asdict(self)

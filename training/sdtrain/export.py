@@ -178,6 +178,13 @@ def write_meta(out: Path, ck: Dict, model: ContextUnet, name: str, files: Dict[s
                      "content_sha256": manifest.get("content_sha256")},
         },
     }
+    if cfg.get("teacher"):
+        # A guidance-distilled student: its plain prediction already is the teacher's guided one,
+        # so it samples with guidance 1 (one row per sprite).
+        meta["training"]["distilled"] = {"teacher": cfg["teacher"], "guidance": cfg.get("teacher_guidance")}
+        if sampling.get("guidance", 1.0) != 1.0:
+            print(f"WARNING: {name} is guidance-distilled (scale {cfg.get('teacher_guidance')} baked in); a default "
+                  f"guidance of {sampling['guidance']} applies guidance on top of that", file=sys.stderr)
     path = out / "model.json"
     tmp = path.with_name("model.json.tmp")
     tmp.write_text(json.dumps(meta, indent=2) + "\n")

@@ -29,6 +29,9 @@ class ModelConfig:
     widths: Tuple[int, ...] = (32, 64, 128)
     emb_dim: int = 128
     groups: int = 8
+    # Pixel-unshuffle stem: the U-Net runs on (size/patch)^2 positions with channels*patch^2
+    # inputs, and pixel-shuffles its output back. patch=2 cuts FLOPs about 4x at equal widths.
+    patch: int = 1
 
     def to_dict(self) -> Dict:
         d = asdict(self)
@@ -42,9 +45,12 @@ class ModelConfig:
         return ModelConfig(**d)
 
     def validate(self) -> None:
-        down = 2 ** (len(self.widths) - 1)
+        if self.patch < 1 or self.size % self.patch:
+            raise ValueError(f"patch {self.patch} must be a positive divisor of size {self.size}")
+        down = self.patch * 2 ** (len(self.widths) - 1)
         if self.size % down:
-            raise ValueError(f"size {self.size} must be divisible by {down} for {len(self.widths)} levels")
+            raise ValueError(f"size {self.size} must be divisible by {down} "
+                             f"(patch {self.patch}, {len(self.widths)} levels)")
         for w in self.widths:
             if w % self.groups:
                 raise ValueError(f"width {w} is not divisible by groups={self.groups}")
@@ -99,7 +105,8 @@ class ContextUnet(nn.Module):
         w, e, g = cfg.widths, cfg.emb_dim, cfg.groups
         self.time_mlp = EmbedFC(e, e)
         self.ctx_mlp = EmbedFC(cfg.n_context, e)
-        self.conv_in = nn.Conv2d(cfg.channels, w[0], 3, padding=1)
+        pix = cfg.channels * cfg.patch * cfg.patch
+        self.conv_in = nn.Conv2d(pix, w[0], 3, padding=1)
         self.down_blocks = nn.ModuleList()
         self.downsamples = nn.ModuleList()
         prev = w[0]
@@ -119,14 +126,15 @@ class ContextUnet(nn.Module):
                 self.upsamples.append(nn.Conv2d(ch, w[i - 1], 3, padding=1))
                 prev = w[i - 1]
         self.norm_out = nn.GroupNorm(g, w[0])
-        self.conv_out = nn.Conv2d(w[0], cfg.channels, 3, padding=1)
+        self.conv_out = nn.Conv2d(w[0], pix, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         temb = self.time_mlp(timestep_encoding(t, self.cfg.emb_dim))
         cemb = self.ctx_mlp(context)
-        h = self.conv_in(x)
+        p = self.cfg.patch
+        h = self.conv_in(F.pixel_unshuffle(x, p) if p > 1 else x)
         skips: List[torch.Tensor] = []
         for i, block in enumerate(self.down_blocks):
             h = block(h, temb, cemb)
@@ -139,7 +147,8 @@ class ContextUnet(nn.Module):
             if i < len(self.upsamples):
                 h = F.interpolate(h, scale_factor=2.0, mode="nearest")
                 h = self.upsamples[i](h)
-        return self.conv_out(F.silu(self.norm_out(h)))
+        out = self.conv_out(F.silu(self.norm_out(h)))
+        return F.pixel_shuffle(out, p) if p > 1 else out
 
 
 def count_params(model: nn.Module) -> int:

@@ -35,6 +35,7 @@ from .model import ContextUnet, ModelConfig, count_flops, count_params
 from .plots import loss_curve
 from .progress import Progress
 from .schedule import DDPMSchedule, ScheduleConfig, sample
+from .teacher import Teacher, TeacherError, load_teacher
 
 
 class TrainError(Exception):
@@ -102,6 +103,24 @@ class Trainer:
         class_p = counts.pow(1.0 - cfg.balance)
         class_p = class_p / class_p.sum()
         self.sample_w = (class_p / counts)[labels].float().to(self.device)
+
+        self.teacher: Optional[Teacher] = None
+        if cfg.teacher:
+            try:
+                self.teacher = load_teacher(Path(cfg.teacher)).to(self.device)
+            except TeacherError as e:
+                raise TrainError(str(e)) from None
+            if self.teacher.categories != self.categories:
+                raise TrainError(f"teacher {cfg.teacher} has categories {self.teacher.categories}, the dataset has "
+                                 f"{self.categories}; distil from a model trained on the same dataset")
+            ts = self.teacher.meta.get("schedule", {})
+            if (ts.get("T"), ts.get("beta_start"), ts.get("beta_end")) != (
+                    cfg.schedule.T, cfg.schedule.beta_start, cfg.schedule.beta_end):
+                raise TrainError(f"teacher schedule {ts} differs from the student's {cfg.schedule}")
+            tm = self.teacher.model.cfg
+            if (tm.size, tm.channels) != (cfg.model.size, cfg.model.channels):
+                raise TrainError(f"teacher works on {tm.channels}ch {tm.size}px images, the student on "
+                                 f"{cfg.model.channels}ch {cfg.model.size}px")
 
         self.schedule = DDPMSchedule(cfg.schedule)
         self.alpha_bar = self.schedule.alpha_bar.float().to(self.device)
@@ -202,17 +221,24 @@ class Trainer:
         noise = torch.randn(x0.shape, generator=g, device=dev)
         return x0, ctx, t, noise
 
+    def target(self, xt: torch.Tensor, t: torch.Tensor, ctx: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """What the network learns to predict: the sampled noise, or the teacher's guided prediction."""
+        if self.teacher is None:
+            return noise
+        return self.teacher.guided_eps(xt, t.float(), ctx, self.cfg.teacher_guidance).float()
+
     def train_step(self) -> float:
         cfg = self.cfg
         x0, ctx, t, noise = self.batch()
         ab = self.alpha_bar[t].view(-1, 1, 1, 1)
         xt = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+        target = self.target(xt, t, ctx, noise)
         for grp in self.opt.param_groups:
             grp["lr"] = lr_at(cfg, self.step)
         use_amp = cfg.amp and self.device.type == "cuda"
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=use_amp):
             pred = self.net(xt, t.float(), ctx)
-        per = ((pred.float() - noise) ** 2).mean(dim=(1, 2, 3))
+        per = ((pred.float() - target) ** 2).mean(dim=(1, 2, 3))
         if cfg.min_snr_gamma > 0:
             snr = self.alpha_bar[t] / (1 - self.alpha_bar[t])
             per = per * (snr.clamp(max=cfg.min_snr_gamma) / snr)
@@ -251,7 +277,15 @@ class Trainer:
     def run(self) -> None:
         cfg = self.cfg
         fwd = count_flops(self.model)
+        # FLOPs per training image: forward + backward (3x forward), plus the teacher's forward
+        # over the conditional and null rows when distilling.
+        per_img = 3 * fwd
+        if self.teacher is not None:
+            per_img += (1 if cfg.teacher_guidance == 1.0 else 2) * count_flops(self.teacher.model)
         if self.rank == 0:
+            if self.teacher is not None:
+                print(f"distilling from {cfg.teacher} ({self.teacher.name}) at guidance {cfg.teacher_guidance}",
+                      flush=True)
             print(f"model: {count_params(self.model) / 1e6:.3f} M parameters, "
                   f"{fwd / 1e9:.3f} GFLOP per {cfg.model.size}x{cfg.model.size} forward pass", flush=True)
             print(f"data: {len(self.labels)} training sprites, {len(self.categories)} categories; "
@@ -298,7 +332,8 @@ class Trainer:
             n = self.step - session_start_step
             ips = n * cfg.batch / el
             print(f"done: step {self.step}/{cfg.steps}, {self.images_seen} images seen; this session "
-                  f"{ips:.1f} images/s, {ips * 3 * fwd / 1e9:.1f} GFLOP/s achieved (3x forward FLOPs per image)",
+                  f"{ips:.1f} images/s, {ips * per_img / 1e9:.1f} GFLOP/s achieved ({per_img / 1e9:.2f} GFLOP per "
+                  "image: 3x the forward pass, plus the teacher's when distilling)",
                   flush=True)
             (self.out / "summary.json").write_text(json.dumps({
                 "step": self.step, "steps": cfg.steps, "images_seen": self.images_seen,
@@ -329,6 +364,12 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help=f"random seed (default {d.seed})")
     p.add_argument("--size", type=int, help=f"image size (default {d.model.size})")
     p.add_argument("--widths", help="channel widths per level, e.g. 32,64,128")
+    p.add_argument("--patch", type=int, help="pixel-unshuffle stem: 2 runs the U-Net on 16x16 positions for 32px "
+                                             f"sprites, about 4x fewer FLOPs (default {d.model.patch})")
+    p.add_argument("--teacher", help="distil from this exported model.json: the student learns the teacher's guided "
+                                     "noise prediction and samples without guidance (half the rows per step)")
+    p.add_argument("--teacher-guidance", type=float,
+                   help=f"guidance scale baked into the student (default {d.teacher_guidance})")
     p.add_argument("--emb-dim", type=int, help=f"embedding width (default {d.model.emb_dim})")
     p.add_argument("--sample-every", type=int, help=f"write a sample grid every N steps (default {d.sample_every})")
     p.add_argument("--ckpt-every", type=int, help=f"checkpoint every N steps (default {d.ckpt_every})")
@@ -346,7 +387,8 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
             raise TrainError(f"--resume: no {cpath}; start the run without --resume first")
         cfg = TrainConfig.load(cpath)
         fixed = {"data": a.data != TrainConfig().data and a.data != cfg.data, "batch": a.batch, "lr": a.lr,
-                 "size": a.size, "widths": a.widths, "seed": a.seed}
+                 "size": a.size, "widths": a.widths, "seed": a.seed, "patch": a.patch, "teacher": a.teacher,
+                 "teacher-guidance": a.teacher_guidance}
         bad = [k for k, v in fixed.items() if v]
         if bad:
             raise TrainError(f"--resume keeps the run's settings; cannot change {', '.join('--' + b for b in bad)}")
@@ -358,6 +400,10 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         v = getattr(a, name)
         if v is not None:
             setattr(cfg, name, v)
+    if a.teacher is not None:
+        cfg.teacher = a.teacher
+    if a.teacher_guidance is not None:
+        cfg.teacher_guidance = a.teacher_guidance
     if a.no_flip:
         cfg.flip = False
     if a.no_amp:
@@ -372,6 +418,8 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
             raise TrainError(f"--widths {a.widths!r}: give integers separated by commas, e.g. 32,64,128")
     if a.emb_dim:
         m["emb_dim"] = a.emb_dim
+    if a.patch:
+        m["patch"] = a.patch
     cfg.model = ModelConfig.from_dict(m)
     cfg.model.validate()
     if not 0 <= cfg.balance <= 1:
