@@ -8,8 +8,10 @@ import type { GalleryReport, GalleryScene } from './scenes/GalleryScene.ts';
 import type { Atlas } from './ui/spriteSheet.ts';
 
 export interface DemoHooks {
-  /** True once the first floor is built. */
+  /** True once the first floor is built (as soon as the sprite cache was read; see modelReady). */
   readonly ready: boolean;
+  /** True once the plugin has loaded the model (whenReady resolved). */
+  readonly modelReady: boolean;
   /** The player sprite's position (pixels) and tile, or null before the floor exists. */
   readonly player: { x: number; y: number; tileX: number; tileY: number } | null;
   readonly floor: number;
@@ -17,6 +19,8 @@ export interface DemoHooks {
   stats(): DiffusionStats | null;
   /** Stats right after the plugin became ready (before anything new was generated). */
   readyStats(): DiffusionStats | null;
+  /** performance.now() (ms since navigation) when the dungeon scene was created, its first floor built, the model ready. */
+  marks(): { created?: number; floorBuilt?: number; modelReady?: number };
   /** How the current floor's sprites appeared (pool/cache vs placeholder). */
   floorSpawns(): { fromPool: number; placeholders: number };
   /** Resolves when the plugin has no generation or cache write pending. */
@@ -46,6 +50,9 @@ export function installTestHooks(game: Phaser.Game): void {
     get ready() {
       return dungeon().map !== null;
     },
+    get modelReady() {
+      return dungeon().readyInfo !== null;
+    },
     get player() {
       const d = dungeon();
       const p = d.player;
@@ -61,6 +68,7 @@ export function installTestHooks(game: Phaser.Game): void {
     readyStats: () => dungeon().readyStats,
     errors: () => [...dungeon().errors],
     floorSpawns: () => ({ ...dungeon().floorSpawns }),
+    marks: () => ({ ...dungeon().marks }),
     idle: () => dungeon().diffusion.whenIdle(),
     categoriesOnScreen: () => dungeon().categoriesOnScreen(),
     openGallery: () => dungeon().openGallery(),

@@ -17,8 +17,10 @@
  * APIs that Phaser 3.60+ and Phaser 4 share.
  *
  * Lifecycle: it boots with the scene, loads the model in a worker and fills one pool of textures
- * per category, first from the IndexedDB sprite cache (a second visit spawns instantly), then by
- * generating in the background through the client's bounded queue. On scene shutdown or destroy it
+ * per category, first from the IndexedDB sprite cache, then by generating in the background through
+ * the client's bounded queue. The cache is read at boot in parallel with the model load (only the
+ * small model.json is needed to find the cache keys), so on a second visit spawns are served from
+ * the cache within milliseconds of boot, long before the model is ready ({@link whenCached}). On scene shutdown or destroy it
  * cancels all work, terminates the worker, removes every scene-event listener it added, every
  * listener registered on it and every texture it created. After a shutdown (scene restart) the next
  * call to `spawn`/`generate`/`prefetch`/`configure`/`whenReady` starts it again.
@@ -27,7 +29,7 @@ import type * as Phaser from 'phaser';
 import { SpriteCache, type SpriteCacheOptions } from '../cache/spriteCache.ts';
 import { DiffusionError } from '../errors.ts';
 import { type ModelMeta, resolveContext } from '../model/meta.ts';
-import type { WeightsChoice } from '../runtime/backend.ts';
+import { fetchModelMeta, pickWeights, type WeightsChoice } from '../runtime/backend.ts';
 import { type ClientStats, DiffusionClient, type ReadyInfo, type WorkerFactory } from '../runtime/client.ts';
 import { Emitter } from '../runtime/emitter.ts';
 import type { BackendChoice, BackendName, SamplerName } from '../worker/protocol.ts';
@@ -180,6 +182,9 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
   private client: DiffusionClient | null = null;
   private cache: SpriteCache | null = null;
   private info: ReadyInfo | null = null;
+  /** model.json, read early by the main thread (before the worker is ready) or from ReadyInfo. */
+  private meta: ModelMeta | null = null;
+  private cachedPromise: Promise<void> = Promise.resolve();
   private readyPromise: Promise<ReadyInfo> | null = null;
   private session: AbortController | null = null;
   private readonly pools = new Map<string, Pool>();
@@ -242,9 +247,9 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     return this.cfg;
   }
 
-  /** Category names of the loaded model (empty until ready). */
+  /** Category names of the model (empty until its model.json has been read). */
   get categories(): string[] {
-    return this.info ? [...this.info.categories] : [];
+    return this.meta ? [...this.meta.categories] : [];
   }
 
   /** True once the model is loaded. */
@@ -275,6 +280,18 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     return this.readyPromise as Promise<ReadyInfo>;
   }
 
+  /**
+   * Resolves once the IndexedDB sprite cache has been read for this model, usually a few
+   * milliseconds after boot and well before {@link whenReady}: from then on {@link spawn} returns
+   * cached sprites synchronously. Never rejects (without a cache, or if it cannot be read, it
+   * resolves and spawns generate instead). A scene that wants its first frame without
+   * placeholders builds its level after this.
+   */
+  whenCached(): Promise<void> {
+    this.start();
+    return this.cachedPromise;
+  }
+
   /** Resolves when no generation or pool refill is pending. */
   async whenIdle(): Promise<void> {
     await this.whenReady().catch(() => undefined);
@@ -286,13 +303,13 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
    * otherwise a placeholder texture that is filled in when generation finishes (optionally
    * showing intermediate frames). Refills the category's pool in the background.
    *
-   * @throws DiffusionError `unknown-category` (listing the valid names) once the model is loaded;
-   *   before that, an unknown category is reported through the `error` event.
+   * @throws DiffusionError `unknown-category` (listing the valid names) once model.json has been
+   *   read; before that, an unknown category is reported through the `error` event.
    */
   spawn(category: string, x: number, y: number, options: SpawnOptions = {}): Phaser.GameObjects.Sprite {
     this.start();
-    if (this.info) this.checkCategory(category);
-    const pool = this.info ? this.pools.get(category) : undefined;
+    this.checkCategory(category);
+    const pool = this.pools.get(category);
     let key = pool?.ready.shift();
     const cached = key === undefined ? pool?.cached.shift() : undefined;
     if (cached) {
@@ -309,20 +326,32 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     const placeholder = this.createTexture(size, size, null);
     const sprite = this.systems.add.sprite(x, y, placeholder);
     const frameEvery = options.frameEvery ?? this.cfg.frameEvery;
+    const session = this.session;
+    const fromCache = (): boolean => {
+      // Spawned before the cache was read (or the model was ready): it may hold a sprite now.
+      const cachedNow = this.pools.get(category)?.cached.shift();
+      if (!cachedNow) return false;
+      this.counters.cacheHits++;
+      this.drawTexture(placeholder, cachedNow.width, cachedNow.height, cachedNow.rgba);
+      this.emit('texture', { key: placeholder, category, fromCache: true });
+      this.refill(category);
+      return true;
+    };
     this.track(
       (async () => {
-        const info = await this.whenReady();
+        await this.cachedPromise;
+        if (session?.signal.aborted) return;
+        this.checkCategory(category);
+        if (fromCache()) return;
+        let info: ReadyInfo;
+        try {
+          info = await this.whenReady();
+        } catch {
+          return; // the load error was already reported through the `error` event
+        }
         this.checkCategory(category);
         const pool = this.pools.get(category);
-        // Spawned before the model was ready: the cache (loaded at ready) may already hold a sprite.
-        const cachedNow = pool?.cached.shift();
-        if (cachedNow) {
-          this.counters.cacheHits++;
-          this.drawTexture(placeholder, cachedNow.width, cachedNow.height, cachedNow.rgba);
-          this.emit('texture', { key: placeholder, category, fromCache: true });
-          this.refill(category);
-          return;
-        }
+        if (fromCache()) return;
         const pooled = pool?.ready[0];
         const swappable = sprite as unknown as { setTexture?: (key: string) => unknown };
         if (pooled !== undefined && typeof swappable.setTexture === 'function') {
@@ -341,7 +370,10 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
         if (s) this.drawTexture(placeholder, s.width, s.height, s.rgba);
         this.emit('texture', { key: placeholder, category, fromCache: false });
         if (pool) this.refill(category);
-      })(),
+      })().catch((err: unknown) => {
+        if (session?.signal.aborted || (err instanceof DiffusionError && err.code === 'aborted')) return;
+        this.emit('error', asDiffusionError(err));
+      }),
     );
     return sprite;
   }
@@ -414,20 +446,28 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     client.on('error', (e) => this.emit('error', e));
     const c = this.cfg.cache;
     this.cache = c === false ? null : new SpriteCache(c === true ? {} : c);
+    // The cache is read while the worker loads the model (failures only mean no early sprites).
+    this.cachedPromise = this.readCacheEarly(session).catch(() => undefined);
     const ready = (async () => {
       const info = await client.init(this.cfg.modelUrl, this.cfg.backend, this.cfg.weights);
       if (session.signal.aborted) throw new DiffusionError('aborted', 'the plugin was shut down');
+      await this.cachedPromise;
+      if (session.signal.aborted) throw new DiffusionError('aborted', 'the plugin was shut down');
       this.info = info;
-      for (const cat of info.categories) {
-        const cacheKey = this.cache ? this.cache.key(info.modelSha, cat, this.settingsFor()) : null;
-        this.pools.set(cat, { ready: [], cached: [], inflight: 0, cacheKey });
+      this.meta = info.meta;
+      // Keep the pools the early read built when their key still holds (the usual case); rebuild
+      // them if model.json changed in between or the early read failed.
+      for (const cat of [...this.pools.keys()]) {
+        if (!info.categories.includes(cat)) this.dropPool(cat);
       }
-      // Pools fill from the cache first.
       await Promise.all(
         info.categories.map(async (cat) => {
-          const pool = this.pools.get(cat);
-          if (!pool?.cacheKey || !this.cache) return;
-          pool.cached = [...(await this.cache.getAll(pool.cacheKey))];
+          const cacheKey = this.cache ? this.cache.key(info.modelSha, cat, this.settingsFor()) : null;
+          if (this.pools.get(cat)?.cacheKey === cacheKey) return;
+          this.dropPool(cat);
+          const pool: Pool = { ready: [], cached: [], inflight: 0, cacheKey };
+          this.pools.set(cat, pool);
+          if (cacheKey && this.cache) pool.cached = [...(await this.cache.getAll(cacheKey))];
         }),
       );
       if (session.signal.aborted) throw new DiffusionError('aborted', 'the plugin was shut down');
@@ -439,6 +479,35 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     this.track(ready).catch((err: unknown) => {
       if (!session.signal.aborted) this.emit('error', asDiffusionError(err));
     });
+  }
+
+  /**
+   * Reads model.json on the main thread and the cached sprites of every category, so spawns can be
+   * served before the worker has the model. Skipped without a cache.
+   */
+  private async readCacheEarly(session: AbortController): Promise<void> {
+    const cache = this.cache;
+    if (!cache) return;
+    const meta = await fetchModelMeta(this.cfg.modelUrl);
+    if (session.signal.aborted || this.session !== session) return;
+    this.meta = meta;
+    const sha = pickWeights(meta, this.cfg.weights).sha256;
+    const settings = this.settingsFor();
+    await Promise.all(
+      meta.categories.map(async (cat) => {
+        const cacheKey = cache.key(sha, cat, settings);
+        const cached = await cache.getAll(cacheKey);
+        if (session.signal.aborted || this.pools.has(cat)) return;
+        this.pools.set(cat, { ready: [], cached: [...cached], inflight: 0, cacheKey });
+      }),
+    );
+  }
+
+  private dropPool(category: string): void {
+    const pool = this.pools.get(category);
+    if (!pool) return;
+    this.pools.delete(category);
+    for (const key of pool.ready) this.release(key);
   }
 
   private stop(): void {
@@ -455,6 +524,8 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     if (client) void client.dispose();
     this.cache = null;
     this.info = null;
+    this.meta = null;
+    this.cachedPromise = Promise.resolve();
     this.readyPromise = null;
     this.pools.clear();
     const textures = this.systems.textures;
@@ -473,17 +544,17 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
   }
 
   private checkCategory(category: string): void {
-    if (!this.info) return;
-    if (!this.info.categories.includes(category)) {
+    if (!this.meta) return;
+    if (!this.meta.categories.includes(category)) {
       throw new DiffusionError(
         'unknown-category',
-        `unknown category "${category}"; valid categories: ${this.info.categories.join(', ')}`,
+        `unknown category "${category}"; valid categories: ${this.meta.categories.join(', ')}`,
       );
     }
   }
 
   private settingsFor(): Record<string, unknown> {
-    const m = this.info?.meta;
+    const m = this.meta;
     return {
       sampler: this.cfg.sampler ?? m?.sampling.sampler,
       steps: this.cfg.steps ?? m?.sampling.steps,
@@ -504,6 +575,7 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
       pool.ready.push(key);
       this.emit('texture', { key, category, fromCache: true });
     }
+    if (!this.info) return; // generation starts once the model is ready (which refills every pool)
     const missing = target - pool.ready.length - pool.inflight;
     if (missing <= 0) return;
     pool.inflight += missing;

@@ -91,24 +91,8 @@ export async function loadModel(
   weights: WeightsChoice = 'auto',
 ): Promise<LoadedModel> {
   const base = new URL(modelUrl, baseHref());
-  const get = async (url: URL): Promise<Response> => {
-    let res: Response;
-    try {
-      res = await fetchFn(url.href);
-    } catch (cause) {
-      throw new DiffusionError('bad-model', `could not fetch ${url.href}: ${String(cause)}`, { cause });
-    }
-    if (!res.ok) throw new DiffusionError('bad-model', `could not fetch ${url.href}: HTTP ${res.status}`);
-    return res;
-  };
-  let json: unknown;
-  try {
-    json = await (await get(base)).json();
-  } catch (cause) {
-    if (cause instanceof DiffusionError) throw cause;
-    throw new DiffusionError('bad-model', `${base.href} is not valid JSON`, { cause });
-  }
-  const meta = parseModelMeta(json, base.href);
+  const get = (url: URL) => fetchOk(url, fetchFn);
+  const meta = await fetchModelMeta(modelUrl, fetchFn);
   const fetchChecked = async (file: { path: string; sha256: string; bytes: number }): Promise<Uint8Array> => {
     const url = new URL(file.path, base);
     const bytes = new Uint8Array(await (await get(url)).arrayBuffer());
@@ -125,6 +109,36 @@ export async function loadModel(
   const file = pickWeights(meta, weights);
   const [model, update] = await Promise.all([fetchChecked(file), fetchChecked(meta.files.update)]);
   return { meta, sha256: file.sha256, model, update };
+}
+
+async function fetchOk(url: URL, fetchFn: typeof fetch): Promise<Response> {
+  let res: Response;
+  try {
+    res = await fetchFn(url.href);
+  } catch (cause) {
+    throw new DiffusionError('bad-model', `could not fetch ${url.href}: ${String(cause)}`, { cause });
+  }
+  if (!res.ok) throw new DiffusionError('bad-model', `could not fetch ${url.href}: HTTP ${res.status}`);
+  return res;
+}
+
+/**
+ * Fetches and validates model.json alone (a few kB). The plugin calls this on the main thread at
+ * boot, in parallel with the worker's model load, so cached sprites can be served before the
+ * network is ready.
+ *
+ * @throws DiffusionError `bad-model` (fetch failure, invalid JSON or format)
+ */
+export async function fetchModelMeta(modelUrl: string, fetchFn: typeof fetch = fetch): Promise<ModelMeta> {
+  const base = new URL(modelUrl, baseHref());
+  let json: unknown;
+  try {
+    json = await (await fetchOk(base, fetchFn)).json();
+  } catch (cause) {
+    if (cause instanceof DiffusionError) throw cause;
+    throw new DiffusionError('bad-model', `${base.href} is not valid JSON`, { cause });
+  }
+  return parseModelMeta(json, base.href);
 }
 
 function baseHref(): string {

@@ -7,10 +7,11 @@
 import 'fake-indexeddb/auto';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DiffusionError } from '../../../plugin/src/errors.ts';
 import { DiffusionPlugin } from '../../../plugin/src/phaser/DiffusionPlugin.ts';
-import { FakeWorker, fakeDeps } from '../runtime/fakes.ts';
+import { modelJson } from '../helpers.ts';
+import { FakeWorker, fakeDeps, fakeModel } from '../runtime/fakes.ts';
 
 const require = createRequire(import.meta.url);
 const root = fileURLToPath(new URL('../../../node_modules/', import.meta.url));
@@ -131,6 +132,7 @@ for (const { pkg, version, EventEmitter, SceneEvents } of majors) {
     afterEach(() => {
       workers.length = 0;
       DiffusionPlugin.resetConfig();
+      vi.unstubAllGlobals();
     });
 
     it('boots on the scene BOOT event, fills pools, and shutdown leaves no listeners or textures', async () => {
@@ -267,6 +269,82 @@ for (const { pkg, version, EventEmitter, SceneEvents } of majors) {
       expect(third.plugin.stats.modelRuns).toBe(0);
       expect(third.textures.map.get(early.texture.key)?.data?.some((v) => v > 0)).toBe(true);
       third.plugin.destroy();
+    });
+    it('serves cached sprites from boot, before the worker has the model (warm start)', async () => {
+      const dbName = `early-${pkg}`;
+      configure(dbName);
+      const first = install(true);
+      first.plugin.boot();
+      await first.plugin.whenIdle(); // fills the pools and the IndexedDB cache
+      first.plugin.destroy();
+
+      // Second visit: model.json comes from the main thread at once; the worker's model load hangs.
+      const urls: string[] = [];
+      vi.stubGlobal('fetch', async (url: string) => {
+        urls.push(url);
+        return new Response(JSON.stringify(modelJson()), { status: 200 });
+      });
+      let releaseModel: () => void = () => {};
+      const modelGate = new Promise<void>((r) => {
+        releaseModel = r;
+      });
+      const ctl = configure(dbName);
+      DiffusionPlugin.configure({
+        workerFactory: () =>
+          new FakeWorker({
+            ...fakeDeps(ctl),
+            loadModel: async () => {
+              await modelGate;
+              return fakeModel();
+            },
+          }),
+      });
+      const second = install(true);
+      const errors: DiffusionError[] = [];
+      second.plugin.on('error', (e) => errors.push(e));
+      second.plugin.boot();
+      const beforeCache = second.plugin.spawn('monster', 1, 1); // placeholder, filled from the cache
+      await second.plugin.whenCached();
+      expect(urls).toEqual(['http://localhost/m.json']);
+      expect(second.plugin.isReady).toBe(false);
+      expect(second.plugin.categories).toEqual(['character', 'monster', 'item']);
+      // After whenCached, spawn is synchronous and textured, with the model still loading.
+      const sprite = second.plugin.spawn('character', 2, 2);
+      expect(second.textures.map.get(sprite.texture.key)?.data?.some((v) => v > 0)).toBe(true);
+      expect(() => second.plugin.spawn('dragon', 0, 0)).toThrow(/unknown category "dragon"/);
+      await vi.waitFor(() =>
+        expect(second.textures.map.get(beforeCache.texture.key)?.data?.some((v) => v > 0)).toBe(true),
+      );
+      expect(second.plugin.isReady).toBe(false);
+      expect(second.plugin.stats.modelRuns).toBe(0);
+
+      releaseModel();
+      await second.plugin.whenIdle();
+      expect(errors).toEqual([]);
+      // The pools built early are kept (same cache key); nothing was generated while cached
+      // sprites lasted: 2 per category were cached, 2 spawned, pools refill the rest.
+      expect(second.plugin.stats.cacheHits).toBe(6);
+      expect(second.plugin.stats.pools).toMatchObject({ character: 2, monster: 2, item: 2 });
+      second.plugin.destroy();
+    });
+
+    it('whenCached resolves without a cache or when model.json cannot be read early', async () => {
+      vi.stubGlobal('fetch', async () => new Response('nope', { status: 404 }));
+      configure();
+      const a = install(true);
+      a.plugin.boot();
+      await a.plugin.whenCached();
+      expect(a.plugin.isReady).toBe(false);
+      await a.plugin.whenReady(); // the worker's own load is what reports errors
+      a.plugin.destroy();
+      configure();
+      DiffusionPlugin.configure({ cache: false });
+      const b = install(true);
+      b.plugin.boot();
+      await b.plugin.whenCached();
+      await b.plugin.whenIdle();
+      expect(b.plugin.stats.cacheHits).toBe(0);
+      b.plugin.destroy();
     });
   });
 }

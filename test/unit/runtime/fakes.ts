@@ -12,7 +12,9 @@ import { createWorkerHandler, type HandlerDeps } from '../../../plugin/src/worke
 import { testMeta } from '../helpers.ts';
 
 export function fakeModel(): LoadedModel {
-  return { meta: testMeta(), sha256: 'f'.repeat(64), model: new Uint8Array(1), update: new Uint8Array(1) };
+  // Like loadModel: the sha256 is that of the weights file model.json names (pickWeights 'auto').
+  const meta = testMeta();
+  return { meta, sha256: meta.files.model.sha256, model: new Uint8Array(1), update: new Uint8Array(1) };
 }
 
 export interface FakeBackendControl {
