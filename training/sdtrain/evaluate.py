@@ -1,6 +1,11 @@
 """Evaluate a trained model against held-out real sprites.
 
     npm run evaluate -- --run runs/dcss32 --per-category 64 --out models/eval
+    npm run evaluate -- --run models/model.json --settings ddim25-g3 --also models/fast/model.json=ddim25
+
+--run takes a run directory, a checkpoint.pt or an exported model.json (the network is rebuilt
+from its model.onnx). --also adds more models, each with its own settings, scored by the same
+classifier in the same run, so their figures compare side by side.
 
 1. Trains a small classifier on the training split (reports its held-out accuracy).
 2. Generates --per-category sprites per category with each requested sampler setting.
@@ -32,6 +37,7 @@ from .images import save_grid
 from .progress import Progress
 from .quantize import fake_quant_fp16, fake_quant_int8
 from .schedule import DDPMSchedule, ScheduleConfig, sample
+from .teacher import TeacherError, load_teacher
 
 
 class Classifier(nn.Module):
@@ -151,19 +157,42 @@ def parse_setting(s: str) -> Dict:
 WEIGHTS = {"fp32": lambda sd: sd, "fp16": fake_quant_fp16, "int8": fake_quant_int8}
 
 
+def load_for_eval(path: Path) -> Dict:
+    """A model to evaluate from a run directory, a checkpoint.pt or an exported model.json."""
+    if path.suffix == ".json":
+        try:
+            t = load_teacher(path)
+        except TeacherError as e:
+            raise ValueError(str(e)) from None
+        sc = t.meta["schedule"]
+        return {"model": t.model, "categories": t.categories, "steps": t.meta.get("training", {}).get("steps"),
+                "schedule": ScheduleConfig(T=sc["T"], beta_start=sc["beta_start"], beta_end=sc["beta_end"],
+                                           name=sc["name"]),
+                "data": None, "name": t.name}
+    ck = load_run(path)
+    return {"model": build_model(ck), "categories": list(ck["categories"]), "steps": ck["step"],
+            "schedule": ScheduleConfig(**ck["config"]["schedule"]), "data": ck["config"]["data"],
+            "name": path.name if path.is_dir() else path.parent.name}
+
+
 def evaluate(run: Path, data: Optional[Path], out: Path, per_category: int, settings: List[str],
-             device: torch.device, epochs: int, seed: int = 0, weights: Sequence[str] = ("fp32",)) -> Dict:
-    ck = load_run(run)
-    base = build_model(ck)
+             device: torch.device, epochs: int, seed: int = 0, weights: Sequence[str] = ("fp32",),
+             also: Sequence[Tuple[Path, List[str]]] = ()) -> Dict:
+    main = load_for_eval(run)
+    base = main["model"]
     for w in weights:
         if w not in WEIGHTS:
             raise ValueError(f"unknown weights '{w}': use {', '.join(WEIGHTS)}")
-    cfg = ck["config"]
-    sch = DDPMSchedule(ScheduleConfig(**cfg["schedule"]))
-    d = load_dataset(Path(data or cfg["data"]))
+    data = data or (Path(main["data"]) if main["data"] else None)
+    if data is None:
+        from .config import TrainConfig
+        data = Path(TrainConfig().data)
+    d = load_dataset(Path(data))
     names: List[str] = d["categories"]
-    if names != list(ck["categories"]):
-        raise ValueError(f"dataset categories {names} differ from the model's {ck['categories']}")
+    extras = [(load_for_eval(p), sts) for p, sts in also]
+    for m in [main] + [e for e, _ in extras]:
+        if names != m["categories"]:
+            raise ValueError(f"dataset categories {names} differ from {m['name']}'s {m['categories']}")
     k = len(names)
     x_all, y_all = to_float(d["images"]), torch.from_numpy(d["labels"])
     held = torch.from_numpy(d["held_out"])
@@ -185,14 +214,20 @@ def evaluate(run: Path, data: Optional[Path], out: Path, per_category: int, sett
     }
     print(f"classifier held-out accuracy {real_acc:.3f}; FD held-out vs train {fd_real:.2f}", flush=True)
     out.mkdir(parents=True, exist_ok=True)
-    for w, s in [(w, s) for w in weights for s in settings]:
-        model = copy.deepcopy(base)
-        model.load_state_dict(WEIGHTS[w](base.state_dict()))
+    jobs = [(main, w, s, "") for w in weights for s in settings]
+    jobs += [(m, "fp32", s, f"{m['name']}:") for m, sts in extras for s in sts]
+    for src, w, s, prefix in jobs:
+        sch = DDPMSchedule(src["schedule"])
+        model = copy.deepcopy(src["model"])
+        model.load_state_dict(WEIGHTS[w](src["model"].state_dict()))
         model = model.to(device).eval()
         st = parse_setting(s)
         if w != "fp32":
             s = f"{s}@{w}"
             st["name"], st["weights"] = s, w
+        if prefix:
+            s = prefix + s
+            st["name"], st["model"], st["model_steps"] = s, src["name"], src["steps"]
         ctx = torch.eye(k, device=device).repeat_interleave(per_category, dim=0)
         y_gen = torch.arange(k).repeat_interleave(per_category)
         gen = torch.Generator(device=device).manual_seed(seed + 1)
@@ -226,17 +261,19 @@ def evaluate(run: Path, data: Optional[Path], out: Path, per_category: int, sett
         report["settings"].append(r)
         u8 = ((x_gen + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
         rows = u8.reshape(k, per_category, *u8.shape[1:])[:, :8].reshape(-1, *u8.shape[1:])
-        save_grid(rows, k, out / f"samples-{s}.png")
+        file_tag = s.replace(":", "-")
+        save_grid(rows, k, out / f"samples-{file_tag}.png")
         # nearest-neighbour check: generated row above its nearest training sprite
         pick = torch.arange(k) * per_category
         tr_u8 = ((x_tr[nn_idx[pick]] + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-        save_grid(np.concatenate([u8[pick.numpy()], tr_u8]), 2, out / f"nearest-{s}.png")
+        save_grid(np.concatenate([u8[pick.numpy()], tr_u8]), 2, out / f"nearest-{file_tag}.png")
         print(f"{s}: acc {r['accuracy_generated']:.3f} (real {real_acc:.3f}), FD {r['frechet_generated_vs_train']:.2f} "
               f"(real {fd_real:.2f}), NN ratio {r['nn_ratio_generated_to_heldout']:.2f}, near copies "
               f"{r['near_copies_share']:.3f}, half-transparent {r['half_transparent_share_raw']:.4f}", flush=True)
     report["seconds_total"] = round(time.time() - t0, 1)
     report["device"] = str(device)
-    report["model_steps"] = ck["step"]
+    report["model"] = main["name"]
+    report["model_steps"] = main["steps"]
     report["model_size"] = base.cfg.size
     (out / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
@@ -245,7 +282,10 @@ def evaluate(run: Path, data: Optional[Path], out: Path, per_category: int, sett
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="npm run evaluate --", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", required=True, help="run directory (or checkpoint.pt)")
+    p.add_argument("--run", required=True, help="run directory, checkpoint.pt, or an exported model.json")
+    p.add_argument("--also", action="append", default=[], metavar="MODEL=SETTINGS",
+                   help="another model (run, checkpoint or model.json) and its comma-separated settings, scored "
+                        "by the same classifier, e.g. models/fast/model.json=ddim25; repeatable")
     p.add_argument("--data", help="dataset .npz (default: the run's)")
     p.add_argument("--out", default="models/eval", help="output folder for eval.json and PNGs")
     p.add_argument("--per-category", type=int, default=64)
@@ -257,8 +297,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     dev = torch.device("cuda" if a.device == "auto" and torch.cuda.is_available() else
                        ("cpu" if a.device == "auto" else a.device))
     try:
+        also = []
+        for item in a.also:
+            path, sep, sts = item.rpartition("=")
+            if not sep or not path or not sts:
+                raise ValueError(f"--also {item!r}: give MODEL=SETTINGS, e.g. models/fast/model.json=ddim25")
+            also.append((Path(path), sts.split(",")))
         evaluate(Path(a.run), Path(a.data) if a.data else None, Path(a.out), a.per_category,
-                 a.settings.split(","), dev, a.epochs, weights=a.weights.split(","))
+                 a.settings.split(","), dev, a.epochs, weights=a.weights.split(","), also=also)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
