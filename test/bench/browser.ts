@@ -35,6 +35,11 @@ export interface BrowserBenchOptions {
   nativeMsPerStep: Record<number, number>;
   /** Guidance of the shipped model (the denoiser sees 2x batch rows when it is not 1). */
   guidance: number;
+  /**
+   * Models for the 16-sprite DDIM-25 run, as URLs under /models/ (the default model first), with
+   * onnxruntime-node's ms per step at batch 16 from the same run (for the ratio), when measured.
+   */
+  ddim25x16Models: { label: string; url: string; nativeMsPerStep16?: number }[];
 }
 
 export interface BrowserStepRow {
@@ -74,8 +79,8 @@ export interface BrowserBenchResult {
   /** ORT-web WASM threads the plugin uses: hardwareConcurrency when isolated, else 1. */
   wasmThreads: number;
   steps: BrowserStepRow[];
-  /** One DDIM-25 generate() of 16 sprites on WASM (null when skipped). */
-  ddim25x16: { seconds: number; msPerStep: number } | null;
+  /** One DDIM-25 generate() of 16 sprites on WASM per model (empty when skipped). */
+  ddim25x16: { model: string; seconds: number; msPerStep: number; xNative: number | null }[];
   webgpu: {
     /** The backend the plugin actually used (SwiftShader WebGPU, or a WASM fallback). */
     backend: string | null;
@@ -195,15 +200,34 @@ async function wasmBench(
       });
       console.log(`  browser wasm batch ${b}: ${ms.toFixed(1)} ms/step`);
     }
-    if (!opts.quick) {
-      const r = await bench(page, 'monster', 16, 25);
-      if (r) {
-        res.ddim25x16 = { seconds: round(r.ms / 1000, 2), msPerStep: round(r.msPerStep) };
-        console.log(`  browser wasm DDIM-25 x16: ${(r.ms / 1000).toFixed(2)} s`);
-      }
-    }
   } finally {
     await context.close();
+  }
+}
+
+/** One DDIM-25 generate() of 16 sprites per model, each on a fresh page (after a 2-step warm-up). */
+async function ddim25x16Bench(
+  browser: Browser,
+  pagesUrl: string,
+  opts: BrowserBenchOptions,
+  res: BrowserBenchResult,
+  errors: ErrorLog[],
+): Promise<void> {
+  for (const m of opts.ddim25x16Models) {
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      errors.push(collectErrors(page));
+      await openTestPage(page, `${pagesUrl}diffusion.html?backend=wasm&model=${m.url}&pool=0`);
+      await bench(page, 'monster', 16, 2);
+      const r = await bench(page, 'monster', 16, 25);
+      if (!r) throw new Error('__sdTest.bench returned nothing');
+      const x = m.nativeMsPerStep16 ? round(r.msPerStep / m.nativeMsPerStep16, 2) : null;
+      res.ddim25x16.push({ model: m.label, seconds: round(r.ms / 1000, 2), msPerStep: round(r.msPerStep), xNative: x });
+      console.log(`  browser wasm DDIM-25 x16 (${m.label}): ${(r.ms / 1000).toFixed(2)} s`);
+    } finally {
+      await context.close();
+    }
   }
 }
 
@@ -434,7 +458,7 @@ export async function runBrowserBench(opts: BrowserBenchOptions): Promise<Browse
     hardwareConcurrency: 0,
     wasmThreads: 1,
     steps: [],
-    ddim25x16: null,
+    ddim25x16: [],
     webgpu: {
       backend: null,
       adapter: null,
@@ -463,6 +487,7 @@ export async function runBrowserBench(opts: BrowserBenchOptions): Promise<Browse
       }
     };
     await section('wasm', () => wasmBench(browser, srv.url, opts, res, logs));
+    await section('ddim25x16', () => ddim25x16Bench(browser, srv.url, opts, res, logs));
     await section('webgpu', () => webgpuBench(browser, srv.url, opts, res, logs));
     await section('demo', () => demoBench(browser, opts, res, logs));
     res.errors = [...failures, ...logs.flatMap((l) => l.errors)];

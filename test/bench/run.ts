@@ -2,22 +2,24 @@
  * `npm run bench`: where sampling time goes, printed as a table and written to bench-results/bench.json.
  *
  * Measured side by side in one run on this machine (ratios are what to quote; absolute times drift):
- *  - per-step latency of the shipped model (guidance as in model.json) at batch 1, 8, 32 on
+ *  - per-step latency of each model (the default models/model.json and, when present, the fast
+ *    distilled models/fast/model.json; guidance as in each model.json) at batch 1, 8, 16, 32 on
  *    onnxruntime-node (native reference) and onnxruntime-web WASM in Node, with the WASM/native ratio;
  *  - sprites/s for DDPM-500, DDIM-25 and DDIM-50 derived from those step times;
  *  - the trainer's images/s and achieved GFLOP/s on this CPU next to the model's FLOP count;
  *  - in headless Chromium (test/bench/browser.ts, shipped model only): per-step latency on
  *    onnxruntime-web WASM (batch 1, 8, 32) and WebGPU (batch 1, SwiftShader here), each as a ratio to
  *    onnxruntime-node at the same batch from this run; WebGPU readbacks per step; one DDIM-25 batch
- *    of 16 sprites; the demo's time to first sprite, cold and warm (IndexedDB cache).
- * Options: --quick (batch 1 and 8, fewer runs, demo at 6 steps), --no-train, --no-browser,
- * --model path/to/model.json (Node part only; the browser part always uses models/model.json).
+ *    of 16 sprites per model; the demo's time to first sprite, cold and warm (IndexedDB cache).
+ * Options: --quick (batch 1 and 16, fewer runs, demo at 6 steps), --no-train, --no-browser,
+ * --model path/to/model.json (repeatable; replaces the default list. The browser's per-step rows,
+ * WebGPU and demo always use models/model.json; its 16-sprite run uses every listed model under models/).
  * BENCHMARKS.md has the figures of one full run and the status of the performance targets.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import { type BrowserBenchResult, runBrowserBench } from './browser.ts';
 import { loadMeta, nativeRunner, type StepTiming, timeStep, wasmRunner } from './node.ts';
 
@@ -25,39 +27,49 @@ const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const noTrain = args.includes('--no-train');
 const noBrowser = args.includes('--no-browser');
-const mi = args.indexOf('--model');
-const modelJson = mi >= 0 ? (args[mi + 1] as string) : 'models/model.json';
+const modelJsons = args.flatMap((a, i) => (a === '--model' ? [args[i + 1] as string] : []));
+if (modelJsons.length === 0) {
+  modelJsons.push('models/model.json');
+  if (existsSync('models/fast/model.json')) modelJsons.push('models/fast/model.json');
+}
 const threads = Math.max(1, Math.min(cpus().length, 4));
-const batches = quick ? [1, 8] : [1, 8, 32];
+const batches = quick ? [1, 16] : [1, 8, 16, 32];
 
-const { meta, dir } = loadMeta(modelJson);
+const models = modelJsons.map((path) => ({ path, ...loadMeta(path) }));
+const { meta } = models[0] as (typeof models)[number];
 const guidance = meta.sampling.guidance;
-console.log(
-  `model ${meta.name}: ${meta.training?.params ?? '?'} params, ${meta.training?.gflop_per_forward ?? '?'} GFLOP/forward; guidance ${guidance}; ${threads} threads`,
-);
 
-const rows: StepTiming[] = [];
-const native = await nativeRunner(meta, dir, threads);
-const wasm = await wasmRunner(meta, dir, threads);
-for (const b of batches) {
-  const runs = b >= 32 ? (quick ? 2 : 4) : quick ? 4 : 8;
-  rows.push(await timeStep(native, meta, 'onnxruntime-node', b, guidance, runs));
-  rows.push(await timeStep(wasm, meta, 'ort-web wasm (node)', b, guidance, runs));
+const rows: (StepTiming & { model: string })[] = [];
+for (const m of models) {
+  const g = m.meta.sampling.guidance;
+  console.log(
+    `model ${m.meta.name} (${m.path}): ${m.meta.training?.params ?? '?'} params, ` +
+      `${m.meta.training?.gflop_per_forward ?? '?'} GFLOP/forward; guidance ${g}; ${threads} threads`,
+  );
+  const native = await nativeRunner(m.meta, m.dir, threads);
+  const wasm = await wasmRunner(m.meta, m.dir, threads);
+  for (const b of batches) {
+    const runs = b >= 32 ? (quick ? 2 : 4) : quick ? 4 : 8;
+    rows.push({ model: m.meta.name, ...(await timeStep(native, m.meta, 'onnxruntime-node', b, g, runs)) });
+    rows.push({ model: m.meta.name, ...(await timeStep(wasm, m.meta, 'ort-web wasm (node)', b, g, runs)) });
+  }
 }
 
+const nativeMs = (model: string, batch: number): number | undefined =>
+  rows.find((n) => n.model === model && n.backend === 'onnxruntime-node' && n.batch === batch)?.msPerStep;
 const table = rows.map((r) => {
-  const nativeMs = rows.find((n) => n.backend === 'onnxruntime-node' && n.batch === r.batch)?.msPerStep ?? Number.NaN;
   const perSprite = (steps: number) => (r.batch * 1000) / (r.msPerStep * steps);
   return {
+    model: r.model,
     backend: r.backend,
     batch: r.batch,
     rows: r.rows,
     'ms/step': +r.msPerStep.toFixed(1),
-    'x native': +(r.msPerStep / nativeMs).toFixed(2),
+    'x native': +(r.msPerStep / (nativeMs(r.model, r.batch) ?? Number.NaN)).toFixed(2),
     'DDIM-25 sprites/s': +perSprite(25).toFixed(2),
     'DDIM-50 sprites/s': +perSprite(50).toFixed(2),
     'DDPM-500 sprites/s': +perSprite(500).toFixed(3),
-    'DDIM-25 x16 sprites (s)': +((16 / perSprite(25)) * (r.batch >= 16 ? 1 : 1)).toFixed(1),
+    'DDIM-25 x16 (s)': r.batch === 16 ? +((25 * r.msPerStep) / 1000).toFixed(2) : null,
   };
 });
 console.table(table);
@@ -115,18 +127,27 @@ save_dataset(Path('${data}'), img, lab, np.zeros(n,bool), ${JSON.stringify(meta.
 let browser: BrowserBenchResult | null = null;
 if (!noBrowser) {
   const shipped = loadMeta('models/model.json').meta;
-  if (shipped.name !== meta.name)
-    console.log(`browser part: shipped model ${shipped.name}; ratios are to ${meta.name}`);
+  if (!models.some((m) => m.meta.name === shipped.name))
+    console.log(`browser part: shipped model ${shipped.name} was not measured in Node, so no ratios to native`);
   const nativeMsPerStep: Record<number, number> = {};
-  for (const r of rows) if (r.backend === 'onnxruntime-node') nativeMsPerStep[r.batch] = r.msPerStep;
-  browser = await runBrowserBench({ quick, nativeMsPerStep, guidance: shipped.sampling.guidance });
+  for (const r of rows)
+    if (r.model === shipped.name && r.backend === 'onnxruntime-node') nativeMsPerStep[r.batch] = r.msPerStep;
+  // Models under models/ are served by the test pages at /models/...
+  const ddim25x16Models = models
+    .map((m) => ({ m, rel: relative('models', m.path).split(sep).join('/') }))
+    .filter(({ rel }) => !rel.startsWith('..'))
+    .map(({ m, rel }) => {
+      const n16 = nativeMs(m.meta.name, 16);
+      return { label: m.meta.name, url: `/models/${rel}`, ...(n16 === undefined ? {} : { nativeMsPerStep16: n16 }) };
+    });
+  browser = await runBrowserBench({ quick, nativeMsPerStep, guidance: shipped.sampling.guidance, ddim25x16Models });
   if (browser) {
     console.log(
       `browser (headless Chromium ${browser.chromium}; crossOriginIsolated ${browser.crossOriginIsolated}, ` +
         `hardwareConcurrency ${browser.hardwareConcurrency} -> ORT WASM threads ${browser.wasmThreads}):`,
     );
     const nativeRows = table
-      .filter((r) => r.backend === 'onnxruntime-node')
+      .filter((r) => r.model === shipped.name && r.backend === 'onnxruntime-node')
       .map((r) => ({
         backend: 'onnxruntime-node (same run)',
         batch: r.batch,
@@ -143,9 +164,10 @@ if (!noBrowser) {
       `WebGPU: backend ${w.backend} (adapter ${w.adapter}); first 1-step call ${w.firstCallMs} ms (shader compile); ` +
         `${w.msPerStep} ms/step at batch 1; GPU->CPU readbacks per step ${w.readbacksPerStep} (goal 0). ${w.note}`,
     );
-    if (browser.ddim25x16) {
+    for (const r of browser.ddim25x16) {
       console.log(
-        `WASM DDIM-25, 16 sprites in one batch: ${browser.ddim25x16.seconds} s (${browser.ddim25x16.msPerStep} ms/step)`,
+        `WASM DDIM-25, 16 sprites in one batch, ${r.model}: ${r.seconds} s (${r.msPerStep} ms/step, ` +
+          `${r.xNative ?? '?'}x native) — target under 3 s: ${r.seconds < 3 ? 'met' : 'not met'}`,
       );
     }
     const d = browser.demo;
@@ -162,6 +184,6 @@ if (!noBrowser) {
 mkdirSync('bench-results', { recursive: true });
 writeFileSync(
   'bench-results/bench.json',
-  `${JSON.stringify({ date: new Date().toISOString(), cpus: cpus().length, threads, model: meta.name, guidance, steps: table, trainer, browser }, null, 2)}\n`,
+  `${JSON.stringify({ date: new Date().toISOString(), cpus: cpus().length, threads, models: models.map((m) => m.path), model: meta.name, guidance, steps: table, trainer, browser }, null, 2)}\n`,
 );
 console.log('wrote bench-results/bench.json');
