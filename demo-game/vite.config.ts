@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { join, relative, resolve, sep } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defineConfig, type Plugin } from 'vite';
 import { crossOriginIsolation, serveDir } from './devServer.ts';
@@ -8,6 +8,8 @@ const demoRoot = fileURLToPath(new URL('.', import.meta.url));
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const modelsDir = join(repoRoot, 'models');
 const fixturesDir = join(repoRoot, 'test', 'fixtures');
+/** model.json files under models/ that the production build carries (the first is required). */
+const SHIPPED_MODELS = ['model.json', 'fast/model.json'];
 
 /**
  * The shipped model (repo-root `models/`): served at `/models/...` by `vite dev` and copied into the
@@ -22,14 +24,19 @@ function modelFiles(): Plugin {
       server.middlewares.use(serveDir('/test-fixtures/', fixturesDir));
     },
     generateBundle() {
-      const json = readFileSync(join(modelsDir, 'model.json'), 'utf8');
-      const meta = JSON.parse(json) as { files: Record<string, { path: string }> };
-      this.emitFile({ type: 'asset', fileName: 'models/model.json', source: json });
-      for (const f of Object.values(meta.files)) {
-        const src = resolve(modelsDir, f.path);
-        if (!src.startsWith(modelsDir + sep)) throw new Error(`model file outside models/: ${f.path}`);
-        const name = relative(modelsDir, src).split(sep).join('/');
-        this.emitFile({ type: 'asset', fileName: `models/${name}`, source: readFileSync(src) });
+      // The default model, and the fast distilled one when it exists (`?model=models/fast/model.json`).
+      for (const rel of SHIPPED_MODELS) {
+        const jsonPath = join(modelsDir, rel);
+        if (rel !== 'model.json' && !existsSync(jsonPath)) continue;
+        const json = readFileSync(jsonPath, 'utf8');
+        const meta = JSON.parse(json) as { files: Record<string, { path: string }> };
+        this.emitFile({ type: 'asset', fileName: `models/${rel}`, source: json });
+        for (const f of Object.values(meta.files)) {
+          const src = resolve(dirname(jsonPath), f.path);
+          if (!src.startsWith(modelsDir + sep)) throw new Error(`model file outside models/: ${f.path}`);
+          const name = relative(modelsDir, src).split(sep).join('/');
+          this.emitFile({ type: 'asset', fileName: `models/${name}`, source: readFileSync(src) });
+        }
       }
     },
   };

@@ -123,6 +123,11 @@ describe('DiffusionPlugin in Chromium (tiny model)', () => {
       for (const r of reports ?? []) expect(r.nonTrivial).toBe(true);
       expect(ortFiles.length).toBeGreaterThan(0);
       for (const u of ortFiles) expect(u.startsWith(`${prod.url}assets/`), u).toBe(true);
+      // The WASM backend loads ORT's plain build, not the (slower, larger) Asyncify build WebGPU needs.
+      const wasmFiles = ortFiles.filter((u) => u.endsWith('.wasm'));
+      expect(wasmFiles.length, ortFiles.join(', ')).toBe(1);
+      expect(wasmFiles[0]).toMatch(/\/ort-wasm-simd-threaded[-.][\w-]*\.wasm$/);
+      expect(wasmFiles[0]).not.toMatch(/asyncify|jsep|jspi/);
       expect(log.errors).toEqual([]);
     } finally {
       await context.close();

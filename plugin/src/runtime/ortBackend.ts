@@ -13,14 +13,21 @@
  * On a session failure or a lost GPU device the WebGPU sessions are recreated once; if that
  * fails too the backend falls back to WASM and reports it through `onBackendChange`.
  *
- * ORT's runtime files (`ort-wasm-simd-threaded.asyncify.{mjs,wasm}`, the build the
- * `onnxruntime-web/webgpu` bundle loads in 1.30; it serves both the WebGPU and the CPU EP) are
- * imported with Vite `?url`, so they are served/emitted by the app's own bundle, never a CDN.
+ * Two ORT builds, each loaded only when its backend is used (dynamic imports):
+ * - WebGPU: the `onnxruntime-web/webgpu` bundle with `ort-wasm-simd-threaded.asyncify.{mjs,wasm}`
+ *   (27 MB; Asyncify lets WebGPU calls suspend the WASM stack).
+ * - WASM: the `onnxruntime-web/wasm` bundle with the plain `ort-wasm-simd-threaded.{mjs,wasm}`
+ *   (14 MB). The Asyncify build also runs the CPU EP, but its instrumentation slows every kernel
+ *   down; `npm run bench` measures the difference.
+ * The runtime files are imported with Vite `?url`, so they are served/emitted by the app's own
+ * bundle, never a CDN.
  */
 
-import ortMjsUrl from 'onnxruntime-web/ort-wasm-simd-threaded.asyncify.mjs?url';
-import ortWasmUrl from 'onnxruntime-web/ort-wasm-simd-threaded.asyncify.wasm?url';
-import * as ort from 'onnxruntime-web/webgpu';
+import gpuMjsUrl from 'onnxruntime-web/ort-wasm-simd-threaded.asyncify.mjs?url';
+import gpuWasmUrl from 'onnxruntime-web/ort-wasm-simd-threaded.asyncify.wasm?url';
+import wasmMjsUrl from 'onnxruntime-web/ort-wasm-simd-threaded.mjs?url';
+import wasmWasmUrl from 'onnxruntime-web/ort-wasm-simd-threaded.wasm?url';
+import type * as OrtModule from 'onnxruntime-web/webgpu';
 import { DiffusionError } from '../errors.ts';
 import type { ModelMeta } from '../model/meta.ts';
 import {
@@ -41,23 +48,41 @@ const GPU_COPY_SRC = 0x04;
 const GPU_COPY_DST = 0x08;
 const GPU_STORAGE = 0x80;
 
-let envConfigured = false;
+type Ort = typeof OrtModule;
+type Tensor = OrtModule.Tensor;
+type Session = OrtModule.InferenceSession;
+type SessionOptions = OrtModule.InferenceSession.SessionOptions;
+
+const ortBuilds: Partial<Record<BackendName, Promise<Ort>>> = {};
+
+/** The ORT build for a backend, imported and configured once per worker. */
+function loadOrt(backend: BackendName): Promise<Ort> {
+  let p = ortBuilds[backend];
+  if (!p) {
+    p = (async () => {
+      const ort: Ort =
+        backend === 'webgpu' ? await import('onnxruntime-web/webgpu') : await import('onnxruntime-web/wasm');
+      ort.env.wasm.wasmPaths =
+        backend === 'webgpu' ? { mjs: gpuMjsUrl, wasm: gpuWasmUrl } : { mjs: wasmMjsUrl, wasm: wasmWasmUrl };
+      ort.env.wasm.numThreads = wasmThreadCount();
+      ort.env.wasm.simd = true;
+      ort.env.wasm.proxy = false; // we already are in a worker
+      ort.env.logLevel = 'error';
+      return ort;
+    })();
+    p.catch(() => {
+      delete ortBuilds[backend];
+    });
+    ortBuilds[backend] = p;
+  }
+  return p;
+}
 
 /** WASM threads: hardwareConcurrency when cross-origin isolated (SharedArrayBuffer), else 1. */
 export function wasmThreadCount(): number {
   const g = globalThis as { crossOriginIsolated?: boolean; navigator?: { hardwareConcurrency?: number } };
   if (!g.crossOriginIsolated) return 1;
   return Math.max(1, Math.min(16, g.navigator?.hardwareConcurrency ?? 1));
-}
-
-function configureEnv(): void {
-  if (envConfigured) return;
-  envConfigured = true;
-  ort.env.wasm.wasmPaths = { mjs: ortMjsUrl, wasm: ortWasmUrl };
-  ort.env.wasm.numThreads = wasmThreadCount();
-  ort.env.wasm.simd = true;
-  ort.env.wasm.proxy = false; // we already are in a worker
-  ort.env.logLevel = 'error';
 }
 
 interface GpuLike {
@@ -75,8 +100,6 @@ export async function webgpuAvailable(): Promise<boolean> {
   }
 }
 
-type Session = ort.InferenceSession;
-
 const UPDATE_INPUTS = { x: 'x', eps: 'eps', z: 'z', coef: 'coef', guidance: 'guidance' } as const;
 const UPDATE_OUTPUTS = { xNext: 'x_next', xNextRep: 'x_next_rep' } as const;
 
@@ -87,6 +110,7 @@ function abortedError(signal: AbortSignal): DiffusionError {
 class OrtBackend implements InferenceBackend {
   name: BackendName;
   readonly counters: BackendCounters = { modelRuns: 0, steps: 0, loopReadbacks: 0 };
+  private ort: Ort | null = null;
   private denoiser: Session | null = null;
   private update: Session | null = null;
   private device: GPUDevice | null = null;
@@ -103,13 +127,13 @@ class OrtBackend implements InferenceBackend {
   }
 
   async open(): Promise<void> {
-    configureEnv();
     if (this.name === 'webgpu') await this.openWebGpu();
     else await this.openWasm();
   }
 
   private async openWebGpu(): Promise<void> {
-    const opts: ort.InferenceSession.SessionOptions = {
+    const ort = await this.useOrt('webgpu');
+    const opts: SessionOptions = {
       executionProviders: ['webgpu'],
       preferredOutputLocation: 'gpu-buffer',
       graphOptimizationLevel: 'all',
@@ -131,7 +155,8 @@ class OrtBackend implements InferenceBackend {
   }
 
   private async openWasm(): Promise<void> {
-    const opts: ort.InferenceSession.SessionOptions = {
+    const ort = await this.useOrt('wasm');
+    const opts: SessionOptions = {
       executionProviders: ['wasm'],
       graphOptimizationLevel: 'all',
       logSeverityLevel: 3,
@@ -142,6 +167,17 @@ class OrtBackend implements InferenceBackend {
       await this.releaseSessions();
       throw new DiffusionError('backend', `could not create the WASM session: ${errText(cause)}`, { cause });
     }
+  }
+
+  private async useOrt(backend: BackendName): Promise<Ort> {
+    try {
+      this.ort = await loadOrt(backend);
+    } catch (cause) {
+      throw new DiffusionError('backend', `could not load onnxruntime-web for ${backend}: ${errText(cause)}`, {
+        cause,
+      });
+    }
+    return this.ort;
   }
 
   private async releaseSessions(): Promise<void> {
@@ -194,7 +230,8 @@ class OrtBackend implements InferenceBackend {
     const denoiser: Denoiser = {
       predict: async (x, t, context, n) => {
         const session = this.denoiser;
-        if (!session) throw new DiffusionError('backend', 'the WASM session is gone');
+        const ort = this.ort;
+        if (!session || !ort) throw new DiffusionError('backend', 'the WASM session is gone');
         const out = await session.run({
           [imageName]: new ort.Tensor('float32', x, [n, C, S, S]),
           [timestepName]: new ort.Tensor('float32', t, [n]),
@@ -220,7 +257,7 @@ class OrtBackend implements InferenceBackend {
   }
 
   /** A GPU tensor holding `data`, uploaded once through the device queue. */
-  private gpuTensor(data: Float32Array, dims: number[]): ort.Tensor {
+  private gpuTensor(ort: Ort, data: Float32Array, dims: number[]): Tensor {
     const device = this.device;
     if (!device) throw new DiffusionError('backend', 'no WebGPU device');
     const size = Math.ceil(data.byteLength / 16) * 16;
@@ -236,7 +273,8 @@ class OrtBackend implements InferenceBackend {
     const meta: ModelMeta = this.model.meta;
     const denoiser = this.denoiser;
     const update = this.update;
-    if (!denoiser || !update) throw new DiffusionError('backend', 'WebGPU sessions are not open');
+    const ort = this.ort;
+    if (!denoiser || !update || !ort) throw new DiffusionError('backend', 'WebGPU sessions are not open');
     const [imageName, timestepName, contextName] = meta.onnx.inputs as [string, string, string];
     const { sampler, signal } = opts;
     const guidance = opts.guidance ?? meta.sampling.guidance;
@@ -258,26 +296,26 @@ class OrtBackend implements InferenceBackend {
       ctx.set(c, i * K);
     });
 
-    const live = new Set<ort.Tensor>();
-    const track = (t: ort.Tensor): ort.Tensor => {
+    const live = new Set<Tensor>();
+    const track = (t: Tensor): Tensor => {
       live.add(t);
       return t;
     };
-    const drop = (t: ort.Tensor | undefined): void => {
+    const drop = (t: Tensor | undefined): void => {
       if (t && live.delete(t)) t.dispose();
     };
     try {
-      let x = track(this.gpuTensor(x0, [B, C, S, S]));
-      let rep: ort.Tensor;
+      let x = track(this.gpuTensor(ort, x0, [B, C, S, S]));
+      let rep: Tensor;
       if (N === 1) {
         rep = x;
       } else {
         const both = new Float32Array(N * B * d);
         both.set(x0, 0);
         both.set(x0, B * d);
-        rep = track(this.gpuTensor(both, [N * B, C, S, S]));
+        rep = track(this.gpuTensor(ort, both, [N * B, C, S, S]));
       }
-      const ctxT = track(this.gpuTensor(ctx, [N * B, K]));
+      const ctxT = track(this.gpuTensor(ort, ctx, [N * B, K]));
       const gT = new ort.Tensor('float32', Float32Array.of(guidance), [1]);
       const zeros = new Float32Array(B * d);
       const tIn = new Float32Array(N * B);
