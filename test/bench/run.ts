@@ -6,6 +6,8 @@
  *    distilled models/fast/model.json; guidance as in each model.json) at batch 1, 8, 16, 32 on
  *    onnxruntime-node (native reference) and onnxruntime-web WASM in Node, with the WASM/native ratio;
  *  - sprites/s for DDPM-500, DDIM-25 and DDIM-50 derived from those step times;
+ *  - where a denoiser call spends its time: ORT's per-node profiler on both runtimes, by operator
+ *    type (default model, 16 rows);
  *  - the trainer's images/s and achieved GFLOP/s on this CPU next to the model's FLOP count;
  *  - in headless Chromium (test/bench/browser.ts, shipped model only): per-step latency on
  *    onnxruntime-web WASM (batch 1, 8, 32) and WebGPU (batch 1, SwiftShader here), each as a ratio to
@@ -22,6 +24,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
 import { type BrowserBenchResult, runBrowserBench } from './browser.ts';
 import { loadMeta, nativeRunner, type StepTiming, timeStep, wasmRunner } from './node.ts';
+import { type OpProfile, profileOps } from './profile.ts';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -73,6 +76,19 @@ const table = rows.map((r) => {
   };
 });
 console.table(table);
+
+const first = models[0] as (typeof models)[number];
+let profile: OpProfile | null = null;
+try {
+  profile = await profileOps(first.meta, join(first.dir, first.meta.files.model.path), 16, threads);
+  console.log(
+    `where the time goes (${first.meta.name}, one call on ${profile.rows} rows, ORT profiler, by operator): ` +
+      `native ${profile.nativeTotalMs} ms, wasm ${profile.wasmTotalMs} ms in kernels`,
+  );
+  console.table(profile.table);
+} catch (err) {
+  console.log(`operator profile failed: ${err instanceof Error ? err.message : String(err)}`);
+}
 
 let trainer: Record<string, unknown> | null = null;
 if (!noTrain) {
@@ -184,6 +200,6 @@ if (!noBrowser) {
 mkdirSync('bench-results', { recursive: true });
 writeFileSync(
   'bench-results/bench.json',
-  `${JSON.stringify({ date: new Date().toISOString(), cpus: cpus().length, threads, models: models.map((m) => m.path), model: meta.name, guidance, steps: table, trainer, browser }, null, 2)}\n`,
+  `${JSON.stringify({ date: new Date().toISOString(), cpus: cpus().length, threads, models: models.map((m) => m.path), model: meta.name, guidance, steps: table, profile, trainer, browser }, null, 2)}\n`,
 );
 console.log('wrote bench-results/bench.json');
