@@ -64,6 +64,35 @@ describe('SpriteCache', () => {
     expect(await fresh.count(k3)).toBe(1);
   });
 
+  it('getMany reads several keys in one go, counts hits and misses, and refreshes their LRU rank', async () => {
+    const name = dbName();
+    const c = new SpriteCache({ dbName: name, maxEntries: 3 });
+    const [k1, k2, k3, k4] = ['a', 'b', 'c', 'd'].map((cat) => c.key(SHA_A, cat, settings)) as [
+      string,
+      string,
+      string,
+      string,
+    ];
+    await c.put(k1, [sprite(1)]);
+    await c.put(k2, [sprite(2), sprite(3)]);
+    await c.put(k3, [sprite(4)]);
+    const fresh = new SpriteCache({ dbName: name, maxEntries: 3 });
+    const got = await fresh.getMany([k2, k4, k1]);
+    expect(got.map((list) => list.map((s) => s.seed))).toEqual([[2, 3], [], [1]]);
+    expect(Array.from(got[0]?.[1]?.rgba ?? [])).toEqual(Array.from(sprite(3).rgba));
+    expect(fresh.stats).toEqual({ hits: 2, misses: 1 });
+    // k3 is now the least recently used: a new key evicts it, not k1 or k2.
+    await fresh.put(k4, [sprite(5)]);
+    const again = new SpriteCache({ dbName: name });
+    expect(await again.count(k3)).toBe(0);
+    expect(await again.count(k1)).toBe(1);
+    expect(await again.count(k2)).toBe(2);
+    // The memory fallback answers the same way.
+    const mem = new SpriteCache({ storage: 'memory' });
+    await mem.put(k1, [sprite(9)]);
+    expect((await mem.getMany([k1, k2])).map((l) => l.length)).toEqual([1, 0]);
+  });
+
   it('clear and delete', async () => {
     const c = new SpriteCache({ dbName: dbName() });
     const k = c.key(SHA_A, 'x', {});

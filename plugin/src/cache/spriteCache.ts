@@ -13,7 +13,7 @@
  * mode, QuotaExceededError, ...), it switches to an in-memory store for the rest of the session
  * and reports it once through `onWarning`.
  */
-import { createStore, del, get, clear as idbClear, setMany, type UseStore } from 'idb-keyval';
+import { createStore, del, get, clear as idbClear, getMany as idbGetMany, setMany, type UseStore } from 'idb-keyval';
 
 /** One cached sprite: HWC RGBA bytes plus the seed that produced it. */
 export interface CachedSprite {
@@ -125,6 +125,39 @@ export class SpriteCache {
         this.stats.misses++;
       }
       return sprites;
+    });
+  }
+
+  /**
+   * {@link getAll} for several keys in one IndexedDB read and one index write (what a plugin needs
+   * at boot: every category at once, as fast as possible). Counts a hit or a miss per key.
+   */
+  getMany(keys: string[]): Promise<CachedSprite[][]> {
+    return this.serial(async () => {
+      let entries: (Entry | undefined)[] | undefined;
+      if (this.store) {
+        entries = await this.guard(() =>
+          idbGetMany<Entry>(
+            keys.map((k) => ENTRY_PREFIX + k),
+            this.storeOrThrow(),
+          ),
+        );
+      }
+      if (this._mode !== 'indexeddb' || !entries) entries = keys.map((k) => this.memory.get(k));
+      const out = entries.map((e) => (e && Array.isArray(e.sprites) ? e.sprites : []));
+      const index = await this.loadIndex();
+      let touched = false;
+      keys.forEach((k, i) => {
+        if ((out[i] as CachedSprite[]).length > 0) {
+          this.stats.hits++;
+          index[k] = ++this.clock;
+          touched = true;
+        } else {
+          this.stats.misses++;
+        }
+      });
+      if (touched && this.store) await this.guard(() => setMany([[INDEX_KEY, index]], this.storeOrThrow()));
+      return out;
     });
   }
 

@@ -493,14 +493,13 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     this.meta = meta;
     const sha = pickWeights(meta, this.cfg.weights).sha256;
     const settings = this.settingsFor();
-    await Promise.all(
-      meta.categories.map(async (cat) => {
-        const cacheKey = cache.key(sha, cat, settings);
-        const cached = await cache.getAll(cacheKey);
-        if (session.signal.aborted || this.pools.has(cat)) return;
-        this.pools.set(cat, { ready: [], cached: [...cached], inflight: 0, cacheKey });
-      }),
-    );
+    const keys = meta.categories.map((cat) => cache.key(sha, cat, settings));
+    const cached = await cache.getMany(keys);
+    if (session.signal.aborted) return;
+    meta.categories.forEach((cat, i) => {
+      if (this.pools.has(cat)) return;
+      this.pools.set(cat, { ready: [], cached: [...(cached[i] ?? [])], inflight: 0, cacheKey: keys[i] as string });
+    });
   }
 
   private dropPool(category: string): void {
