@@ -2,7 +2,8 @@
  * Demo settings, read from the page's URL query so tests (and curious players) can pick the model
  * and sampler without rebuilding:
  *
- * - `model=/test-fixtures/tiny/model.json` model.json URL (default: the shipped `models/model.json`)
+ * - `model=/test-fixtures/tiny/model.json` model.json URL (default: the shipped `models/model.json`);
+ *   `model=fast` is short for the distilled CPU model `models/fast/model.json`
  * - `backend=auto|webgpu|wasm`            inference backend (default auto)
  * - `sampler=ddim|ddpm`, `steps=N`, `guidance=G`  sampler settings (default: the model's recommendation)
  * - `pool=N`                              textures kept ready per category (default 2)
@@ -42,6 +43,10 @@ function num(value: string | null, min: number, max: number): number | undefined
   return n;
 }
 
+const DEFAULT_MODEL = 'models/model.json';
+/** The guidance-distilled, pixel-unshuffle model (training/README.md): far fewer FLOPs per sprite, for CPUs. */
+const FAST_MODEL = 'models/fast/model.json';
+
 /** Parses a query string (e.g. `location.search`) into the demo settings; invalid values fall back to defaults. */
 export function parseConfig(search: string, baseHref: string): DemoConfig {
   const q = new URLSearchParams(search);
@@ -52,7 +57,11 @@ export function parseConfig(search: string, baseHref: string): DemoConfig {
     samplerParam === 'ddim' || samplerParam === 'ddpm' ? samplerParam : undefined;
   const seedParam = int(q.get('seed'), 0, 0xffffffff);
   // Resolved against the page, so the worker (which lives under assets/) fetches the right file.
-  const modelUrl = new URL(q.get('model') ?? 'models/model.json', baseHref).href;
+  const modelParam = q.get('model');
+  const modelUrl = new URL(
+    modelParam === 'fast' ? FAST_MODEL : modelParam === null || modelParam === 'default' ? DEFAULT_MODEL : modelParam,
+    baseHref,
+  ).href;
   const cfg: DemoConfig = {
     modelUrl,
     backend,

@@ -89,6 +89,8 @@ describe('demo URL config', () => {
       fixedSeed: true,
       cache: false,
     });
+    expect(parseConfig('?model=fast', 'http://x/game/').modelUrl).toBe('http://x/game/models/fast/model.json');
+    expect(parseConfig('?model=default', 'http://x/game/').modelUrl).toBe('http://x/game/models/model.json');
     const d = parseConfig('?backend=cuda&steps=-1&sampler=euler&pool=x', 'http://x/game/');
     expect(d.modelUrl).toBe('http://x/game/models/model.json');
     expect(d.backend).toBe('auto');
