@@ -20,10 +20,10 @@
  * per category, first from the IndexedDB sprite cache, then by generating in the background through
  * the client's bounded queue. The cache is read at boot in parallel with the model load (only the
  * small model.json is needed to find the cache keys), so on a second visit spawns are served from
- * the cache within milliseconds of boot, long before the model is ready ({@link whenCached}). On scene shutdown or destroy it
- * cancels all work, terminates the worker, removes every scene-event listener it added, every
- * listener registered on it and every texture it created. After a shutdown (scene restart) the next
- * call to `spawn`/`generate`/`prefetch`/`configure`/`whenReady` starts it again.
+ * the cache within milliseconds of boot, long before the model is ready ({@link whenCached}).
+ * On scene shutdown or destroy it cancels all work, terminates the worker, removes every
+ * scene-event listener it added, every listener registered on it and every texture it created.
+ * After a shutdown (scene restart) the next call to `spawn`/`generate`/`prefetch`/`configure`/`whenReady` starts it again.
  */
 import type * as Phaser from 'phaser';
 import { SpriteCache, type SpriteCacheOptions } from '../cache/spriteCache.ts';
