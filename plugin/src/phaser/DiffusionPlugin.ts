@@ -23,7 +23,8 @@
  * the cache within milliseconds of boot, long before the model is ready ({@link whenCached}).
  * On scene shutdown or destroy it cancels all work, terminates the worker, removes every
  * scene-event listener it added, every listener registered on it and every texture it created.
- * After a shutdown (scene restart) the next call to `spawn`/`generate`/`prefetch`/`configure`/`whenReady` starts it again.
+ * After a shutdown (scene restart) the next call to `spawn`/`generate`/`prefetch`/`configure`/
+ * `whenReady` starts it again.
  */
 import type * as Phaser from 'phaser';
 import { SpriteCache, type SpriteCacheOptions } from '../cache/spriteCache.ts';
