@@ -340,7 +340,7 @@ const timing = (m: DemoMarks): DemoTiming => ({
 });
 
 /** Cold and warm time to first sprite in the demo's production build on WASM. */
-async function demoBench(
+export async function demoBench(
   browser: Browser,
   opts: BrowserBenchOptions,
   res: BrowserBenchResult,
