@@ -457,25 +457,11 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
       if (session.signal.aborted) throw new DiffusionError('aborted', 'the plugin was shut down');
       const info = await client.init(this.cfg.modelUrl, this.cfg.backend, this.cfg.weights);
       if (session.signal.aborted) throw new DiffusionError('aborted', 'the plugin was shut down');
-      await this.cachedPromise;
-      if (session.signal.aborted) throw new DiffusionError('aborted', 'the plugin was shut down');
       this.info = info;
       this.meta = info.meta;
-      // Keep the pools the early read built when their key still holds (the usual case); rebuild
-      // them if model.json changed in between or the early read failed.
-      for (const cat of [...this.pools.keys()]) {
-        if (!info.categories.includes(cat)) this.dropPool(cat);
-      }
-      await Promise.all(
-        info.categories.map(async (cat) => {
-          const cacheKey = this.cache ? this.cache.key(info.modelSha, cat, this.settingsFor()) : null;
-          if (this.pools.get(cat)?.cacheKey === cacheKey) return;
-          this.dropPool(cat);
-          const pool: Pool = { ready: [], cached: [], inflight: 0, cacheKey };
-          this.pools.set(cat, pool);
-          if (cacheKey && this.cache) pool.cached = [...(await this.cache.getAll(cacheKey))];
-        }),
-      );
+      // Keeps the pools the early read built (the usual case); rebuilds them if model.json changed
+      // in between or the early read failed.
+      await this.syncPools(info.categories, info.modelSha, session);
       if (session.signal.aborted) throw new DiffusionError('aborted', 'the plugin was shut down');
       this.emit('ready', info);
       for (const cat of info.categories) this.refill(cat);
@@ -497,14 +483,29 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     const meta = await fetchModelMeta(this.cfg.modelUrl);
     if (session.signal.aborted || this.session !== session) return;
     this.meta = meta;
-    const sha = pickWeights(meta, this.cfg.weights).sha256;
+    await this.syncPools(meta.categories, pickWeights(meta, this.cfg.weights).sha256, session);
+  }
+
+  /**
+   * Makes the pools match a model: one per category, keyed by the model's sha256, the category and
+   * the sampling settings, holding that key's cached sprites (read in one go). A pool whose key
+   * still holds is kept with its textures; pools of other categories are dropped.
+   */
+  private async syncPools(categories: readonly string[], modelSha: string, session: AbortController): Promise<void> {
+    const cache = this.cache;
     const settings = this.settingsFor();
-    const keys = meta.categories.map((cat) => cache.key(sha, cat, settings));
-    const cached = await cache.getMany(keys);
+    for (const cat of [...this.pools.keys()]) {
+      if (!categories.includes(cat)) this.dropPool(cat);
+    }
+    const keyOf = (cat: string): string | null => (cache ? cache.key(modelSha, cat, settings) : null);
+    const stale = categories.filter((cat) => this.pools.get(cat)?.cacheKey !== keyOf(cat));
+    if (stale.length === 0) return;
+    const keys = stale.map(keyOf);
+    const cached = cache ? await cache.getMany(keys as string[]) : [];
     if (session.signal.aborted) return;
-    meta.categories.forEach((cat, i) => {
-      if (this.pools.has(cat)) return;
-      this.pools.set(cat, { ready: [], cached: [...(cached[i] ?? [])], inflight: 0, cacheKey: keys[i] as string });
+    stale.forEach((cat, i) => {
+      this.dropPool(cat);
+      this.pools.set(cat, { ready: [], cached: [...(cached[i] ?? [])], inflight: 0, cacheKey: keys[i] ?? null });
     });
   }
 
