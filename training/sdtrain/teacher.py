@@ -11,7 +11,6 @@ the run that trained it is not committed.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Dict, List
@@ -19,6 +18,7 @@ from typing import Dict, List
 import torch
 import torch.nn as nn
 
+from .export import sha256_file
 from .model import ContextUnet, ModelConfig
 from .schedule import guided_eps
 
@@ -124,8 +124,7 @@ def load_teacher(model_json: Path) -> Teacher:
     onnx_path = model_json.parent / entry["path"]
     if not onnx_path.exists():
         raise TeacherError(f"{onnx_path} is missing (named by {model_json})")
-    digest = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
-    if digest != entry.get("sha256"):
+    if sha256_file(onnx_path) != entry.get("sha256"):
         raise TeacherError(f"{onnx_path} does not match the sha256 in {model_json} (corrupt or replaced file); "
                            "restore it or re-export")
     model = ContextUnet(ModelConfig.from_dict(mcfg))
