@@ -4,17 +4,19 @@ import { generateMap, isWalkable, type Point, Tile, tileAt } from '../../../demo
 import { createMonster, decide } from '../../../demo-game/src/world/monsters.ts';
 import { createRng } from '../../../demo-game/src/world/rng.ts';
 
+const NEIGHBOURS = [
+  [1, 0],
+  [-1, 0],
+  [0, 1],
+  [0, -1],
+] as const;
+
 function reachable(map: ReturnType<typeof generateMap>, from: Point): Set<string> {
   const seen = new Set([`${from.x},${from.y}`]);
   const todo = [from];
   while (todo.length > 0) {
     const p = todo.pop() as Point;
-    for (const [dx, dy] of [
-      [1, 0],
-      [-1, 0],
-      [0, 1],
-      [0, -1],
-    ] as const) {
+    for (const [dx, dy] of NEIGHBOURS) {
       const q = { x: p.x + dx, y: p.y + dy };
       const k = `${q.x},${q.y}`;
       if (!seen.has(k) && isWalkable(map, q.x, q.y)) {
@@ -48,12 +50,7 @@ describe('demo dungeon map', () => {
       for (let y = 0; y < map.height; y++) {
         for (let x = 0; x < map.width; x++) {
           if (!isWalkable(map, x, y)) continue;
-          for (const [dx, dy] of [
-            [1, 0],
-            [-1, 0],
-            [0, 1],
-            [0, -1],
-          ] as const) {
+          for (const [dx, dy] of NEIGHBOURS) {
             expect(tileAt(map, x + dx, y + dy)).not.toBe(Tile.Void);
           }
         }
