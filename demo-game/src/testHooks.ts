@@ -19,8 +19,11 @@ export interface DemoHooks {
   stats(): DiffusionStats | null;
   /** Stats right after the plugin became ready (before anything new was generated). */
   readyStats(): DiffusionStats | null;
-  /** performance.now() (ms since navigation) when the dungeon scene was created, its first floor built, the model ready. */
-  marks(): { created?: number; floorBuilt?: number; modelReady?: number };
+  /**
+   * performance.now() (ms since navigation) when the dungeon scene was created, the plugin's sprite
+   * cache was read, the first floor built, the model ready.
+   */
+  marks(): { created?: number; cached?: number; floorBuilt?: number; modelReady?: number };
   /** How the current floor's sprites appeared (pool/cache vs placeholder). */
   floorSpawns(): { fromPool: number; placeholders: number };
   /** Resolves when the plugin has no generation or cache write pending. */

@@ -46,7 +46,7 @@ export class DungeonScene extends Phaser.Scene {
   readyStats: DiffusionStats | null = null;
   readyInfo: ReadyInfo | null = null;
   /** performance.now() when the scene was created, its first floor built, and the model ready. */
-  readonly marks: { created?: number; floorBuilt?: number; modelReady?: number } = {};
+  readonly marks: { created?: number; cached?: number; floorBuilt?: number; modelReady?: number } = {};
   status = 'loading model…';
   floor = 1;
   map: DungeonMap | null = null;
@@ -95,6 +95,7 @@ export class DungeonScene extends Phaser.Scene {
     // waiting for the model): on a return visit every sprite comes from the cache at once; on a
     // first visit the floor shows placeholders that fill in as the model generates them.
     void this.diffusion.whenCached().then(() => {
+      this.marks.cached ??= performance.now();
       if (this.sys.isActive() && !this.map) this.buildFloor();
     });
     this.diffusion

@@ -67,6 +67,7 @@ export class SpriteCache {
   private store: UseStore | null;
   private readonly memory = new Map<string, Entry>();
   private index: Index | null = null;
+  private indexLoad: Promise<Index> | null = null;
   private clock = 0;
   private warned = false;
   private readonly maxEntries: number;
@@ -85,6 +86,9 @@ export class SpriteCache {
         this.fallBack(new Error('indexedDB is not defined'));
       } else {
         this.store = createStore(opts.dbName ?? 'spritediffusion-cache', 'sprites');
+        // Open the database and read the index now: the first lookup (a plugin's boot-time read)
+        // then costs one read instead of an open, an index read and a read in a row.
+        void this.loadIndex();
       }
     }
   }
@@ -156,7 +160,10 @@ export class SpriteCache {
           this.stats.misses++;
         }
       });
-      if (touched && this.store) await this.guard(() => setMany([[INDEX_KEY, index]], this.storeOrThrow()));
+      // The LRU touch is written after this read resolves (queued like every other write), so the
+      // caller gets its sprites without waiting for a write transaction to commit.
+      if (touched && this.store)
+        void this.serial(() => this.guard(() => setMany([[INDEX_KEY, index]], this.storeOrThrow())));
       return out;
     });
   }
@@ -231,12 +238,19 @@ export class SpriteCache {
     }
   }
 
-  private async loadIndex(): Promise<Index> {
-    if (this.index) return this.index;
-    const loaded = this.store ? await this.guard(() => get<Index>(INDEX_KEY, this.storeOrThrow())) : undefined;
-    this.index = loaded && typeof loaded === 'object' ? { ...loaded } : {};
-    this.clock = Math.max(0, ...Object.values(this.index));
-    return this.index;
+  /** The LRU index, read from IndexedDB once (concurrent callers share the one read). */
+  private loadIndex(): Promise<Index> {
+    if (this.index) return Promise.resolve(this.index);
+    this.indexLoad ??= (async () => {
+      const loaded = this.store ? await this.guard(() => get<Index>(INDEX_KEY, this.storeOrThrow())) : undefined;
+      // clear() may have reset the index while this read was in flight; that one wins.
+      if (!this.index) {
+        this.index = loaded && typeof loaded === 'object' ? { ...loaded } : {};
+        this.clock = Math.max(0, ...Object.values(this.index));
+      }
+      return this.index;
+    })();
+    return this.indexLoad;
   }
 
   private async read(key: string): Promise<Entry | undefined> {

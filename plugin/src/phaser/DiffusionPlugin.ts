@@ -18,22 +18,31 @@
  *
  * Lifecycle: it boots with the scene, loads the model in a worker and fills one pool of textures
  * per category, first from the IndexedDB sprite cache, then by generating in the background through
- * the client's bounded queue. The cache is read at boot in parallel with the model load (only the
- * small model.json is needed to find the cache keys), so on a second visit spawns are served from
- * the cache within milliseconds of boot, long before the model is ready ({@link whenCached}).
+ * the client's bounded queue. The cache is read before the model loads (only the small model.json
+ * is needed to find the cache keys): from {@link DiffusionPlugin.configure} on, while the game
+ * boots, or else at scene boot (see warmStart.ts). So on a second visit spawns are served from the
+ * cache long before the model is ready ({@link whenCached}).
  * On scene shutdown or destroy it cancels all work, terminates the worker, removes every
  * scene-event listener it added, every listener registered on it and every texture it created.
  * After a shutdown (scene restart) the next call to `spawn`/`generate`/`prefetch`/`configure`/
  * `whenReady` starts it again.
  */
 import type * as Phaser from 'phaser';
-import { SpriteCache, type SpriteCacheOptions } from '../cache/spriteCache.ts';
+import { type CachedSprite, SpriteCache, type SpriteCacheOptions } from '../cache/spriteCache.ts';
 import { DiffusionError } from '../errors.ts';
 import { type ModelMeta, resolveContext } from '../model/meta.ts';
-import { fetchModelMeta, pickWeights, type WeightsChoice } from '../runtime/backend.ts';
+import type { WeightsChoice } from '../runtime/backend.ts';
 import { type ClientStats, DiffusionClient, type ReadyInfo, type WorkerFactory } from '../runtime/client.ts';
 import { Emitter } from '../runtime/emitter.ts';
 import type { BackendChoice, BackendName, SamplerName } from '../worker/protocol.ts';
+import {
+  type PendingWarmStart,
+  poolKey,
+  readWarmStart,
+  sameWarmStart,
+  startWarmStart,
+  type WarmStartSettings,
+} from './warmStart.ts';
 
 /** Plugin settings. Every field is optional in {@link DiffusionPlugin.configure}. */
 export interface DiffusionConfig {
@@ -121,6 +130,23 @@ const DEFAULTS: DiffusionConfig = {
 
 let globalConfig: DiffusionConfig = { ...DEFAULTS };
 let instanceCounter = 0;
+/** The boot-time cache read {@link DiffusionPlugin.configure} started, until a plugin adopts it. */
+let pendingWarmStart: PendingWarmStart | null = null;
+
+function warmStartSettings(cfg: DiffusionConfig): WarmStartSettings {
+  return {
+    modelUrl: cfg.modelUrl,
+    weights: cfg.weights,
+    sampler: cfg.sampler,
+    steps: cfg.steps,
+    guidance: cfg.guidance,
+    cache: cfg.cache,
+  };
+}
+
+function newCache(cfg: DiffusionConfig): SpriteCache | null {
+  return cfg.cache === false ? null : new SpriteCache(cfg.cache === true ? {} : cfg.cache);
+}
 
 type SceneEvents = Phaser.Events.EventEmitter;
 
@@ -163,14 +189,27 @@ function randomSeed(): number {
 }
 
 export class DiffusionPlugin extends Emitter<DiffusionEvents> {
-  /** Sets defaults for every plugin instance created afterwards (and instances not yet started). */
+  /**
+   * Sets defaults for every plugin instance created afterwards (and instances not yet started).
+   *
+   * With the IndexedDB cache on (the default), this also starts reading model.json and the cached
+   * sprites right away, while the game is still booting; the first plugin that starts with the
+   * same settings adopts that read, so on a return visit its pools are already full when its
+   * scene's `create()` runs. Call it before `new Phaser.Game(...)` to get that head start.
+   */
   static configure(config: Partial<DiffusionConfig>): void {
     globalConfig = { ...globalConfig, ...config };
+    const cfg = { ...DEFAULTS, ...globalConfig };
+    const settings = warmStartSettings(cfg);
+    if (pendingWarmStart && sameWarmStart(pendingWarmStart.settings, settings)) return;
+    const cache = typeof indexedDB === 'undefined' ? null : newCache(cfg);
+    pendingWarmStart = cache ? startWarmStart(settings, cache) : null;
   }
 
   /** Restores the built-in defaults (tests). */
   static resetConfig(): void {
     globalConfig = { ...DEFAULTS };
+    pendingWarmStart = null;
   }
 
   readonly scene: Phaser.Scene;
@@ -445,10 +484,13 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     this.client = client;
     client.on('backend-changed', (e) => this.emit('backend', e));
     client.on('error', (e) => this.emit('error', e));
-    const c = this.cfg.cache;
-    this.cache = c === false ? null : new SpriteCache(c === true ? {} : c);
-    // The cache is read while the worker loads the model (failures only mean no early sprites).
-    this.cachedPromise = this.readCacheEarly(session).catch(() => undefined);
+    // Adopt the read configure() started if it is for these settings; any start consumes it.
+    const early = pendingWarmStart;
+    pendingWarmStart = null;
+    const warm = early && sameWarmStart(early.settings, warmStartSettings(this.cfg)) ? early : null;
+    this.cache = warm ? warm.cache : newCache(this.cfg);
+    // The cache is read before the worker loads the model (failures only mean no early sprites).
+    this.cachedPromise = this.readCacheEarly(session, warm).catch(() => undefined);
     const ready = (async () => {
       // The worker (ORT's wasm compile, weights download and session) competes for the CPU with the
       // cache read; start it once the read is done: a few ms on a cold start, and on a warm one the
@@ -474,16 +516,17 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
   }
 
   /**
-   * Reads model.json on the main thread and the cached sprites of every category, so spawns can be
-   * served before the worker has the model. Skipped without a cache.
+   * Reads model.json on the main thread and the cached sprites of every category (or takes the
+   * read configure() started), so spawns can be served before the worker has the model. Skipped
+   * without a cache.
    */
-  private async readCacheEarly(session: AbortController): Promise<void> {
+  private async readCacheEarly(session: AbortController, warm: PendingWarmStart | null): Promise<void> {
     const cache = this.cache;
     if (!cache) return;
-    const meta = await fetchModelMeta(this.cfg.modelUrl);
+    const read = await (warm ? warm.result : readWarmStart(warmStartSettings(this.cfg), cache));
     if (session.signal.aborted || this.session !== session) return;
-    this.meta = meta;
-    await this.syncPools(meta.categories, pickWeights(meta, this.cfg.weights).sha256, session);
+    this.meta = read.meta;
+    await this.syncPools(read.meta.categories, read.modelSha, session, read.sprites);
   }
 
   /**
@@ -491,21 +534,33 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
    * the sampling settings, holding that key's cached sprites (read in one go). A pool whose key
    * still holds is kept with its textures; pools of other categories are dropped.
    */
-  private async syncPools(categories: readonly string[], modelSha: string, session: AbortController): Promise<void> {
+  private async syncPools(
+    categories: readonly string[],
+    modelSha: string,
+    session: AbortController,
+    alreadyRead?: ReadonlyMap<string, CachedSprite[]>,
+  ): Promise<void> {
     const cache = this.cache;
-    const settings = this.settingsFor();
+    const meta = this.meta;
     for (const cat of [...this.pools.keys()]) {
       if (!categories.includes(cat)) this.dropPool(cat);
     }
-    const keyOf = (cat: string): string | null => (cache ? cache.key(modelSha, cat, settings) : null);
+    const keyOf = (cat: string): string | null =>
+      cache && meta ? poolKey(cache, warmStartSettings(this.cfg), meta, modelSha, cat) : null;
     const stale = categories.filter((cat) => this.pools.get(cat)?.cacheKey !== keyOf(cat));
     if (stale.length === 0) return;
     const keys = stale.map(keyOf);
-    const cached = cache ? await cache.getMany(keys as string[]) : [];
+    const toRead = keys.filter((k): k is string => k !== null && !alreadyRead?.has(k));
+    const read = cache && toRead.length > 0 ? await cache.getMany(toRead) : [];
     if (session.signal.aborted) return;
+    const found = new Map(alreadyRead);
+    toRead.forEach((k, i) => {
+      found.set(k, read[i] ?? []);
+    });
     stale.forEach((cat, i) => {
+      const key = keys[i] ?? null;
       this.dropPool(cat);
-      this.pools.set(cat, { ready: [], cached: [...(cached[i] ?? [])], inflight: 0, cacheKey: keys[i] ?? null });
+      this.pools.set(cat, { ready: [], cached: [...((key && found.get(key)) || [])], inflight: 0, cacheKey: key });
     });
   }
 
@@ -557,15 +612,6 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
         `unknown category "${category}"; valid categories: ${this.meta.categories.join(', ')}`,
       );
     }
-  }
-
-  private settingsFor(): Record<string, unknown> {
-    const m = this.meta;
-    return {
-      sampler: this.cfg.sampler ?? m?.sampling.sampler,
-      steps: this.cfg.steps ?? m?.sampling.steps,
-      guidance: this.cfg.guidance ?? m?.sampling.guidance,
-    };
   }
 
   /** Keeps `target` (default poolSize) textures ready for a category. */

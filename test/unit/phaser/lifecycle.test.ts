@@ -328,6 +328,55 @@ for (const { pkg, version, EventEmitter, SceneEvents } of majors) {
       second.plugin.destroy();
     });
 
+    it('configure() starts the cache read before any scene exists; the first matching plugin adopts it', async () => {
+      const dbName = `configure-early-${pkg}`;
+      configure(dbName);
+      const first = install(true);
+      first.plugin.boot();
+      await first.plugin.whenIdle(); // fills the IndexedDB cache
+      first.plugin.destroy();
+
+      const urls: string[] = [];
+      vi.stubGlobal('fetch', async (url: string) => {
+        urls.push(url);
+        return new Response(JSON.stringify(modelJson()), { status: 200 });
+      });
+      configure(dbName);
+      // The read is under way while the game is still booting: no plugin instance exists yet.
+      expect(urls).toEqual(['http://localhost/m.json']);
+      // Settings that do not change the cache keys keep the read going (no second fetch).
+      DiffusionPlugin.configure({ poolSize: 2, maxQueue: 32 });
+      expect(urls).toHaveLength(1);
+      const second = install(true);
+      second.plugin.boot();
+      await second.plugin.whenCached();
+      expect(urls).toHaveLength(1); // adopted, not read again
+      const textured = (t: FakeTextures, key: string) => t.map.get(key)?.data?.some((v) => v > 0) === true;
+      for (const cat of ['character', 'monster', 'item']) {
+        expect(textured(second.textures, second.plugin.spawn(cat, 0, 0).texture.key)).toBe(true);
+      }
+      expect(second.plugin.isReady).toBe(false);
+      second.plugin.destroy();
+
+      // The read is used once: the next plugin reads for itself. A plugin whose own settings change
+      // the cache keys (here the steps) ignores a pending read and reads its own keys.
+      configure(dbName);
+      DiffusionPlugin.configure({ steps: 7 });
+      expect(urls).toHaveLength(3); // new settings, new read
+      const third = install(true);
+      third.plugin.configure({ steps: 9 });
+      await third.plugin.whenCached();
+      expect(urls).toHaveLength(4);
+      expect(third.plugin.config.steps).toBe(9);
+      // Nothing is cached at 9 steps: the spawn is a placeholder until the model generates it.
+      const placeholder = third.plugin.spawn('item', 0, 0);
+      expect(textured(third.textures, placeholder.texture.key)).toBe(false);
+      await third.plugin.whenIdle();
+      expect(textured(third.textures, placeholder.texture.key)).toBe(true);
+      expect(third.plugin.stats.generated).toBeGreaterThan(0);
+      third.plugin.destroy();
+    });
+
     it('whenCached resolves without a cache or when model.json cannot be read early', async () => {
       vi.stubGlobal('fetch', async () => new Response('nope', { status: 404 }));
       configure();
