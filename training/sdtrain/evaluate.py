@@ -38,6 +38,7 @@ from .progress import Progress
 from .quantize import fake_quant_fp16, fake_quant_int8
 from .schedule import DDPMSchedule, ScheduleConfig, sample
 from .teacher import TeacherError, load_teacher
+from .threads import use_all_cores
 
 
 class Classifier(nn.Module):
@@ -294,6 +295,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--weights", default="fp32", help="comma list of weight variants: fp32, fp16, int8 (as exported)")
     a = p.parse_args(argv)
+    use_all_cores()
     dev = torch.device("cuda" if a.device == "auto" and torch.cuda.is_available() else
                        ("cpu" if a.device == "auto" else a.device))
     try:

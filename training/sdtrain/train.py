@@ -36,6 +36,7 @@ from .plots import loss_curve
 from .progress import Progress
 from .schedule import DDPMSchedule, ScheduleConfig, sample
 from .teacher import Teacher, TeacherError, load_teacher
+from .threads import use_all_cores
 
 
 class TrainError(Exception):
@@ -289,7 +290,9 @@ class Trainer:
             print(f"model: {count_params(self.model) / 1e6:.3f} M parameters, "
                   f"{fwd / 1e9:.3f} GFLOP per {cfg.model.size}x{cfg.model.size} forward pass", flush=True)
             print(f"data: {len(self.labels)} training sprites, {len(self.categories)} categories; "
-                  f"device {self.device}, {self.world} process(es), batch {cfg.batch}", flush=True)
+                  f"device {self.device}"
+                  f"{f' ({torch.get_num_threads()} threads)' if self.device.type == 'cpu' else ''}, "
+                  f"{self.world} process(es), batch {cfg.batch}", flush=True)
         signal.signal(signal.SIGTERM, lambda *_: setattr(self, "_stop", True))
         bar = Progress(cfg.steps, "train", unit="step", start=self.step) if self.rank == 0 else None
         if bar:
@@ -429,6 +432,7 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = make_parser().parse_args(argv)
+    use_all_cores()
     try:
         cfg = config_from_args(args)
         trainer = Trainer(cfg, resume=args.resume)
