@@ -41,3 +41,41 @@ export function pseudo(n: number, seed = 1): Float32Array {
   }
   return out;
 }
+
+/**
+ * An in-memory `Storage` (what Node lacks for localStorage): setItem throws QuotaExceededError past
+ * `quotaChars` characters in all, as browsers do; `blocked` makes every call throw SecurityError.
+ */
+export class MemoryStorage implements Storage {
+  private readonly items = new Map<string, string>();
+  writes = 0;
+  blocked = false;
+  constructor(private readonly quotaChars = 5_000_000) {}
+  get length(): number {
+    return this.items.size;
+  }
+  key(i: number): string | null {
+    return [...this.items.keys()][i] ?? null;
+  }
+  getItem(k: string): string | null {
+    this.check();
+    return this.items.get(k) ?? null;
+  }
+  setItem(k: string, v: string): void {
+    this.check();
+    const used = [...this.items].reduce((n, [key, val]) => (key === k ? n : n + key.length + val.length), 0);
+    if (used + k.length + v.length > this.quotaChars) throw new DOMException('quota', 'QuotaExceededError');
+    this.items.set(k, String(v));
+    this.writes++;
+  }
+  removeItem(k: string): void {
+    this.check();
+    this.items.delete(k);
+  }
+  clear(): void {
+    this.items.clear();
+  }
+  private check(): void {
+    if (this.blocked) throw new DOMException('blocked', 'SecurityError');
+  }
+}

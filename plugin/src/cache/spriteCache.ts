@@ -14,6 +14,7 @@
  * and reports it once through `onWarning`.
  */
 import { createStore, del, get, clear as idbClear, getMany as idbGetMany, setMany, type UseStore } from 'idb-keyval';
+import { BootSnapshot, type BootSnapshotOptions } from './bootSnapshot.ts';
 
 /** One cached sprite: HWC RGBA bytes plus the seed that produced it. */
 export interface CachedSprite {
@@ -35,6 +36,12 @@ export interface SpriteCacheOptions {
   storage?: 'indexeddb' | 'memory';
   /** Called (once) when the cache falls back to memory. Default: console.warn. */
   onWarning?: (msg: string) => void;
+  /**
+   * Mirror the first sprites of recently used keys into localStorage, so {@link SpriteCache.peek}
+   * answers synchronously at boot (IndexedDB takes 150-300 ms to answer while a page loads).
+   * Default true (with IndexedDB storage); false turns it off.
+   */
+  bootSnapshot?: boolean | BootSnapshotOptions;
 }
 
 interface Entry {
@@ -74,6 +81,7 @@ export class SpriteCache {
   private readonly maxSpritesPerKey: number;
   private readonly onWarning: (msg: string) => void;
   private queue: Promise<unknown> = Promise.resolve();
+  private readonly snapshot: BootSnapshot | null = null;
 
   constructor(opts: SpriteCacheOptions = {}) {
     this.maxEntries = Math.max(1, Math.floor(opts.maxEntries ?? 64));
@@ -85,7 +93,12 @@ export class SpriteCache {
       if (typeof indexedDB === 'undefined') {
         this.fallBack(new Error('indexedDB is not defined'));
       } else {
-        this.store = createStore(opts.dbName ?? 'spritediffusion-cache', 'sprites');
+        const name = opts.dbName ?? 'spritediffusion-cache';
+        this.store = createStore(name, 'sprites');
+        const snap = opts.bootSnapshot ?? true;
+        if (snap !== false) {
+          this.snapshot = new BootSnapshot(`spritediffusion-boot:${name}`, snap === true ? {} : snap);
+        }
         // Open the database and read the index now: the first lookup (a plugin's boot-time read)
         // then costs one read instead of an open, an index read and a read in a row.
         void this.loadIndex();
@@ -114,7 +127,32 @@ export class SpriteCache {
       const all = old.concat(sprites.map((s) => ({ ...s })));
       const entry: Entry = { sprites: all.slice(Math.max(0, all.length - this.maxSpritesPerKey)) };
       await this.write(key, entry);
+      this.snapshot?.update([[key, entry.sprites]]);
     });
+  }
+
+  /** The model.json text the boot snapshot remembers for a URL (see {@link rememberModel}), or null. */
+  peekModel(url: string): string | null {
+    return this.snapshot?.model(url) ?? null;
+  }
+
+  /**
+   * Remembers the model.json read from a URL in the boot snapshot, so the next boot knows its cache
+   * keys before the network answers. No-op without a snapshot.
+   */
+  rememberModel(url: string, text: string): void {
+    this.snapshot?.rememberModel(url, text);
+  }
+
+  /**
+   * The boot snapshot's sprites for each key, read synchronously from localStorage: the first few
+   * sprites of each key as of its last use, a subset of what {@link getMany} returns. Null when the
+   * snapshot is off or holds none of the keys. No stats, no LRU touch.
+   */
+  peek(keys: readonly string[]): CachedSprite[][] | null {
+    const found = this.snapshot?.read(keys);
+    if (!found?.some((s) => s !== undefined)) return null;
+    return found.map((s) => s ?? []);
   }
 
   /** All sprites cached for a key (oldest first; empty when none). Counts a hit or a miss. */
@@ -149,6 +187,7 @@ export class SpriteCache {
       }
       if (this._mode !== 'indexeddb' || !entries) entries = keys.map((k) => this.memory.get(k));
       const out = entries.map((e) => (e && Array.isArray(e.sprites) ? e.sprites : []));
+      this.snapshot?.update(keys.map((k, i) => [k, out[i] as CachedSprite[]] as const));
       const index = await this.loadIndex();
       let touched = false;
       keys.forEach((k, i) => {
@@ -182,6 +221,7 @@ export class SpriteCache {
   delete(key: string): Promise<void> {
     return this.serial(async () => {
       this.memory.delete(key);
+      this.snapshot?.delete(key);
       if (this.store) {
         const index = await this.loadIndex();
         delete index[key];
@@ -197,6 +237,7 @@ export class SpriteCache {
   clear(): Promise<void> {
     return this.serial(async () => {
       this.memory.clear();
+      this.snapshot?.clear();
       this.index = {};
       if (this.store) await this.guard(() => idbClear(this.storeOrThrow()));
     });
@@ -276,6 +317,7 @@ export class SpriteCache {
     for (const k of evict) {
       delete index[k];
       this.memory.delete(k);
+      this.snapshot?.delete(k);
     }
     if (this.store) {
       const ok = await this.guard(async () => {

@@ -35,14 +35,7 @@ import type { WeightsChoice } from '../runtime/backend.ts';
 import { type ClientStats, DiffusionClient, type ReadyInfo, type WorkerFactory } from '../runtime/client.ts';
 import { Emitter } from '../runtime/emitter.ts';
 import type { BackendChoice, BackendName, SamplerName } from '../worker/protocol.ts';
-import {
-  type PendingWarmStart,
-  poolKey,
-  readWarmStart,
-  sameWarmStart,
-  startWarmStart,
-  type WarmStartSettings,
-} from './warmStart.ts';
+import { poolKey, sameWarmStart, startWarmStart, type WarmStart, type WarmStartSettings } from './warmStart.ts';
 
 /** Plugin settings. Every field is optional in {@link DiffusionPlugin.configure}. */
 export interface DiffusionConfig {
@@ -131,7 +124,7 @@ const DEFAULTS: DiffusionConfig = {
 let globalConfig: DiffusionConfig = { ...DEFAULTS };
 let instanceCounter = 0;
 /** The boot-time cache read {@link DiffusionPlugin.configure} started, until a plugin adopts it. */
-let pendingWarmStart: PendingWarmStart | null = null;
+let pendingWarmStart: WarmStart | null = null;
 
 function warmStartSettings(cfg: DiffusionConfig): WarmStartSettings {
   return {
@@ -173,6 +166,8 @@ interface Pool {
   cached: Sprite[];
   inflight: number;
   cacheKey: string | null;
+  /** Seeds of the sprites the boot snapshot gave, so the full IndexedDB read does not add them twice. */
+  fromSnapshot?: Set<number>;
 }
 
 function mix32(v: number): number {
@@ -224,7 +219,10 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
   private info: ReadyInfo | null = null;
   /** model.json, read early by the main thread (before the worker is ready) or from ReadyInfo. */
   private meta: ModelMeta | null = null;
+  /** Resolves once cached sprites are in the pools (from the boot snapshot, or IndexedDB without one). */
   private cachedPromise: Promise<void> = Promise.resolve();
+  /** Resolves once the full IndexedDB read is in the pools. */
+  private storedPromise: Promise<void> = Promise.resolve();
   private readyPromise: Promise<ReadyInfo> | null = null;
   private session: AbortController | null = null;
   private readonly pools = new Map<string, Pool>();
@@ -379,7 +377,7 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     };
     this.track(
       (async () => {
-        await this.cachedPromise;
+        await this.storedPromise;
         if (session?.signal.aborted) return;
         this.checkCategory(category);
         if (fromCache()) return;
@@ -490,12 +488,14 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     const warm = early && sameWarmStart(early.settings, warmStartSettings(this.cfg)) ? early : null;
     this.cache = warm ? warm.cache : newCache(this.cfg);
     // The cache is read before the worker loads the model (failures only mean no early sprites).
-    this.cachedPromise = this.readCacheEarly(session, warm).catch(() => undefined);
+    const read = this.readCacheEarly(session, warm);
+    this.cachedPromise = read.first;
+    this.storedPromise = read.all;
     const ready = (async () => {
       // The worker (ORT's wasm compile, weights download and session) competes for the CPU with the
       // cache read; start it once the read is done: a few ms on a cold start, and on a warm one the
       // cached sprites appear that much sooner.
-      await this.cachedPromise;
+      await this.storedPromise;
       if (session.signal.aborted) throw new DiffusionError('aborted', 'the plugin was shut down');
       const info = await client.init(this.cfg.modelUrl, this.cfg.backend, this.cfg.weights);
       if (session.signal.aborted) throw new DiffusionError('aborted', 'the plugin was shut down');
@@ -516,29 +516,62 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
   }
 
   /**
-   * Reads model.json on the main thread and the cached sprites of every category (or takes the
-   * read configure() started), so spawns can be served before the worker has the model. Skipped
+   * Reads the cached sprites of every category on the main thread (or takes the read configure()
+   * started), so spawns can be served before the worker has the model: at once from the boot
+   * snapshot when it knows this model URL, then from model.json as fetched and IndexedDB. `first`
+   * resolves when the pools hold the first cached sprites, `all` when they hold every one. Skipped
    * without a cache.
    */
-  private async readCacheEarly(session: AbortController, warm: PendingWarmStart | null): Promise<void> {
+  private readCacheEarly(
+    session: AbortController,
+    warm: WarmStart | null,
+  ): { first: Promise<void>; all: Promise<void> } {
     const cache = this.cache;
-    if (!cache) return;
-    const read = await (warm ? warm.result : readWarmStart(warmStartSettings(this.cfg), cache));
-    if (session.signal.aborted || this.session !== session) return;
-    this.meta = read.meta;
-    await this.syncPools(read.meta.categories, read.modelSha, session, read.sprites);
+    if (!cache) return { first: Promise.resolve(), all: Promise.resolve() };
+    const read = warm ?? startWarmStart(warmStartSettings(this.cfg), cache);
+    const live = (): boolean => !session.signal.aborted && this.session === session;
+    const quick = read.quick;
+    if (quick) {
+      // Synchronous: no await happens before the pools are built from sprites already in memory.
+      this.meta = quick.meta;
+      void this.syncPools(quick.meta.categories, quick.modelSha, session, quick.sprites, true);
+    }
+    const all = read.fetched.then(async (f) => {
+      if (!live()) return;
+      this.meta = f.meta;
+      const full = await f.full;
+      if (!live()) return;
+      // Pools on the same keys get what the snapshot lacked; pools of a changed model are rebuilt.
+      this.mergeCached(full);
+      await this.syncPools(f.meta.categories, f.modelSha, session, full);
+    });
+    const quiet = (p: Promise<void>) => p.catch(() => undefined); // failures only mean no early sprites
+    return { first: quick ? Promise.resolve() : quiet(all), all: quiet(all) };
+  }
+
+  /** Adds the full IndexedDB read to pools built from the boot snapshot (skipping what it gave). */
+  private mergeCached(full: ReadonlyMap<string, CachedSprite[]>): void {
+    for (const pool of this.pools.values()) {
+      const seen = pool.fromSnapshot;
+      const sprites = pool.cacheKey ? full.get(pool.cacheKey) : undefined;
+      if (!seen || !sprites) continue;
+      pool.cached.push(...sprites.filter((s) => !seen.has(s.seed)));
+      pool.fromSnapshot = undefined;
+    }
   }
 
   /**
    * Makes the pools match a model: one per category, keyed by the model's sha256, the category and
-   * the sampling settings, holding that key's cached sprites (read in one go). A pool whose key
-   * still holds is kept with its textures; pools of other categories are dropped.
+   * the sampling settings, holding that key's cached sprites (`alreadyRead`, else read in one go;
+   * `fromSnapshot` marks them as the boot snapshot's). A pool whose key still holds is kept with its
+   * textures; pools of other categories are dropped.
    */
   private async syncPools(
     categories: readonly string[],
     modelSha: string,
     session: AbortController,
     alreadyRead?: ReadonlyMap<string, CachedSprite[]>,
+    fromSnapshot = false,
   ): Promise<void> {
     const cache = this.cache;
     const meta = this.meta;
@@ -559,8 +592,11 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     });
     stale.forEach((cat, i) => {
       const key = keys[i] ?? null;
+      const cached = [...((key && found.get(key)) || [])];
       this.dropPool(cat);
-      this.pools.set(cat, { ready: [], cached: [...((key && found.get(key)) || [])], inflight: 0, cacheKey: key });
+      const pool: Pool = { ready: [], cached, inflight: 0, cacheKey: key };
+      if (fromSnapshot) pool.fromSnapshot = new Set(cached.map((s) => s.seed));
+      this.pools.set(cat, pool);
     });
   }
 

@@ -1,14 +1,19 @@
 /**
- * The boot-time read that lets a returning player see cached sprites at once: model.json (for the
- * model's sha256 and categories, which make the cache keys) and every category's cached sprites.
+ * The boot-time read that lets a returning player see cached sprites at once.
  *
- * `DiffusionPlugin.configure()` starts one while the game is still booting (Phaser's renderer,
- * textures and scenes take a few hundred ms), and the first plugin instance whose settings match
- * adopts it, so its pools are full when its scene's `create()` runs. A plugin without a matching
- * early read starts its own at boot.
+ * Cache keys come from model.json (the model's sha256, its categories, its sampling settings), so
+ * two sources are read: the boot snapshot (localStorage, synchronous: the model.json last read from
+ * this URL and the first few sprites of its keys), and then model.json as fetched now plus every
+ * cached sprite from IndexedDB. Pools start from the snapshot and are corrected when the fetched
+ * model.json arrives: if the model changed, they switch to its keys (sprites already spawned keep
+ * their textures). So a return visit shows sprites without waiting for the network or IndexedDB,
+ * and still never keeps serving an old model's sprites once the new model.json is known.
+ *
+ * `DiffusionPlugin.configure()` starts one while the game is still booting, and the first plugin
+ * instance whose settings match adopts it. A plugin without a matching early read starts its own.
  */
 import type { CachedSprite, SpriteCache } from '../cache/spriteCache.ts';
-import type { ModelMeta } from '../model/meta.ts';
+import { type ModelMeta, parseModelMeta } from '../model/meta.ts';
 import { fetchModelMeta, pickWeights, type WeightsChoice } from '../runtime/backend.ts';
 import type { SamplerName } from '../worker/protocol.ts';
 
@@ -23,11 +28,19 @@ export interface WarmStartSettings {
   cache: unknown;
 }
 
-/** What the read found: the model's meta and the cached sprites by cache key. */
-export interface WarmStartResult {
+/** One model's cache keys and their cached sprites. */
+export interface WarmStartView {
   meta: ModelMeta;
   modelSha: string;
   sprites: Map<string, CachedSprite[]>;
+}
+
+/** The fetched model.json and, once IndexedDB answers, every cached sprite of its keys. */
+export interface FetchedWarmStart {
+  meta: ModelMeta;
+  modelSha: string;
+  /** Never rejects. */
+  full: Promise<Map<string, CachedSprite[]>>;
 }
 
 /** True when two settings read the same model and the same cache keys. */
@@ -64,25 +77,53 @@ function modelShaFor(meta: ModelMeta, weights: WeightsChoice): string {
   return pickWeights(meta, weights).sha256;
 }
 
-/** Reads model.json and every category's cached sprites (rejects if model.json cannot be read). */
-export async function readWarmStart(s: WarmStartSettings, cache: SpriteCache): Promise<WarmStartResult> {
-  const meta = await fetchModelMeta(s.modelUrl);
+function view(cache: SpriteCache, s: WarmStartSettings, meta: ModelMeta) {
   const modelSha = modelShaFor(meta, s.weights);
   const keys = meta.categories.map((cat) => poolKey(cache, s, meta, modelSha, cat));
-  const found = await cache.getMany(keys);
-  return { meta, modelSha, sprites: new Map(keys.map((k, i) => [k, found[i] ?? []])) };
+  const byKey = (lists: CachedSprite[][]) => new Map(keys.map((k, i) => [k, lists[i] ?? []]));
+  return { modelSha, keys, byKey };
 }
 
-/** A read started ahead of any plugin, waiting to be adopted. */
-export interface PendingWarmStart {
+/**
+ * What the boot snapshot knows, synchronously: the model.json last read from this URL and the first
+ * few cached sprites of its keys. Null without a snapshot (or when it holds none of them).
+ */
+function quickView(s: WarmStartSettings, cache: SpriteCache): WarmStartView | null {
+  const text = cache.peekModel(s.modelUrl);
+  if (!text) return null;
+  try {
+    const meta = parseModelMeta(JSON.parse(text), s.modelUrl);
+    const { modelSha, keys, byKey } = view(cache, s, meta);
+    const peeked = cache.peek(keys);
+    return peeked ? { meta, modelSha, sprites: byKey(peeked) } : null;
+  } catch {
+    return null; // a remembered model.json that no longer parses (or names no weights we can use)
+  }
+}
+
+/** Fetches model.json (remembering it in the snapshot), then reads its keys from IndexedDB. */
+async function fetchAndRead(s: WarmStartSettings, cache: SpriteCache): Promise<FetchedWarmStart> {
+  const meta = await fetchModelMeta(s.modelUrl);
+  const { modelSha, keys, byKey } = view(cache, s, meta);
+  cache.rememberModel(s.modelUrl, JSON.stringify({ ...meta, training: undefined }));
+  return { meta, modelSha, full: cache.getMany(keys).then(byKey) };
+}
+
+/**
+ * A boot-time read: what the snapshot knows now (`quick`), and model.json as fetched now followed by
+ * the full IndexedDB read (`fetched`, which rejects only if model.json cannot be read). Started by
+ * `DiffusionPlugin.configure()` ahead of any plugin, or by a plugin at boot.
+ */
+export interface WarmStart {
   settings: WarmStartSettings;
   cache: SpriteCache;
-  result: Promise<WarmStartResult>;
+  quick: WarmStartView | null;
+  fetched: Promise<FetchedWarmStart>;
 }
 
-/** Starts a read; its rejection is handled (the adopting plugin sees it, or nobody does). */
-export function startWarmStart(settings: WarmStartSettings, cache: SpriteCache): PendingWarmStart {
-  const result = readWarmStart(settings, cache);
-  result.catch(() => undefined);
-  return { settings, cache, result };
+/** Starts a read; a rejection of `fetched` is handled (the adopting plugin sees it, or nobody does). */
+export function startWarmStart(settings: WarmStartSettings, cache: SpriteCache): WarmStart {
+  const fetched = fetchAndRead(settings, cache);
+  fetched.catch(() => undefined);
+  return { settings, cache, quick: quickView(settings, cache), fetched };
 }

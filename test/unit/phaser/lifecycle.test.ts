@@ -8,9 +8,10 @@ import 'fake-indexeddb/auto';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { SpriteCache } from '../../../plugin/src/cache/spriteCache.ts';
 import { DiffusionError } from '../../../plugin/src/errors.ts';
 import { DiffusionPlugin } from '../../../plugin/src/phaser/DiffusionPlugin.ts';
-import { modelJson } from '../helpers.ts';
+import { MemoryStorage, modelJson } from '../helpers.ts';
 import { FakeWorker, fakeDeps, fakeModel } from '../runtime/fakes.ts';
 
 const require = createRequire(import.meta.url);
@@ -375,6 +376,136 @@ for (const { pkg, version, EventEmitter, SceneEvents } of majors) {
       expect(textured(third.textures, placeholder.texture.key)).toBe(true);
       expect(third.plugin.stats.generated).toBeGreaterThan(0);
       third.plugin.destroy();
+    });
+
+    it('the boot snapshot serves sprites before IndexedDB answers; the full read then fills the rest', async () => {
+      vi.stubGlobal('localStorage', new MemoryStorage());
+      const urls: string[] = [];
+      vi.stubGlobal('fetch', async (url: string) => {
+        urls.push(url);
+        return new Response(JSON.stringify(modelJson()), { status: 200 });
+      });
+      const dbName = `snapshot-${pkg}`;
+      const cacheOpts = { dbName, bootSnapshot: { perKey: 1 } };
+      configure(dbName);
+      DiffusionPlugin.configure({ cache: cacheOpts });
+      const first = install(true);
+      first.plugin.boot();
+      await first.plugin.whenIdle(); // 2 sprites per category in IndexedDB, 1 per category in the snapshot
+      first.plugin.destroy();
+
+      // Second visit: model.json, IndexedDB reads and the model all hang until released.
+      let releaseFetch: () => void = () => {};
+      const fetchGate = new Promise<void>((r) => {
+        releaseFetch = r;
+      });
+      vi.stubGlobal('fetch', async () => {
+        await fetchGate;
+        return new Response(JSON.stringify(modelJson()), { status: 200 });
+      });
+      let releaseIdb: () => void = () => {};
+      const idbGate = new Promise<void>((r) => {
+        releaseIdb = r;
+      });
+      const realGetMany = SpriteCache.prototype.getMany;
+      const getMany = vi.spyOn(SpriteCache.prototype, 'getMany').mockImplementation(async function (
+        this: SpriteCache,
+        keys: string[],
+      ) {
+        await idbGate;
+        return realGetMany.call(this, keys);
+      });
+      let releaseModel: () => void = () => {};
+      const modelGate = new Promise<void>((r) => {
+        releaseModel = r;
+      });
+      const ctl = configure(dbName);
+      DiffusionPlugin.configure({
+        cache: cacheOpts,
+        workerFactory: () =>
+          new FakeWorker({
+            ...fakeDeps(ctl),
+            loadModel: async () => {
+              await modelGate;
+              return fakeModel();
+            },
+          }),
+      });
+      try {
+        const second = install(true);
+        second.plugin.boot();
+        // The snapshot knew this model URL: categories and pooled sprites at boot, before any I/O.
+        expect(second.plugin.categories).toEqual(['character', 'monster', 'item']);
+        await second.plugin.whenCached();
+        const textured = (key: string) => second.textures.map.get(key)?.data?.some((v) => v > 0) === true;
+        const fromSnapshot = second.plugin.spawn('item', 0, 0);
+        expect(textured(fromSnapshot.texture.key)).toBe(true);
+        const beyond = second.plugin.spawn('item', 1, 0); // the snapshot had only one item
+        expect(textured(beyond.texture.key)).toBe(false);
+        releaseFetch();
+        await vi.waitFor(() => expect(getMany).toHaveBeenCalled());
+        releaseIdb();
+        // The full read supplies the second cached item to the placeholder, without the model.
+        await vi.waitFor(() => expect(textured(beyond.texture.key)).toBe(true));
+        expect(second.plugin.isReady).toBe(false);
+        expect(second.plugin.stats.modelRuns).toBe(0);
+        expect(second.plugin.stats.cacheHits).toBe(2);
+        releaseModel();
+        await second.plugin.whenIdle();
+        second.plugin.destroy();
+      } finally {
+        getMany.mockRestore();
+        releaseFetch();
+        releaseIdb();
+        releaseModel();
+      }
+    });
+
+    it('when model.json changed since the snapshot, the pools switch to the new model as soon as it arrives', async () => {
+      vi.stubGlobal('localStorage', new MemoryStorage());
+      vi.stubGlobal('fetch', async () => new Response(JSON.stringify(modelJson()), { status: 200 }));
+      const dbName = `snapshot-changed-${pkg}`;
+      configure(dbName);
+      const first = install(true);
+      first.plugin.boot();
+      await first.plugin.whenIdle();
+      first.plugin.destroy();
+
+      // A new model (other weights, so other cache keys) is deployed; its model.json is slow to arrive.
+      let releaseFetch: () => void = () => {};
+      const fetchGate = new Promise<void>((r) => {
+        releaseFetch = r;
+      });
+      const changed = modelJson((m) => {
+        (m.files as { model: { sha256: string } }).model.sha256 = 'd'.repeat(64);
+      });
+      vi.stubGlobal('fetch', async () => {
+        await fetchGate;
+        return new Response(JSON.stringify(changed), { status: 200 });
+      });
+      const ctl = configure(dbName);
+      const modelGate = new Promise<void>(() => {}); // the model never loads in this test
+      DiffusionPlugin.configure({
+        workerFactory: () => new FakeWorker({ ...fakeDeps(ctl), loadModel: () => modelGate.then(fakeModel) }),
+      });
+      const second = install(true);
+      second.plugin.boot();
+      const textured = (key: string) => second.textures.map.get(key)?.data?.some((v) => v > 0) === true;
+      // Until the new model.json is known, the snapshot (of the old model) serves.
+      expect(textured(second.plugin.spawn('monster', 0, 0).texture.key)).toBe(true);
+      const getMany = vi.spyOn(SpriteCache.prototype, 'getMany');
+      releaseFetch();
+      try {
+        await vi.waitFor(() => expect(getMany).toHaveBeenCalled()); // the new model's keys
+        await getMany.mock.results[0]?.value;
+        await new Promise((r) => setTimeout(r, 0));
+      } finally {
+        getMany.mockRestore();
+      }
+      // Now nothing of the old model is served: the new keys have no cached sprites.
+      expect(textured(second.plugin.spawn('monster', 0, 0).texture.key)).toBe(false);
+      expect(textured(second.plugin.spawn('character', 0, 0).texture.key)).toBe(false);
+      second.plugin.destroy();
     });
 
     it('whenCached resolves without a cache or when model.json cannot be read early', async () => {
