@@ -9,6 +9,10 @@
  * Bounds: at most `maxSpritesPerKey` sprites per key (appending beyond drops the oldest, FIFO)
  * and at most `maxEntries` keys (the least recently used key is evicted whole, LRU).
  *
+ * Boot snapshot: the first sprites of the most recently used keys (and the model.json last read
+ * per model URL) are mirrored into one localStorage item, which {@link SpriteCache.peek} reads
+ * synchronously, because IndexedDB needs 150-300 ms to answer while a page loads. See bootSnapshot.ts.
+ *
  * Failure policy: the cache never throws to the game. If IndexedDB is missing or fails (private
  * mode, QuotaExceededError, ...), it switches to an in-memory store for the rest of the session
  * and reports it once through `onWarning`.
