@@ -204,6 +204,24 @@ describe('demo game', () => {
 
     it('after a reload, the pools fill from the IndexedDB cache and the floor spawns without the model', async () => {
       await settle(page, 60_000);
+      // The boot snapshot (localStorage) holds the model.json and the first sprites of each category,
+      // so the reload's pools exist before IndexedDB has answered.
+      const snapshot = await page.evaluate(() => {
+        const name = Object.keys(localStorage).find((k) => k.startsWith('spritediffusion-boot:'));
+        const item = name
+          ? (JSON.parse(localStorage.getItem(name) ?? '{}') as {
+              keys?: [string, unknown[]][];
+              models?: [string, string][];
+            })
+          : {};
+        return {
+          keys: (item.keys ?? []).map(([k, sprites]) => [k.split('|')[1], sprites.length] as const),
+          models: (item.models ?? []).map(([url]) => url),
+        };
+      });
+      expect(snapshot.models.some((url) => url.endsWith('model.json'))).toBe(true);
+      expect(snapshot.keys.length).toBeGreaterThanOrEqual(5);
+      for (const [, n] of snapshot.keys) expect(n).toBeGreaterThan(0);
       await page.reload({ waitUntil: 'load' });
       await page.waitForFunction(
         () => (window as DemoWindow).__demo?.ready === true && (window as DemoWindow).__demo?.modelReady === true,
