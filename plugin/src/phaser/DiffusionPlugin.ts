@@ -492,12 +492,13 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     this.cachedPromise = read.first;
     this.storedPromise = read.all;
     const ready = (async () => {
-      // The worker (ORT's wasm compile, weights download and session) competes for the CPU with the
-      // cache read; start it once the read is done: a few ms on a cold start, and on a warm one the
-      // cached sprites appear that much sooner.
-      await this.storedPromise;
+      // A warm start (boot snapshot) already shows cached sprites: its worker (ORT's wasm compile,
+      // weights download and session, all competing for the CPU) waits for the IndexedDB read. A
+      // cold start has nothing cached to show, so its model loads at once, beside the read.
+      if (read.warm) await this.storedPromise;
       if (session.signal.aborted) throw new DiffusionError('aborted', 'the plugin was shut down');
       const info = await client.init(this.cfg.modelUrl, this.cfg.backend, this.cfg.weights);
+      await this.storedPromise; // the pools the cache read builds come first
       if (session.signal.aborted) throw new DiffusionError('aborted', 'the plugin was shut down');
       this.info = info;
       this.meta = info.meta;
@@ -519,15 +520,15 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
    * Reads the cached sprites of every category on the main thread (or takes the read configure()
    * started), so spawns can be served before the worker has the model: at once from the boot
    * snapshot when it knows this model URL, then from model.json as fetched and IndexedDB. `first`
-   * resolves when the pools hold the first cached sprites, `all` when they hold every one. Skipped
-   * without a cache.
+   * resolves when the pools hold the first cached sprites, `all` when they hold every one; `warm`
+   * says the snapshot had sprites. Skipped without a cache.
    */
   private readCacheEarly(
     session: AbortController,
     warm: WarmStart | null,
-  ): { first: Promise<void>; all: Promise<void> } {
+  ): { first: Promise<void>; all: Promise<void>; warm: boolean } {
     const cache = this.cache;
-    if (!cache) return { first: Promise.resolve(), all: Promise.resolve() };
+    if (!cache) return { first: Promise.resolve(), all: Promise.resolve(), warm: false };
     const read = warm ?? startWarmStart(warmStartSettings(this.cfg), cache);
     const live = (): boolean => !session.signal.aborted && this.session === session;
     const quick = read.quick;
@@ -546,7 +547,7 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
       await this.syncPools(f.meta.categories, f.modelSha, session, full);
     });
     const quiet = (p: Promise<void>) => p.catch(() => undefined); // failures only mean no early sprites
-    return { first: quick ? Promise.resolve() : quiet(all), all: quiet(all) };
+    return { first: quick ? Promise.resolve() : quiet(all), all: quiet(all), warm: quick !== null };
   }
 
   /** Adds the full IndexedDB read to pools built from the boot snapshot (skipping what it gave). */

@@ -508,6 +508,38 @@ for (const { pkg, version, EventEmitter, SceneEvents } of majors) {
       second.plugin.destroy();
     });
 
+    it('a cold start loads the model beside the cache read; the pools wait for the read', async () => {
+      vi.stubGlobal('fetch', async () => new Response(JSON.stringify(modelJson()), { status: 200 }));
+      let releaseIdb: () => void = () => {};
+      const idbGate = new Promise<void>((r) => {
+        releaseIdb = r;
+      });
+      const realGetMany = SpriteCache.prototype.getMany;
+      const getMany = vi.spyOn(SpriteCache.prototype, 'getMany').mockImplementation(async function (
+        this: SpriteCache,
+        keys: string[],
+      ) {
+        await idbGate;
+        return realGetMany.call(this, keys);
+      });
+      try {
+        configure();
+        const { plugin } = install(true);
+        plugin.boot();
+        // No boot snapshot: the worker starts while IndexedDB has not answered.
+        await vi.waitFor(() => expect(workers.length).toBe(1));
+        expect(plugin.isReady).toBe(false);
+        releaseIdb();
+        await plugin.whenReady();
+        await plugin.whenIdle();
+        expect(plugin.stats.pools).toEqual({ character: 2, monster: 2, item: 2 });
+        plugin.destroy();
+      } finally {
+        getMany.mockRestore();
+        releaseIdb();
+      }
+    });
+
     it('whenCached resolves without a cache or when model.json cannot be read early', async () => {
       vi.stubGlobal('fetch', async () => new Response('nope', { status: 404 }));
       configure();
