@@ -9,6 +9,7 @@
 /** Library version; kept equal to plugin/package.json "version" (a unit test enforces it). */
 export const VERSION = '0.1.0';
 
+export type { BootSnapshotOptions } from './cache/bootSnapshot.ts';
 export { type CachedSprite, SpriteCache, type SpriteCacheOptions } from './cache/spriteCache.ts';
 export { DiffusionError, type DiffusionErrorCode } from './errors.ts';
 export { type ModelFile, type ModelMeta, parseModelMeta, resolveContext, sha256Hex } from './model/meta.ts';

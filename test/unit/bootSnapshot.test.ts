@@ -81,7 +81,61 @@ describe('BootSnapshot', () => {
   });
 });
 
+describe('BootSnapshot bounds', () => {
+  it('stays within maxChars by dropping the least recently used keys', () => {
+    const s = new BootSnapshot('snap', { perKey: 2, maxChars: 30_000 }); // room for about 5 sprites of 32x32
+    for (const [i, k] of ['a', 'b', 'c', 'd'].entries()) s.update([[k, [sprite(i * 2, 32), sprite(i * 2 + 1, 32)]]]);
+    expect((storage.getItem('snap') ?? '').length).toBeLessThanOrEqual(30_000);
+    const got = new BootSnapshot('snap').read(['a', 'b', 'c', 'd']).map(seeds);
+    expect(got.slice(2)).toEqual([
+      [4, 5],
+      [6, 7],
+    ]);
+    expect(got[0]).toBeUndefined();
+  });
+
+  it('an empty list for a key it does not hold writes nothing', () => {
+    const s = new BootSnapshot('snap');
+    s.update([['a', [sprite(1)]]]);
+    const writes = storage.writes;
+    s.update([
+      ['b', []],
+      ['c', []],
+    ]);
+    expect(storage.writes).toBe(writes);
+  });
+});
+
 describe('SpriteCache.peek', () => {
+  it('a failed IndexedDB read leaves the snapshot alone', async () => {
+    const name = dbName();
+    const c = new SpriteCache({ dbName: name });
+    const k = c.key(SHA, 'x', {});
+    await c.put(k, [sprite(1)]);
+    const realIndexedDB = globalThis.indexedDB;
+    globalThis.indexedDB = {
+      open() {
+        throw new DOMException('Connection to Indexed Database server lost', 'UnknownError');
+      },
+    } as unknown as IDBFactory;
+    try {
+      const broken = new SpriteCache({ dbName: name, onWarning: () => {} });
+      expect(await broken.getMany([k])).toEqual([[]]);
+    } finally {
+      globalThis.indexedDB = realIndexedDB;
+    }
+    expect(seeds(new SpriteCache({ dbName: name }).peek([k])?.[0])).toEqual([1]);
+  });
+
+  it('a localStorage too small for a sprite turns the snapshot off; puts still resolve', async () => {
+    vi.stubGlobal('localStorage', new MemoryStorage(2000));
+    const c = new SpriteCache({ dbName: dbName() });
+    const k = c.key(SHA, 'x', {});
+    await expect(c.put(k, [sprite(1, 32)])).resolves.toBeUndefined();
+    expect(c.peek([k])).toBeNull();
+    expect((await c.getAll(k)).map((s) => s.seed)).toEqual([1]);
+  });
+
   it('answers synchronously with the first sprites of each key, a subset of getMany', async () => {
     const name = dbName();
     const c = new SpriteCache({ dbName: name, bootSnapshot: { perKey: 2 } });

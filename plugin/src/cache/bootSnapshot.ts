@@ -50,15 +50,22 @@ function localStorageOrNull(): Storage | null {
 export interface BootSnapshotOptions {
   /** Sprites kept per key; default 8. */
   perKey?: number;
-  /** Keys kept (least recently used dropped); default 16. */
+  /** Keys kept (least recently used dropped); default 32. */
   maxKeys?: number;
+  /**
+   * Most characters the localStorage item may take (least recently used keys are dropped to fit),
+   * so the snapshot never crowds out the game's own localStorage data; default 600,000 (about
+   * 1.2 MB as UTF-16; the shipped 32x32 model's 11 categories at 8 sprites need about 490,000).
+   */
+  maxChars?: number;
 }
 
 export class BootSnapshot {
   private readonly perKey: number;
   private readonly maxKeys: number;
+  private readonly maxChars: number;
   private storage: Storage | null;
-  /** key -> packed sprites, most recently used first (Map insertion order, reversed on write). */
+  /** key -> packed sprites, least recently used first (Map insertion order; stored reversed). */
   private entries: Map<string, Packed[]> | null = null;
   /** url -> model.json text, least recently written first. */
   private models = new Map<string, string>();
@@ -68,7 +75,8 @@ export class BootSnapshot {
     opts: BootSnapshotOptions = {},
   ) {
     this.perKey = Math.max(1, Math.floor(opts.perKey ?? 8));
-    this.maxKeys = Math.max(1, Math.floor(opts.maxKeys ?? 16));
+    this.maxKeys = Math.max(1, Math.floor(opts.maxKeys ?? 32));
+    this.maxChars = Math.max(1000, Math.floor(opts.maxChars ?? 600_000));
     this.storage = localStorageOrNull();
   }
 
@@ -84,7 +92,12 @@ export class BootSnapshot {
       const packed = entries?.get(k);
       if (!packed) return undefined;
       try {
-        return packed.map(([width, height, seed, b64]) => ({ width, height, seed, rgba: fromBase64(b64) }));
+        return packed.map(([width, height, seed, b64]) => {
+          const rgba = fromBase64(b64);
+          const ok = Number.isInteger(width) && Number.isInteger(height) && Number.isInteger(seed) && width > 0;
+          if (!ok || rgba.length !== width * height * 4) throw new Error('inconsistent sprite');
+          return { width, height, seed, rgba };
+        });
       } catch {
         return undefined; // a corrupt entry reads as absent
       }
@@ -109,12 +122,12 @@ export class BootSnapshot {
         entries.set(key, old); // most recently used now; persisted with the next change
         continue;
       }
-      changed = true;
       if (head.length > 0)
         entries.set(
           key,
           head.map((sp) => [sp.width, sp.height, sp.seed, toBase64(sp.rgba)]),
         );
+      changed ||= head.length > 0 || old !== undefined;
     }
     while (entries.size > this.maxKeys) {
       entries.delete(entries.keys().next().value as string);
@@ -160,28 +173,48 @@ export class BootSnapshot {
     if (!this.storage) return null;
     if (this.entries) return this.entries;
     this.entries = new Map();
+    let text: string | null;
     try {
-      const text = this.storage.getItem(this.itemName);
+      text = this.storage.getItem(this.itemName);
+    } catch {
+      this.storage = null; // a blocked localStorage: stay off this session
+      return null;
+    }
+    try {
       const parsed = text ? (JSON.parse(text) as Stored) : null;
       if (parsed?.v === 1 && Array.isArray(parsed.keys)) {
         // Stored most recently used first; the map keeps least recently used first.
         for (const [k, packed] of [...parsed.keys].reverse()) {
           if (typeof k === 'string' && Array.isArray(packed)) this.entries.set(k, packed);
         }
-        for (const [url, text] of [...(Array.isArray(parsed.models) ? parsed.models : [])].reverse()) {
-          if (typeof url === 'string' && typeof text === 'string') this.models.set(url, text);
+        for (const [url, model] of [...(Array.isArray(parsed.models) ? parsed.models : [])].reverse()) {
+          if (typeof url === 'string' && typeof model === 'string') this.models.set(url, model);
         }
       }
     } catch {
-      // Unreadable or corrupt: start empty (the next write replaces it).
+      // Corrupt: start empty (the next write replaces it).
+      this.entries = new Map();
+      this.models = new Map();
     }
     return this.entries;
   }
 
   private save(entries: Map<string, Packed[]>): void {
-    const stored: Stored = { v: 1, keys: [...entries.entries()].reverse(), models: [...this.models].reverse() };
+    const encode = () =>
+      JSON.stringify({ v: 1, keys: [...entries.entries()].reverse(), models: [...this.models].reverse() } as Stored);
+    let text = encode();
+    // Over budget: drop least recently used keys (each drop frees that key's characters).
+    while (text.length > this.maxChars && entries.size > 0) {
+      let excess = text.length - this.maxChars;
+      for (const [k, packed] of entries) {
+        if (excess <= 0) break;
+        excess -= k.length + packed.reduce((n, p) => n + p[3].length + 40, 0);
+        entries.delete(k);
+      }
+      text = encode();
+    }
     try {
-      this.storage?.setItem(this.itemName, JSON.stringify(stored));
+      this.storage?.setItem(this.itemName, text);
     } catch {
       // Quota or a blocked storage: drop the item and stop using localStorage this session.
       try {

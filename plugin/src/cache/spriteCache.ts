@@ -150,7 +150,7 @@ export class SpriteCache {
 
   /**
    * The boot snapshot's sprites for each key, read synchronously from localStorage: the first few
-   * sprites of each key as of its last use, a subset of what {@link getMany} returns. Null when the
+   * sprites of each key as of its last use, usually a subset of what {@link getMany} returns. Null when the
    * snapshot is off or holds none of the keys. No stats, no LRU touch.
    */
   peek(keys: readonly string[]): CachedSprite[][] | null {
@@ -189,9 +189,11 @@ export class SpriteCache {
           ),
         );
       }
-      if (this._mode !== 'indexeddb' || !entries) entries = keys.map((k) => this.memory.get(k));
+      const fromIdb = this._mode === 'indexeddb' && entries !== undefined;
+      if (!fromIdb || !entries) entries = keys.map((k) => this.memory.get(k));
       const out = entries.map((e) => (e && Array.isArray(e.sprites) ? e.sprites : []));
-      this.snapshot?.update(keys.map((k, i) => [k, out[i] as CachedSprite[]] as const));
+      // Mirror what IndexedDB holds (a failed read says nothing about it: the snapshot stays).
+      if (fromIdb) this.snapshot?.update(keys.map((k, i) => [k, out[i] as CachedSprite[]] as const));
       const index = await this.loadIndex();
       let touched = false;
       keys.forEach((k, i) => {
@@ -205,8 +207,13 @@ export class SpriteCache {
       });
       // The LRU touch is written after this read resolves (queued like every other write), so the
       // caller gets its sprites without waiting for a write transaction to commit.
-      if (touched && this.store)
-        void this.serial(() => this.guard(() => setMany([[INDEX_KEY, index]], this.storeOrThrow())));
+      // It writes the index as it is then (a clear() in between must not bring old keys back).
+      if (touched && this.store) {
+        void this.serial(async () => {
+          const now = this.index;
+          if (now && this.store) await this.guard(() => setMany([[INDEX_KEY, now]], this.storeOrThrow()));
+        });
+      }
       return out;
     });
   }
@@ -321,8 +328,8 @@ export class SpriteCache {
     for (const k of evict) {
       delete index[k];
       this.memory.delete(k);
-      this.snapshot?.delete(k);
     }
+    if (evict.length > 0) this.snapshot?.update(evict.map((k) => [k, []] as const));
     if (this.store) {
       const ok = await this.guard(async () => {
         await setMany(

@@ -61,7 +61,12 @@ export interface DiffusionConfig {
   seed?: number;
   /** Placeholder sprites show intermediate frames every N steps; default 0 (off; no extra GPU readbacks). */
   frameEvery: number;
-  /** IndexedDB sprite cache: true (default), false (off) or cache options (e.g. dbName). */
+  /**
+   * Sprite cache: true (default), false (off) or cache options (e.g. `dbName`). Sprites persist in
+   * IndexedDB; the first few per category (and model.json) are also mirrored into one localStorage
+   * item of at most ~1.2 MB so a return visit has them synchronously: `{ bootSnapshot: false }`
+   * turns that off, `{ bootSnapshot: { maxChars } }` bounds it.
+   */
   cache: boolean | SpriteCacheOptions;
   /** Most generate requests waiting in the client queue; default 64. */
   maxQueue: number;
@@ -89,7 +94,7 @@ export interface DiffusionStats {
   backend: BackendName | null;
   msPerStep: number;
   queueLength: number;
-  /** Sprites served from the IndexedDB cache. */
+  /** Sprites served from the sprite cache (boot snapshot or IndexedDB). */
   cacheHits: number;
   /** Sprites that had to be generated because the cache had none left. */
   cacheMisses: number;
@@ -137,8 +142,28 @@ function warmStartSettings(cfg: DiffusionConfig): WarmStartSettings {
   };
 }
 
+/**
+ * One SpriteCache per database (and bounds) per page, shared by configure()'s early reads and every
+ * plugin start: separate instances would each keep their own LRU index and boot snapshot of the
+ * same database, and the last writer would win.
+ */
+const caches = new Map<string, SpriteCache>();
+
 function newCache(cfg: DiffusionConfig): SpriteCache | null {
-  return cfg.cache === false ? null : new SpriteCache(cfg.cache === true ? {} : cfg.cache);
+  if (cfg.cache === false) return null;
+  const opts: SpriteCacheOptions = cfg.cache === true ? {} : cfg.cache;
+  const { onWarning: _callback, ...bounds } = opts;
+  const id = JSON.stringify(
+    Object.keys(bounds)
+      .sort()
+      .map((k) => [k, bounds[k as keyof typeof bounds]]),
+  );
+  let cache = caches.get(id);
+  if (!cache) {
+    cache = new SpriteCache(opts);
+    caches.set(id, cache);
+  }
+  return cache;
 }
 
 type SceneEvents = Phaser.Events.EventEmitter;
@@ -187,10 +212,11 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
   /**
    * Sets defaults for every plugin instance created afterwards (and instances not yet started).
    *
-   * With the IndexedDB cache on (the default), this also starts reading model.json and the cached
-   * sprites right away, while the game is still booting; the first plugin that starts with the
-   * same settings adopts that read, so on a return visit its pools are already full when its
-   * scene's `create()` runs. Call it before `new Phaser.Game(...)` to get that head start.
+   * With the sprite cache on (the default), this also starts reading model.json and the cached
+   * sprites right away, while the game is still booting. The next plugin start takes that read and
+   * uses it if its settings (model URL, weights, sampling, cache) are the same, so on a return
+   * visit its pools are already full when its scene's `create()` runs. Call it before
+   * `new Phaser.Game(...)` to get that head start.
    */
   static configure(config: Partial<DiffusionConfig>): void {
     globalConfig = { ...globalConfig, ...config };
@@ -319,10 +345,13 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
   }
 
   /**
-   * Resolves once the IndexedDB sprite cache has been read for this model, usually a few
-   * milliseconds after boot and well before {@link whenReady}: from then on {@link spawn} returns
-   * cached sprites synchronously. Never rejects (without a cache, or if it cannot be read, it
-   * resolves and spawns generate instead). A scene that wants its first frame without
+   * Resolves once cached sprites for this model are in the pools, well before {@link whenReady}:
+   * on a return visit at once (from the cache's localStorage boot snapshot, a few per category;
+   * if the model changed since, those pools switch to the new model as soon as its model.json
+   * arrives), else once IndexedDB has been read. From then on {@link spawn} returns cached sprites
+   * synchronously while they last; a spawn beyond them gets a placeholder that the rest of the
+   * IndexedDB cache, or else the model, fills. Never rejects (without a cache, or if it cannot be
+   * read, it resolves and spawns generate instead). A scene that wants its first frame without
    * placeholders builds its level after this.
    */
   whenCached(): Promise<void> {
@@ -529,23 +558,38 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
   ): { first: Promise<void>; all: Promise<void>; warm: boolean } {
     const cache = this.cache;
     if (!cache) return { first: Promise.resolve(), all: Promise.resolve(), warm: false };
-    const read = warm ?? startWarmStart(warmStartSettings(this.cfg), cache);
+    const settings = warmStartSettings(this.cfg);
+    const read = warm ?? startWarmStart(settings, cache);
     const live = (): boolean => !session.signal.aborted && this.session === session;
     const quick = read.quick;
     if (quick) {
       // Synchronous: no await happens before the pools are built from sprites already in memory.
       this.meta = quick.meta;
-      void this.syncPools(quick.meta.categories, quick.modelSha, session, quick.sprites, true);
+      this.syncPools(quick.meta.categories, quick.modelSha, session, quick.sprites, true).catch(() => undefined);
     }
-    const all = read.fetched.then(async (f) => {
-      if (!live()) return;
-      this.meta = f.meta;
-      const full = await f.full;
-      if (!live()) return;
-      // Pools on the same keys get what the snapshot lacked; pools of a changed model are rebuilt.
-      this.mergeCached(full);
-      await this.syncPools(f.meta.categories, f.modelSha, session, full);
-    });
+    const all = read.fetched.then(
+      async (f) => {
+        if (!live()) return;
+        this.meta = f.meta;
+        // If the model changed since the snapshot, its pools go now, before IndexedDB answers.
+        for (const [cat, pool] of [...this.pools]) {
+          const key = f.meta.categories.includes(cat) ? poolKey(cache, settings, f.meta, f.modelSha, cat) : null;
+          if (pool.cacheKey !== key) this.dropPool(cat);
+        }
+        const full = await f.full;
+        if (!live()) return;
+        // Pools on the same keys get what the snapshot lacked; missing pools are built.
+        this.mergeCached(full);
+        await this.syncPools(f.meta.categories, f.modelSha, session, full);
+      },
+      async (err: unknown) => {
+        // model.json could not be fetched (offline?): the snapshot's pools still get IndexedDB's rest.
+        if (!quick) throw err;
+        const keys = [...quick.sprites.keys()];
+        const found = await cache.getMany(keys);
+        if (live()) this.mergeCached(new Map(keys.map((k, i) => [k, found[i] ?? []])));
+      },
+    );
     const quiet = (p: Promise<void>) => p.catch(() => undefined); // failures only mean no early sprites
     return { first: quick ? Promise.resolve() : quiet(all), all: quiet(all), warm: quick !== null };
   }
@@ -624,6 +668,7 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     this.info = null;
     this.meta = null;
     this.cachedPromise = Promise.resolve();
+    this.storedPromise = Promise.resolve();
     this.readyPromise = null;
     this.pools.clear();
     const textures = this.systems.textures;

@@ -9,8 +9,8 @@
  * their textures). So a return visit shows sprites without waiting for the network or IndexedDB,
  * and still never keeps serving an old model's sprites once the new model.json is known.
  *
- * `DiffusionPlugin.configure()` starts one while the game is still booting, and the first plugin
- * instance whose settings match adopts it. A plugin without a matching early read starts its own.
+ * `DiffusionPlugin.configure()` starts one while the game is still booting; the next plugin start
+ * takes it and uses it if its settings match (else it starts its own).
  */
 import type { CachedSprite, SpriteCache } from '../cache/spriteCache.ts';
 import { type ModelMeta, parseModelMeta } from '../model/meta.ts';

@@ -493,18 +493,35 @@ for (const { pkg, version, EventEmitter, SceneEvents } of majors) {
       const textured = (key: string) => second.textures.map.get(key)?.data?.some((v) => v > 0) === true;
       // Until the new model.json is known, the snapshot (of the old model) serves.
       expect(textured(second.plugin.spawn('monster', 0, 0).texture.key)).toBe(true);
-      const getMany = vi.spyOn(SpriteCache.prototype, 'getMany');
-      releaseFetch();
+      // IndexedDB is slow too: the old model's pools must go as soon as model.json is known.
+      let releaseIdb: () => void = () => {};
+      const idbGate = new Promise<void>((r) => {
+        releaseIdb = r;
+      });
+      const realGetMany = SpriteCache.prototype.getMany;
+      const getMany = vi.spyOn(SpriteCache.prototype, 'getMany').mockImplementation(async function (
+        this: SpriteCache,
+        keys: string[],
+      ) {
+        await idbGate;
+        return realGetMany.call(this, keys);
+      });
       try {
-        await vi.waitFor(() => expect(getMany).toHaveBeenCalled()); // the new model's keys
+        releaseFetch();
+        await vi.waitFor(() => expect(getMany).toHaveBeenCalled()); // the new model's keys, still unanswered
+        const during = second.plugin.spawn('monster', 0, 0);
+        expect(textured(during.texture.key)).toBe(false);
+        releaseIdb();
         await getMany.mock.results[0]?.value;
         await new Promise((r) => setTimeout(r, 0));
+        // Nothing of the old model is served afterwards either: the new keys have no cached sprites.
+        expect(textured(during.texture.key)).toBe(false);
+        expect(textured(second.plugin.spawn('monster', 0, 0).texture.key)).toBe(false);
+        expect(textured(second.plugin.spawn('character', 0, 0).texture.key)).toBe(false);
       } finally {
         getMany.mockRestore();
+        releaseIdb();
       }
-      // Now nothing of the old model is served: the new keys have no cached sprites.
-      expect(textured(second.plugin.spawn('monster', 0, 0).texture.key)).toBe(false);
-      expect(textured(second.plugin.spawn('character', 0, 0).texture.key)).toBe(false);
       second.plugin.destroy();
     });
 
@@ -526,9 +543,12 @@ for (const { pkg, version, EventEmitter, SceneEvents } of majors) {
         configure();
         const { plugin } = install(true);
         plugin.boot();
-        // No boot snapshot: the worker starts while IndexedDB has not answered.
+        // No boot snapshot: the worker starts (and its model loads) while IndexedDB has not answered,
+        // but the plugin is not ready and generates nothing before the cache read is in.
         await vi.waitFor(() => expect(workers.length).toBe(1));
+        await new Promise((r) => setTimeout(r, 50));
         expect(plugin.isReady).toBe(false);
+        expect(plugin.stats.generated).toBe(0);
         releaseIdb();
         await plugin.whenReady();
         await plugin.whenIdle();
@@ -538,6 +558,38 @@ for (const { pkg, version, EventEmitter, SceneEvents } of majors) {
         getMany.mockRestore();
         releaseIdb();
       }
+    });
+
+    it('offline return visit: the snapshot serves first and IndexedDB the rest, though model.json fails', async () => {
+      vi.stubGlobal('localStorage', new MemoryStorage());
+      vi.stubGlobal('fetch', async () => new Response(JSON.stringify(modelJson()), { status: 200 }));
+      const dbName = `offline-${pkg}`;
+      const cacheOpts = { dbName, bootSnapshot: { perKey: 1 } };
+      configure(dbName);
+      DiffusionPlugin.configure({ cache: cacheOpts });
+      const first = install(true);
+      first.plugin.boot();
+      await first.plugin.whenIdle(); // 2 items in IndexedDB, 1 in the snapshot
+      first.plugin.destroy();
+
+      vi.stubGlobal('fetch', async () => {
+        throw new TypeError('Failed to fetch');
+      });
+      const ctl = configure(dbName);
+      DiffusionPlugin.configure({
+        cache: cacheOpts,
+        workerFactory: () => new FakeWorker({ ...fakeDeps(ctl), loadModel: () => new Promise<never>(() => {}) }), // no model either
+      });
+      const second = install(true);
+      second.plugin.boot();
+      await second.plugin.whenCached();
+      const textured = (key: string) => second.textures.map.get(key)?.data?.some((v) => v > 0) === true;
+      const a = second.plugin.spawn('item', 0, 0);
+      const b = second.plugin.spawn('item', 1, 0);
+      expect(textured(a.texture.key)).toBe(true);
+      await vi.waitFor(() => expect(textured(b.texture.key)).toBe(true)); // from IndexedDB, not the model
+      expect(second.plugin.stats.generated).toBe(0);
+      second.plugin.destroy();
     });
 
     it('whenCached resolves without a cache or when model.json cannot be read early', async () => {
