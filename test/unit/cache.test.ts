@@ -156,3 +156,20 @@ describe('SpriteCache', () => {
     expect((await c.getAll(k)).map((s) => s.seed)).toEqual([1, 2, 3]);
   });
 });
+
+describe('SpriteCache on a hung IndexedDB', () => {
+  it('an open that never answers times out into the memory fallback: reads resolve, writes are kept', async () => {
+    globalThis.indexedDB = {
+      open: () => ({}) as IDBOpenDBRequest, // no event ever fires
+    } as unknown as IDBFactory;
+    const warnings: string[] = [];
+    const c = new SpriteCache({ dbName: dbName(), timeoutMs: 30, onWarning: (m) => warnings.push(m) });
+    const k = c.key(SHA_A, 'item', settings);
+    expect(await c.getMany([k])).toEqual([[]]);
+    expect(c.mode).toBe('memory');
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/did not answer within 30 ms/);
+    await c.put(k, [sprite(1)]);
+    expect((await c.getAll(k)).map((s) => s.seed)).toEqual([1]);
+  });
+});

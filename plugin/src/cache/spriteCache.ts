@@ -41,6 +41,12 @@ export interface SpriteCacheOptions {
   /** Called (once) when the cache falls back to memory. Default: console.warn. */
   onWarning?: (msg: string) => void;
   /**
+   * An IndexedDB operation that has not answered after this many ms counts as a failure (memory
+   * fallback), so a hung database (seen in some browsers' private modes) cannot stall the game;
+   * default 5000.
+   */
+  timeoutMs?: number;
+  /**
    * Mirror the first sprites of recently used keys into localStorage, so {@link SpriteCache.peek}
    * answers synchronously at boot (IndexedDB takes 150-300 ms to answer while a page loads).
    * Default true (with IndexedDB storage); false turns it off.
@@ -84,6 +90,7 @@ export class SpriteCache {
   private readonly maxEntries: number;
   private readonly maxSpritesPerKey: number;
   private readonly onWarning: (msg: string) => void;
+  private readonly timeoutMs: number;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly snapshot: BootSnapshot | null = null;
 
@@ -91,6 +98,7 @@ export class SpriteCache {
     this.maxEntries = Math.max(1, Math.floor(opts.maxEntries ?? 64));
     this.maxSpritesPerKey = Math.max(1, Math.floor(opts.maxSpritesPerKey ?? 256));
     this.onWarning = opts.onWarning ?? ((msg) => console.warn(msg));
+    this.timeoutMs = Math.max(1, opts.timeoutMs ?? 5000);
     this._mode = opts.storage === 'memory' ? 'memory' : 'indexeddb';
     this.store = null;
     if (this._mode === 'indexeddb') {
@@ -280,13 +288,22 @@ export class SpriteCache {
     return this.store;
   }
 
-  /** Runs an IndexedDB operation; on failure falls back to memory and returns undefined. */
+  /** Runs an IndexedDB operation; on failure or timeout falls back to memory and returns undefined. */
   private async guard<T>(fn: () => Promise<T>): Promise<T | undefined> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`IndexedDB did not answer within ${this.timeoutMs} ms`)),
+        this.timeoutMs,
+      );
+    });
     try {
-      return await fn();
+      return await Promise.race([fn(), timeout]);
     } catch (err) {
       this.fallBack(err);
       return undefined;
+    } finally {
+      clearTimeout(timer);
     }
   }
 
