@@ -71,7 +71,20 @@ def _ckpt_step(path: Path):
         return None
 
 
-def test_resume_after_sigkill_is_exact(tiny_data, tmp_path, capsys):
+def test_resume_after_sigkill_is_exact(tiny_data, tmp_path, capsys, monkeypatch):
+    # Bitwise-exact resume needs the same CPU thread count on both sides (float reductions split
+    # differently across threads): the subprocess runs with OMP_NUM_THREADS=1 (sub_env), so do the
+    # in-process runs (use_all_cores leaves an explicit OMP_NUM_THREADS alone).
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _resume_after_sigkill_is_exact(tiny_data, tmp_path, capsys)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _resume_after_sigkill_is_exact(tiny_data, tmp_path, capsys):
     N = 30
     common = ("--ckpt-every", "5", "--lr", "3e-3", "--warmup", "5")
     run_a, run_b = tmp_path / "a", tmp_path / "b"

@@ -3,7 +3,9 @@
 Debian's PyTorch (OpenMP backend) can start with a single intra-op thread on a machine with more
 cores (measured here: `omp_get_max_threads() == 1` on 2 cores, so training ran on one core). An
 explicit OMP_NUM_THREADS or torch.set_num_threads() by the caller is left alone; processes started
-by torchrun share the cores between them.
+by torchrun share the cores between them. A bitwise-exact resume needs the same thread count as the
+run it continues (float reductions split differently across threads); otherwise it continues correctly
+but not bit for bit.
 """
 from __future__ import annotations
 
