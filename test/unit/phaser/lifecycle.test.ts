@@ -77,6 +77,34 @@ function totalListeners(ee: EE): number {
   return ee.eventNames().reduce((n, e) => n + ee.listenerCount(e as string), 0);
 }
 
+/** A promise that stays pending until `release()` (a fetch, a model load, ... that has not answered). */
+function gate(): { promise: Promise<void>; release: () => void } {
+  let release: () => void = () => {};
+  const promise = new Promise<void>((r) => {
+    release = r;
+  });
+  return { promise, release };
+}
+
+/** Holds every SpriteCache.getMany (an IndexedDB that has not answered) until `release()`. */
+function holdGetMany() {
+  const held = gate();
+  const real = SpriteCache.prototype.getMany;
+  const spy = vi.spyOn(SpriteCache.prototype, 'getMany').mockImplementation(async function (
+    this: SpriteCache,
+    keys: string[],
+  ) {
+    await held.promise;
+    return real.call(this, keys);
+  });
+  return { spy, release: held.release };
+}
+
+/** True once the texture has real pixels (a served or generated sprite, not a placeholder). */
+function textured(textures: FakeTextures, key: string): boolean {
+  return textures.map.get(key)?.data?.some((v) => v > 0) === true;
+}
+
 for (const { pkg, version, EventEmitter, SceneEvents } of majors) {
   describe(`DiffusionPlugin lifecycle (${pkg} ${version} EventEmitter)`, () => {
     const workers: FakeWorker[] = [];
@@ -248,7 +276,7 @@ for (const { pkg, version, EventEmitter, SceneEvents } of majors) {
       expect(sprite.texture.key).toBe(pooledKey);
       const keys = await first.plugin.generate({ character: 0.5, monster: 0.5 }, 2);
       expect(keys).toHaveLength(2);
-      for (const k of keys) expect(first.textures.map.get(k)?.data?.some((v) => v > 0)).toBe(true);
+      for (const k of keys) expect(textured(first.textures, k)).toBe(true);
       await first.plugin.whenIdle();
       expect(first.plugin.stats.modelRuns).toBeGreaterThan(0);
       first.plugin.destroy();
@@ -268,7 +296,7 @@ for (const { pkg, version, EventEmitter, SceneEvents } of majors) {
       const early = third.plugin.spawn('character', 0, 0);
       await third.plugin.whenIdle();
       expect(third.plugin.stats.modelRuns).toBe(0);
-      expect(third.textures.map.get(early.texture.key)?.data?.some((v) => v > 0)).toBe(true);
+      expect(textured(third.textures, early.texture.key)).toBe(true);
       third.plugin.destroy();
     });
     it('serves cached sprites from boot, before the worker has the model (warm start)', async () => {
@@ -285,10 +313,7 @@ for (const { pkg, version, EventEmitter, SceneEvents } of majors) {
         urls.push(url);
         return new Response(JSON.stringify(modelJson()), { status: 200 });
       });
-      let releaseModel: () => void = () => {};
-      const modelGate = new Promise<void>((r) => {
-        releaseModel = r;
-      });
+      const { promise: modelGate, release: releaseModel } = gate();
       const ctl = configure(dbName);
       DiffusionPlugin.configure({
         workerFactory: () =>
@@ -311,11 +336,9 @@ for (const { pkg, version, EventEmitter, SceneEvents } of majors) {
       expect(second.plugin.categories).toEqual(['character', 'monster', 'item']);
       // After whenCached, spawn is synchronous and textured, with the model still loading.
       const sprite = second.plugin.spawn('character', 2, 2);
-      expect(second.textures.map.get(sprite.texture.key)?.data?.some((v) => v > 0)).toBe(true);
+      expect(textured(second.textures, sprite.texture.key)).toBe(true);
       expect(() => second.plugin.spawn('dragon', 0, 0)).toThrow(/unknown category "dragon"/);
-      await vi.waitFor(() =>
-        expect(second.textures.map.get(beforeCache.texture.key)?.data?.some((v) => v > 0)).toBe(true),
-      );
+      await vi.waitFor(() => expect(textured(second.textures, beforeCache.texture.key)).toBe(true));
       expect(second.plugin.isReady).toBe(false);
       expect(second.plugin.stats.modelRuns).toBe(0);
 
@@ -352,7 +375,6 @@ for (const { pkg, version, EventEmitter, SceneEvents } of majors) {
       second.plugin.boot();
       await second.plugin.whenCached();
       expect(urls).toHaveLength(1); // adopted, not read again
-      const textured = (t: FakeTextures, key: string) => t.map.get(key)?.data?.some((v) => v > 0) === true;
       for (const cat of ['character', 'monster', 'item']) {
         expect(textured(second.textures, second.plugin.spawn(cat, 0, 0).texture.key)).toBe(true);
       }
@@ -395,30 +417,13 @@ for (const { pkg, version, EventEmitter, SceneEvents } of majors) {
       first.plugin.destroy();
 
       // Second visit: model.json, IndexedDB reads and the model all hang until released.
-      let releaseFetch: () => void = () => {};
-      const fetchGate = new Promise<void>((r) => {
-        releaseFetch = r;
-      });
+      const { promise: fetchGate, release: releaseFetch } = gate();
       vi.stubGlobal('fetch', async () => {
         await fetchGate;
         return new Response(JSON.stringify(modelJson()), { status: 200 });
       });
-      let releaseIdb: () => void = () => {};
-      const idbGate = new Promise<void>((r) => {
-        releaseIdb = r;
-      });
-      const realGetMany = SpriteCache.prototype.getMany;
-      const getMany = vi.spyOn(SpriteCache.prototype, 'getMany').mockImplementation(async function (
-        this: SpriteCache,
-        keys: string[],
-      ) {
-        await idbGate;
-        return realGetMany.call(this, keys);
-      });
-      let releaseModel: () => void = () => {};
-      const modelGate = new Promise<void>((r) => {
-        releaseModel = r;
-      });
+      const { spy: getMany, release: releaseIdb } = holdGetMany();
+      const { promise: modelGate, release: releaseModel } = gate();
       const ctl = configure(dbName);
       DiffusionPlugin.configure({
         cache: cacheOpts,
@@ -437,16 +442,15 @@ for (const { pkg, version, EventEmitter, SceneEvents } of majors) {
         // The snapshot knew this model URL: categories and pooled sprites at boot, before any I/O.
         expect(second.plugin.categories).toEqual(['character', 'monster', 'item']);
         await second.plugin.whenCached();
-        const textured = (key: string) => second.textures.map.get(key)?.data?.some((v) => v > 0) === true;
         const fromSnapshot = second.plugin.spawn('item', 0, 0);
-        expect(textured(fromSnapshot.texture.key)).toBe(true);
+        expect(textured(second.textures, fromSnapshot.texture.key)).toBe(true);
         const beyond = second.plugin.spawn('item', 1, 0); // the snapshot had only one item
-        expect(textured(beyond.texture.key)).toBe(false);
+        expect(textured(second.textures, beyond.texture.key)).toBe(false);
         releaseFetch();
         await vi.waitFor(() => expect(getMany).toHaveBeenCalled());
         releaseIdb();
         // The full read supplies the second cached item to the placeholder, without the model.
-        await vi.waitFor(() => expect(textured(beyond.texture.key)).toBe(true));
+        await vi.waitFor(() => expect(textured(second.textures, beyond.texture.key)).toBe(true));
         expect(second.plugin.isReady).toBe(false);
         expect(second.plugin.stats.modelRuns).toBe(0);
         expect(second.plugin.stats.cacheHits).toBe(2);
@@ -472,10 +476,7 @@ for (const { pkg, version, EventEmitter, SceneEvents } of majors) {
       first.plugin.destroy();
 
       // A new model (other weights, so other cache keys) is deployed; its model.json is slow to arrive.
-      let releaseFetch: () => void = () => {};
-      const fetchGate = new Promise<void>((r) => {
-        releaseFetch = r;
-      });
+      const { promise: fetchGate, release: releaseFetch } = gate();
       const changed = modelJson((m) => {
         (m.files as { model: { sha256: string } }).model.sha256 = 'd'.repeat(64);
       });
@@ -490,34 +491,22 @@ for (const { pkg, version, EventEmitter, SceneEvents } of majors) {
       });
       const second = install(true);
       second.plugin.boot();
-      const textured = (key: string) => second.textures.map.get(key)?.data?.some((v) => v > 0) === true;
       // Until the new model.json is known, the snapshot (of the old model) serves.
-      expect(textured(second.plugin.spawn('monster', 0, 0).texture.key)).toBe(true);
+      expect(textured(second.textures, second.plugin.spawn('monster', 0, 0).texture.key)).toBe(true);
       // IndexedDB is slow too: the old model's pools must go as soon as model.json is known.
-      let releaseIdb: () => void = () => {};
-      const idbGate = new Promise<void>((r) => {
-        releaseIdb = r;
-      });
-      const realGetMany = SpriteCache.prototype.getMany;
-      const getMany = vi.spyOn(SpriteCache.prototype, 'getMany').mockImplementation(async function (
-        this: SpriteCache,
-        keys: string[],
-      ) {
-        await idbGate;
-        return realGetMany.call(this, keys);
-      });
+      const { spy: getMany, release: releaseIdb } = holdGetMany();
       try {
         releaseFetch();
         await vi.waitFor(() => expect(getMany).toHaveBeenCalled()); // the new model's keys, still unanswered
         const during = second.plugin.spawn('monster', 0, 0);
-        expect(textured(during.texture.key)).toBe(false);
+        expect(textured(second.textures, during.texture.key)).toBe(false);
         releaseIdb();
         await getMany.mock.results[0]?.value;
         await new Promise((r) => setTimeout(r, 0));
         // Nothing of the old model is served afterwards either: the new keys have no cached sprites.
-        expect(textured(during.texture.key)).toBe(false);
-        expect(textured(second.plugin.spawn('monster', 0, 0).texture.key)).toBe(false);
-        expect(textured(second.plugin.spawn('character', 0, 0).texture.key)).toBe(false);
+        expect(textured(second.textures, during.texture.key)).toBe(false);
+        expect(textured(second.textures, second.plugin.spawn('monster', 0, 0).texture.key)).toBe(false);
+        expect(textured(second.textures, second.plugin.spawn('character', 0, 0).texture.key)).toBe(false);
       } finally {
         getMany.mockRestore();
         releaseIdb();
@@ -527,18 +516,7 @@ for (const { pkg, version, EventEmitter, SceneEvents } of majors) {
 
     it('a cold start loads the model beside the cache read; the pools wait for the read', async () => {
       vi.stubGlobal('fetch', async () => new Response(JSON.stringify(modelJson()), { status: 200 }));
-      let releaseIdb: () => void = () => {};
-      const idbGate = new Promise<void>((r) => {
-        releaseIdb = r;
-      });
-      const realGetMany = SpriteCache.prototype.getMany;
-      const getMany = vi.spyOn(SpriteCache.prototype, 'getMany').mockImplementation(async function (
-        this: SpriteCache,
-        keys: string[],
-      ) {
-        await idbGate;
-        return realGetMany.call(this, keys);
-      });
+      const { spy: getMany, release: releaseIdb } = holdGetMany();
       try {
         configure();
         const { plugin } = install(true);
@@ -583,11 +561,10 @@ for (const { pkg, version, EventEmitter, SceneEvents } of majors) {
       const second = install(true);
       second.plugin.boot();
       await second.plugin.whenCached();
-      const textured = (key: string) => second.textures.map.get(key)?.data?.some((v) => v > 0) === true;
       const a = second.plugin.spawn('item', 0, 0);
       const b = second.plugin.spawn('item', 1, 0);
-      expect(textured(a.texture.key)).toBe(true);
-      await vi.waitFor(() => expect(textured(b.texture.key)).toBe(true)); // from IndexedDB, not the model
+      expect(textured(second.textures, a.texture.key)).toBe(true);
+      await vi.waitFor(() => expect(textured(second.textures, b.texture.key)).toBe(true)); // from IndexedDB, not the model
       expect(second.plugin.stats.generated).toBe(0);
       second.plugin.destroy();
     });
