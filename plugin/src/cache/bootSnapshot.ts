@@ -106,8 +106,8 @@ export class BootSnapshot {
 
   /**
    * Mirrors the first `perKey` sprites of each key (in the order the store of record lists them)
-   * and marks those keys most recently used. Writes localStorage once, and only when the stored
-   * sprites change.
+   * and marks those keys most recently used; an empty list forgets the key. Writes localStorage
+   * once, and only when the stored sprites change.
    */
   update(items: readonly (readonly [string, readonly CachedSprite[]])[]): void {
     const entries = this.load();
@@ -150,12 +150,6 @@ export class BootSnapshot {
     this.models.set(url, text);
     while (this.models.size > MAX_MODELS) this.models.delete(this.models.keys().next().value as string);
     this.save(entries);
-  }
-
-  /** Forgets one key. */
-  delete(key: string): void {
-    const entries = this.load();
-    if (entries?.delete(key)) this.save(entries);
   }
 
   /** Forgets everything. */

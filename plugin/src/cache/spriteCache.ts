@@ -240,7 +240,7 @@ export class SpriteCache {
   delete(key: string): Promise<void> {
     return this.serial(async () => {
       this.memory.delete(key);
-      this.snapshot?.delete(key);
+      this.snapshot?.update([[key, []]]);
       if (this.store) {
         const index = await this.loadIndex();
         delete index[key];

@@ -558,8 +558,7 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
   ): { first: Promise<void>; all: Promise<void>; warm: boolean } {
     const cache = this.cache;
     if (!cache) return { first: Promise.resolve(), all: Promise.resolve(), warm: false };
-    const settings = warmStartSettings(this.cfg);
-    const read = warm ?? startWarmStart(settings, cache);
+    const read = warm ?? startWarmStart(warmStartSettings(this.cfg), cache);
     const live = (): boolean => !session.signal.aborted && this.session === session;
     const quick = read.quick;
     if (quick) {
@@ -573,8 +572,8 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
         this.meta = f.meta;
         // If the model changed since the snapshot, its pools go now, before IndexedDB answers.
         for (const [cat, pool] of [...this.pools]) {
-          const key = f.meta.categories.includes(cat) ? poolKey(cache, settings, f.meta, f.modelSha, cat) : null;
-          if (pool.cacheKey !== key) this.dropPool(cat);
+          if (!f.meta.categories.includes(cat) || pool.cacheKey !== this.poolKeyFor(cat, f.modelSha))
+            this.dropPool(cat);
         }
         const full = await f.full;
         if (!live()) return;
@@ -592,6 +591,13 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     );
     const quiet = (p: Promise<void>) => p.catch(() => undefined); // failures only mean no early sprites
     return { first: quick ? Promise.resolve() : quiet(all), all: quiet(all), warm: quick !== null };
+  }
+
+  /** The cache key of a category's pool under the current model.json (null without a cache). */
+  private poolKeyFor(category: string, modelSha: string): string | null {
+    const cache = this.cache;
+    const meta = this.meta;
+    return cache && meta ? poolKey(cache, warmStartSettings(this.cfg), meta, modelSha, category) : null;
   }
 
   /** Adds the full IndexedDB read to pools built from the boot snapshot (skipping what it gave). */
@@ -619,12 +625,10 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     fromSnapshot = false,
   ): Promise<void> {
     const cache = this.cache;
-    const meta = this.meta;
     for (const cat of [...this.pools.keys()]) {
       if (!categories.includes(cat)) this.dropPool(cat);
     }
-    const keyOf = (cat: string): string | null =>
-      cache && meta ? poolKey(cache, warmStartSettings(this.cfg), meta, modelSha, cat) : null;
+    const keyOf = (cat: string): string | null => this.poolKeyFor(cat, modelSha);
     const stale = categories.filter((cat) => this.pools.get(cat)?.cacheKey !== keyOf(cat));
     if (stale.length === 0) return;
     const keys = stale.map(keyOf);
