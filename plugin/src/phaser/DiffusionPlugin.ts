@@ -9,8 +9,8 @@
  * ```
  * In a scene: `this.diffusion.spawn('monster', 100, 100)` returns a Sprite at once (a pooled texture,
  * or a placeholder that is filled in when generation finishes); `await this.diffusion.generate('item', 4)`
- * resolves to texture keys. Per-scene overrides: `this.diffusion.configure({...})` (before first use;
- * changing modelUrl/backend restarts the plugin).
+ * resolves to texture keys. Per-scene overrides: `this.diffusion.configure({...})` (poolSize,
+ * frameEvery and maxQueue apply in place; other changes restart the plugin's worker).
  *
  * The plugin does not import Phaser at runtime: it only uses the scene it is installed into
  * (`scene.sys.events`, `scene.sys.textures.createCanvas/remove/exists`, `scene.sys.add.sprite`),
@@ -130,6 +130,26 @@ let globalConfig: DiffusionConfig = { ...DEFAULTS };
 let instanceCounter = 0;
 /** The boot-time cache read {@link DiffusionPlugin.configure} started, until a plugin adopts it. */
 let pendingWarmStart: WarmStart | null = null;
+/** A configure() call is waiting for its microtask to start the read (calls in one task share it). */
+let readScheduled = false;
+
+/**
+ * Starts the read for the current static settings, unless one for the same settings is pending.
+ * configure() schedules it in a microtask, so several configure() calls in a row (model URL, then
+ * steps, ...) start one read with their combined settings; a plugin start runs it at once.
+ */
+function flushWarmStart(): void {
+  if (!readScheduled) return;
+  readScheduled = false;
+  const cfg = { ...DEFAULTS, ...globalConfig };
+  const settings = warmStartSettings(cfg);
+  if (pendingWarmStart && sameWarmStart(pendingWarmStart.settings, settings)) return;
+  const cache = typeof indexedDB === 'undefined' ? null : newCache(cfg);
+  pendingWarmStart = cache ? startWarmStart(settings, cache) : null;
+}
+
+/** Settings a running plugin applies in place (no new worker, no new cache read). */
+const LIVE_SETTINGS: ReadonlySet<keyof DiffusionConfig> = new Set(['poolSize', 'frameEvery', 'maxQueue']);
 
 function warmStartSettings(cfg: DiffusionConfig): WarmStartSettings {
   return {
@@ -220,17 +240,16 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
    */
   static configure(config: Partial<DiffusionConfig>): void {
     globalConfig = { ...globalConfig, ...config };
-    const cfg = { ...DEFAULTS, ...globalConfig };
-    const settings = warmStartSettings(cfg);
-    if (pendingWarmStart && sameWarmStart(pendingWarmStart.settings, settings)) return;
-    const cache = typeof indexedDB === 'undefined' ? null : newCache(cfg);
-    pendingWarmStart = cache ? startWarmStart(settings, cache) : null;
+    if (readScheduled) return;
+    readScheduled = true;
+    queueMicrotask(flushWarmStart);
   }
 
   /** Restores the built-in defaults (tests). */
   static resetConfig(): void {
     globalConfig = { ...DEFAULTS };
     pendingWarmStart = null;
+    readScheduled = false;
   }
 
   readonly scene: Phaser.Scene;
@@ -258,6 +277,11 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
   private textureCounter = 0;
   private requestCounter = 0;
   private baseSeed = 0;
+  /**
+   * The cache read this plugin's pools came from, reused by a restart with the same settings until
+   * the plugin writes to the cache (then the read no longer lists every cached sprite).
+   */
+  private lastRead: WarmStart | null = null;
   private listening = false;
   private destroyed = false;
   private counters = { cacheHits: 0, cacheMisses: 0, generated: 0 };
@@ -298,9 +322,21 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     return true;
   }
 
-  /** Per-scene settings (merged over the static defaults). Restarts the plugin if it had started. */
+  /**
+   * Per-scene settings (merged over the static defaults). `poolSize`, `frameEvery` and `maxQueue`
+   * apply at once; any other change restarts a started plugin (new worker and model load), reusing
+   * its cache read when the model URL, weights, sampling and cache settings stay the same.
+   */
   configure(config: Partial<DiffusionConfig>): this {
     this.overrides = { ...this.overrides, ...config };
+    const next: DiffusionConfig = { ...DEFAULTS, ...globalConfig, ...this.overrides };
+    const changed = (Object.keys(next) as (keyof DiffusionConfig)[]).filter((k) => next[k] !== this.cfg[k]);
+    if (this.session && changed.every((k) => LIVE_SETTINGS.has(k))) {
+      this.cfg = next;
+      this.client?.setMaxQueue(next.maxQueue);
+      if (this.info) for (const cat of this.info.categories) this.refill(cat);
+      return this;
+    }
     if (this.session) this.stop();
     this.start();
     return this;
@@ -511,10 +547,19 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     this.client = client;
     client.on('backend-changed', (e) => this.emit('backend', e));
     client.on('error', (e) => this.emit('error', e));
-    // Adopt the read configure() started if it is for these settings; any start consumes it.
+    // Adopt the read configure() started if it is for these settings; any start consumes it. A
+    // restart (per-scene configure(), scene restart) reuses this plugin's last read while it holds.
+    flushWarmStart();
     const early = pendingWarmStart;
     pendingWarmStart = null;
-    const warm = early && sameWarmStart(early.settings, warmStartSettings(this.cfg)) ? early : null;
+    const settings = warmStartSettings(this.cfg);
+    const last = this.lastRead;
+    const warm =
+      early && sameWarmStart(early.settings, settings)
+        ? early
+        : last && sameWarmStart(last.settings, settings)
+          ? last
+          : null;
     this.cache = warm ? warm.cache : newCache(this.cfg);
     // The cache is read before the worker loads the model (failures only mean no early sprites).
     const read = this.readCacheEarly(session, warm);
@@ -559,6 +604,7 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     const cache = this.cache;
     if (!cache) return { first: Promise.resolve(), all: Promise.resolve(), warm: false };
     const read = warm ?? startWarmStart(warmStartSettings(this.cfg), cache);
+    this.lastRead = read;
     const live = (): boolean => !session.signal.aborted && this.session === session;
     const quick = read.quick;
     if (quick) {
@@ -783,6 +829,7 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     const defaultSettings =
       options.sampler === undefined && options.steps === undefined && options.guidance === undefined;
     if (pool?.cacheKey && this.cache && defaultSettings) {
+      this.lastRead = null;
       this.track(
         this.cache.put(
           pool.cacheKey,

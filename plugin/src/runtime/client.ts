@@ -92,7 +92,7 @@ interface Pending {
 export class DiffusionClient extends Emitter<ClientEvents> {
   private worker: WorkerLike | null = null;
   private readonly factory: WorkerFactory;
-  private readonly maxQueue: number;
+  private maxQueue: number;
   private nextId = 1;
   private readonly waiting: Pending[] = [];
   private running: Pending | null = null;
@@ -127,6 +127,11 @@ export class DiffusionClient extends Emitter<ClientEvents> {
   }
 
   /** Starts the worker and loads the model. */
+  /** Changes the most generate requests that may wait; requests already queued stay. */
+  setMaxQueue(maxQueue: number): void {
+    this.maxQueue = maxQueue;
+  }
+
   async init(modelUrl: string, backend: BackendChoice = 'auto', weights: WeightsChoice = 'auto'): Promise<ReadyInfo> {
     this.ensureWorker();
     const res = (await this.request({

@@ -366,10 +366,12 @@ for (const { pkg, version, EventEmitter, SceneEvents } of majors) {
         return new Response(JSON.stringify(modelJson()), { status: 200 });
       });
       configure(dbName);
+      await Promise.resolve(); // configure() starts its read in a microtask
       // The read is under way while the game is still booting: no plugin instance exists yet.
       expect(urls).toEqual(['http://localhost/m.json']);
       // Settings that do not change the cache keys keep the read going (no second fetch).
       DiffusionPlugin.configure({ poolSize: 2, maxQueue: 32 });
+      await Promise.resolve();
       expect(urls).toHaveLength(1);
       const second = install(true);
       second.plugin.boot();
@@ -383,13 +385,15 @@ for (const { pkg, version, EventEmitter, SceneEvents } of majors) {
 
       // The read is used once: the next plugin reads for itself. A plugin whose own settings change
       // the cache keys (here the steps) ignores a pending read and reads its own keys.
+      // Calls in one task share one read, with their combined settings.
       configure(dbName);
       DiffusionPlugin.configure({ steps: 7 });
-      expect(urls).toHaveLength(3); // new settings, new read
+      await Promise.resolve();
+      expect(urls).toHaveLength(2); // new settings, one new read
       const third = install(true);
       third.plugin.configure({ steps: 9 });
       await third.plugin.whenCached();
-      expect(urls).toHaveLength(4);
+      expect(urls).toHaveLength(3);
       expect(third.plugin.config.steps).toBe(9);
       // Nothing is cached at 9 steps: the spawn is a placeholder until the model generates it.
       const placeholder = third.plugin.spawn('item', 0, 0);
@@ -398,6 +402,80 @@ for (const { pkg, version, EventEmitter, SceneEvents } of majors) {
       expect(textured(third.textures, placeholder.texture.key)).toBe(true);
       expect(third.plugin.stats.generated).toBeGreaterThan(0);
       third.plugin.destroy();
+    });
+
+    it('configure() calls in one task start one read; a plugin started before its microtask takes it', async () => {
+      const urls: string[] = [];
+      vi.stubGlobal('fetch', async (url: string) => {
+        urls.push(url);
+        return new Response(JSON.stringify(modelJson()), { status: 200 });
+      });
+      configure(`coalesce-${pkg}`);
+      DiffusionPlugin.configure({ modelUrl: '/other.json' });
+      DiffusionPlugin.configure({ modelUrl: '/m.json', steps: 7 });
+      // A plugin that starts in the same task runs the scheduled read itself and adopts it.
+      const { plugin } = install(true);
+      plugin.boot();
+      expect(urls).toEqual(['http://localhost/m.json']);
+      await plugin.whenCached();
+      await Promise.resolve();
+      expect(urls).toEqual(['http://localhost/m.json']); // adopted: the microtask found nothing to do
+      expect(plugin.config.steps).toBe(7);
+      plugin.destroy();
+    });
+
+    it('per-scene poolSize/frameEvery/maxQueue apply in place; other changes restart and reuse the cache read', async () => {
+      const urls: string[] = [];
+      vi.stubGlobal('fetch', async (url: string) => {
+        urls.push(url);
+        return new Response(JSON.stringify(modelJson()), { status: 200 });
+      });
+      const dbName = `reuse-${pkg}`;
+      configure(dbName);
+      const first = install(true);
+      first.plugin.boot();
+      await first.plugin.whenIdle(); // 2 sprites per category in IndexedDB
+      first.plugin.destroy();
+
+      configure(dbName);
+      const { plugin, textures } = install(true);
+      plugin.boot();
+      await plugin.whenReady();
+      const fetches = urls.length;
+      const workerCount = workers.length;
+      plugin.configure({ poolSize: 4, frameEvery: 2, maxQueue: 8 });
+      expect(workers).toHaveLength(workerCount); // same worker, same model
+      expect(plugin.isReady).toBe(true);
+      expect(plugin.config.poolSize).toBe(4);
+      await plugin.whenIdle();
+      expect(plugin.stats.pools).toMatchObject({ character: 4, monster: 4, item: 4 });
+      plugin.destroy();
+
+      // A change that needs a new worker reuses the read while nothing was written to the cache.
+      configure(dbName);
+      const again = install(true);
+      again.plugin.boot();
+      await again.plugin.whenCached();
+      const before = urls.length;
+      const getMany = vi.spyOn(SpriteCache.prototype, 'getMany');
+      getMany.mockClear();
+      again.plugin.configure({ backend: 'auto', seed: 11 });
+      expect(workers.length).toBeGreaterThan(workerCount + 1); // restarted
+      await again.plugin.whenCached();
+      expect(urls).toHaveLength(before); // no new model.json fetch
+      expect(getMany).not.toHaveBeenCalled(); // no new IndexedDB read
+      expect(textured(again.textures, again.plugin.spawn('monster', 0, 0).texture.key)).toBe(true);
+      again.plugin.configure({ poolSize: 6 }); // more than is cached: the pools generate
+      await again.plugin.whenIdle();
+      expect(again.plugin.stats.generated).toBeGreaterThan(0);
+      again.plugin.configure({ seed: 12 });
+      await again.plugin.whenCached();
+      expect(getMany).toHaveBeenCalled(); // the cache was written since: the restart reads again
+      expect(urls.length).toBeGreaterThan(before);
+      getMany.mockRestore();
+      again.plugin.destroy();
+      expect(fetches).toBeGreaterThan(0);
+      expect(textures.map.size).toBe(0);
     });
 
     it('the boot snapshot serves sprites before IndexedDB answers; the full read then fills the rest', async () => {
