@@ -3,7 +3,8 @@
  * and sampler without rebuilding:
  *
  * - `model=/test-fixtures/tiny/model.json` model.json URL (default: the shipped `models/model.json`);
- *   `model=fast` is short for the distilled CPU model `models/fast/model.json`
+ *   `model=fast` is short for the distilled CPU model `models/fast/model.json`; `model=per-backend`
+ *   loads the shipped model on WebGPU and the fast one on WASM
  * - `backend=auto|webgpu|wasm`            inference backend (default auto)
  * - `sampler=ddim|ddpm`, `steps=N`, `guidance=G`  sampler settings (default: the model's recommendation)
  * - `pool=N`                              textures kept ready per category (default 2)
@@ -12,10 +13,10 @@
  * - `cache=0`                             disable the IndexedDB sprite cache
  * - `gallery=N`                           sprites per category in the gallery (default 4)
  */
-import type { BackendChoice, SamplerName } from 'spritediffusion';
+import type { BackendChoice, ModelSource, SamplerName } from 'spritediffusion';
 
 export interface DemoConfig {
-  modelUrl: string;
+  modelUrl: ModelSource;
   backend: BackendChoice;
   sampler?: SamplerName;
   steps?: number;
@@ -58,10 +59,17 @@ export function parseConfig(search: string, baseHref: string): DemoConfig {
   const seedParam = int(q.get('seed'), 0, 0xffffffff);
   // Resolved against the page, so the worker (which lives under assets/) fetches the right file.
   const modelParam = q.get('model');
-  const modelUrl = new URL(
-    modelParam === 'fast' ? FAST_MODEL : modelParam === null || modelParam === 'default' ? DEFAULT_MODEL : modelParam,
-    baseHref,
-  ).href;
+  const abs = (url: string) => new URL(url, baseHref).href;
+  const modelUrl: ModelSource =
+    modelParam === 'per-backend'
+      ? { webgpu: abs(DEFAULT_MODEL), wasm: abs(FAST_MODEL) }
+      : abs(
+          modelParam === 'fast'
+            ? FAST_MODEL
+            : modelParam === null || modelParam === 'default'
+              ? DEFAULT_MODEL
+              : modelParam,
+        );
   const cfg: DemoConfig = {
     modelUrl,
     backend,

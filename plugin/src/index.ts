@@ -53,6 +53,7 @@ export type {
   BackendChoice,
   BackendName,
   GenerateStats,
+  ModelSource,
   SamplerName,
   WorkerRequest,
   WorkerResponse,

@@ -10,7 +10,7 @@ declare global {
     __sdTest?: {
       errors: string[];
       backendEvents: string[];
-      ready(): Promise<{ backend: string; categories: string[] }>;
+      ready(): Promise<{ backend: string; categories: string[]; modelUrl: string }>;
       stats(): DiffusionStats;
       idle(): Promise<void>;
       /** RGBA of one sprite generated with an explicit seed (generate() bypasses pools and cache). */

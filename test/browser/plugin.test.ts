@@ -33,7 +33,9 @@ describe('DiffusionPlugin in Chromium (tiny model)', () => {
   const seeded: Record<string, number[]> = {};
   // SwiftShader's software WebGPU takes ~2 s per step per sprite (plus shader compilation on the
   // first run), so the WebGPU page runs without pools (spawns only) and both use 2 DDIM steps.
-  const PAGE = { webgpu: 'backend=webgpu&steps=2&pool=0', wasm: 'backend=wasm&steps=2&pool=1' };
+  // The WebGPU page asks for 'auto' with one model URL per backend: the worker's real adapter probe
+  // must pick WebGPU and load WebGPU's URL.
+  const PAGE = { webgpu: 'backend=auto&split=1&steps=2&pool=0', wasm: 'backend=wasm&steps=2&pool=1' };
 
   beforeAll(async () => {
     if (!existsSync(TINY_MODEL)) {
@@ -65,6 +67,7 @@ describe('DiffusionPlugin in Chromium (tiny model)', () => {
         await openPage(page, `${srv.url}diffusion.html?${PAGE[backend]}`);
         const ready = await page.evaluate(() => window.__sdTest?.ready());
         expect(ready?.backend).toBe(backend);
+        if (backend === 'webgpu') expect(ready?.modelUrl).toMatch(/\/tiny\/model\.json\?for=webgpu$/);
         const categories = ready?.categories ?? [];
         expect(categories.length).toBeGreaterThan(0);
 

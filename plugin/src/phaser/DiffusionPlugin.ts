@@ -34,13 +34,26 @@ import { type ModelMeta, resolveContext } from '../model/meta.ts';
 import type { WeightsChoice } from '../runtime/backend.ts';
 import { type ClientStats, DiffusionClient, type ReadyInfo, type WorkerFactory } from '../runtime/client.ts';
 import { Emitter } from '../runtime/emitter.ts';
-import type { BackendChoice, BackendName, SamplerName } from '../worker/protocol.ts';
-import { poolKey, sameWarmStart, startWarmStart, type WarmStart, type WarmStartSettings } from './warmStart.ts';
+import type { BackendChoice, BackendName, ModelSource, SamplerName } from '../worker/protocol.ts';
+import {
+  likelyModelUrl,
+  poolKey,
+  rememberBackend,
+  sameWarmStart,
+  startWarmStart,
+  type WarmStart,
+  type WarmStartSettings,
+} from './warmStart.ts';
 
 /** Plugin settings. Every field is optional in {@link DiffusionPlugin.configure}. */
 export interface DiffusionConfig {
-  /** URL of model.json; default '/models/model.json'. */
-  modelUrl: string;
+  /**
+   * URL of model.json; default '/models/model.json'. Or one per backend, e.g.
+   * `{ webgpu: '/models/model.json', wasm: '/models/fast/model.json' }` to give CPUs the shipped
+   * fast model: the worker loads the one of the backend it starts on (and keeps it if it later
+   * falls back to WASM).
+   */
+  modelUrl: ModelSource;
   /** 'auto' (default): WebGPU when available, else WASM. */
   backend: BackendChoice;
   /**
@@ -153,7 +166,7 @@ const LIVE_SETTINGS: ReadonlySet<keyof DiffusionConfig> = new Set(['poolSize', '
 
 function warmStartSettings(cfg: DiffusionConfig): WarmStartSettings {
   return {
-    modelUrl: cfg.modelUrl,
+    modelUrl: likelyModelUrl(cfg.modelUrl, cfg.backend),
     weights: cfg.weights,
     sampler: cfg.sampler,
     steps: cfg.steps,
@@ -576,6 +589,14 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
       if (session.signal.aborted) throw new DiffusionError('aborted', 'the plugin was shut down');
       this.info = info;
       this.meta = info.meta;
+      if (typeof this.cfg.modelUrl !== 'string' && this.cfg.backend === 'auto') {
+        // One model per backend: the next visit reads this backend's model early, and the snapshot
+        // learns its model.json if the early read guessed the other one.
+        const guessed = warmStartSettings(this.cfg).modelUrl;
+        rememberBackend(info.backend);
+        if (info.modelUrl !== guessed)
+          this.cache?.rememberModel(info.modelUrl, JSON.stringify({ ...info.meta, training: undefined }));
+      }
       // Keeps the pools the early read built (the usual case); rebuilds them if model.json changed
       // in between or the early read failed.
       await this.syncPools(info.categories, info.modelSha, session);

@@ -15,10 +15,11 @@
 import type { CachedSprite, SpriteCache } from '../cache/spriteCache.ts';
 import { type ModelMeta, parseModelMeta } from '../model/meta.ts';
 import { fetchModelMeta, pickWeights, type WeightsChoice } from '../runtime/backend.ts';
-import type { SamplerName } from '../worker/protocol.ts';
+import type { BackendChoice, BackendName, ModelSource, SamplerName } from '../worker/protocol.ts';
 
 /** The settings that decide which model and which cache keys a plugin reads. */
 export interface WarmStartSettings {
+  /** The model.json URL read early ({@link likelyModelUrl}). */
   modelUrl: string;
   weights: WeightsChoice;
   sampler?: SamplerName | undefined;
@@ -41,6 +42,46 @@ export interface FetchedWarmStart {
   modelSha: string;
   /** Never rejects. */
   full: Promise<Map<string, CachedSprite[]>>;
+}
+
+/** localStorage item holding the backend the worker last started on ('auto' with one model per backend). */
+const LAST_BACKEND_ITEM = 'spritediffusion-backend';
+
+function storage(): Storage | null {
+  try {
+    return (globalThis as { localStorage?: Storage }).localStorage ?? null;
+  } catch {
+    return null; // blocked storage throws on access
+  }
+}
+
+/** Remembers the backend the worker started on, for {@link likelyModelUrl} on the next visit. */
+export function rememberBackend(backend: BackendName): void {
+  try {
+    storage()?.setItem(LAST_BACKEND_ITEM, backend);
+  } catch {
+    // full or blocked storage: the next visit guesses from navigator.gpu
+  }
+}
+
+/**
+ * The model.json URL the worker will most likely load, known synchronously at boot. With one model
+ * per backend and backend 'auto': the backend the worker started on last visit, else WebGPU's when
+ * `navigator.gpu` exists. If the worker ends up on the other backend (no adapter), the plugin
+ * switches its pools to that model once it is ready.
+ */
+export function likelyModelUrl(source: ModelSource, backend: BackendChoice): string {
+  if (typeof source === 'string') return source;
+  if (backend !== 'auto') return source[backend];
+  let last: string | null = null;
+  try {
+    last = storage()?.getItem(LAST_BACKEND_ITEM) ?? null;
+  } catch {
+    last = null;
+  }
+  if (last === 'webgpu' || last === 'wasm') return source[last];
+  const nav = (globalThis as { navigator?: { gpu?: unknown } }).navigator;
+  return nav?.gpu ? source.webgpu : source.wasm;
 }
 
 /** True when two settings read the same model and the same cache keys. */

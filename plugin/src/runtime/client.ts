@@ -9,6 +9,7 @@ import type {
   BackendName,
   GenerateRequest,
   GenerateStats,
+  ModelSource,
   ReadyResponse,
   WorkerRequest,
   WorkerResponse,
@@ -132,7 +133,11 @@ export class DiffusionClient extends Emitter<ClientEvents> {
     this.maxQueue = maxQueue;
   }
 
-  async init(modelUrl: string, backend: BackendChoice = 'auto', weights: WeightsChoice = 'auto'): Promise<ReadyInfo> {
+  async init(
+    modelUrl: ModelSource,
+    backend: BackendChoice = 'auto',
+    weights: WeightsChoice = 'auto',
+  ): Promise<ReadyInfo> {
     this.ensureWorker();
     const res = (await this.request({
       type: 'init',

@@ -393,6 +393,13 @@ function errText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+/** The backend {@link createOrtBackend} starts on for a choice (before any session exists). */
+export async function probeOrtBackend(choice: BackendChoice): Promise<BackendName> {
+  if (choice === 'wasm') return 'wasm';
+  if (choice === 'webgpu') return 'webgpu';
+  return (await webgpuAvailable()) ? 'webgpu' : 'wasm';
+}
+
 /**
  * Creates the ORT backend for a loaded model. 'auto' uses WebGPU when available (falling back to
  * WASM, with a backend-change event, if its sessions cannot be created); 'webgpu' insists on it

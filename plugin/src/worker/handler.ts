@@ -12,8 +12,15 @@ import {
   type WeightsChoice,
 } from '../runtime/backend.ts';
 import { toRGBA } from '../sampler/pixels.ts';
-import type { GenerateRequest, GenerateStats, WorkerResponse } from './protocol.ts';
-import { parseRequest } from './protocol.ts';
+import type {
+  BackendChoice,
+  BackendName,
+  GenerateRequest,
+  GenerateStats,
+  ModelSource,
+  WorkerResponse,
+} from './protocol.ts';
+import { modelUrlFor, parseRequest } from './protocol.ts';
 
 /** Posts a response, transferring the listed buffers. */
 export type PostFn = (msg: WorkerResponse, transfer?: Transferable[]) => void;
@@ -22,6 +29,11 @@ export interface HandlerDeps {
   createBackend: BackendFactory;
   /** Model loader; default fetches over HTTP and checks hashes ({@link loadModel}). */
   loadModel?: (modelUrl: string, weights?: WeightsChoice) => Promise<LoadedModel>;
+  /**
+   * The backend `createBackend` will start on for a choice, asked only when the model source names
+   * one model per backend. Default: 'webgpu' for 'webgpu', else 'wasm'.
+   */
+  probeBackend?: (choice: BackendChoice) => Promise<BackendName>;
 }
 
 export interface WorkerHandler {
@@ -49,16 +61,19 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
   let running: Job | null = null;
   let draining = false;
 
+  const probe = deps.probeBackend ?? (async (choice: BackendChoice) => (choice === 'webgpu' ? 'webgpu' : 'wasm'));
+
   async function init(
     requestId: number,
-    modelUrl: string,
-    choice: 'auto' | 'webgpu' | 'wasm',
+    source: ModelSource,
+    choice: BackendChoice,
     weights: WeightsChoice = 'auto',
   ): Promise<void> {
     if (backend) {
       await backend.dispose();
       backend = null;
     }
+    const modelUrl = typeof source === 'string' ? source : modelUrlFor(source, await probe(choice));
     model = await load(modelUrl, weights);
     backend = await deps.createBackend(model, choice, (name, reason) => {
       post({ type: 'backend-changed', backend: name, reason });
@@ -70,6 +85,7 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
       backend: backend.name,
       categories: [...m.categories],
       modelSha: model.sha256,
+      modelUrl,
       modelName: m.name,
       imageSize: m.image.size,
       contextSize: m.context.size,

@@ -15,11 +15,18 @@ export type BackendName = 'webgpu' | 'wasm';
 /** Sampling algorithm. */
 export type SamplerName = 'ddpm' | 'ddim';
 
+/**
+ * Where the model comes from: one model.json URL for every backend, or one per backend (for
+ * example a smaller, faster model for WASM). With one per backend, the worker picks the URL of the
+ * backend it starts on; a later fallback from WebGPU to WASM keeps the model it loaded.
+ */
+export type ModelSource = string | { webgpu: string; wasm: string };
+
 /** Load a model (model.json URL; the ONNX files are resolved relative to it). */
 export interface InitRequest {
   type: 'init';
   requestId: number;
-  modelUrl: string;
+  modelUrl: ModelSource;
   backend: BackendChoice;
   /** Denoiser weights to download; default 'auto' (the smallest variant model.json offers). */
   weights?: WeightsChoice;
@@ -76,6 +83,8 @@ export interface ReadyResponse {
   backend: BackendName;
   categories: string[];
   modelSha: string;
+  /** The model.json URL loaded (with one model per backend, the one of the backend it started on). */
+  modelUrl: string;
   modelName: string;
   imageSize: number;
   contextSize: number;
@@ -171,8 +180,13 @@ export function parseRequest(data: unknown): ParseResult {
   }
   switch (data.type) {
     case 'init': {
-      if (typeof data.modelUrl !== 'string' || data.modelUrl.length === 0) {
-        return bad('init: modelUrl must be a non-empty string', 'bad-option', rid);
+      const modelUrl = parseModelSource(data.modelUrl);
+      if (modelUrl === null) {
+        return bad(
+          `init: modelUrl must be a non-empty string or { webgpu, wasm } of non-empty strings, got ${describe(data.modelUrl)}`,
+          'bad-option',
+          rid,
+        );
       }
       if (data.backend !== 'auto' && data.backend !== 'webgpu' && data.backend !== 'wasm') {
         return bad(
@@ -190,7 +204,7 @@ export function parseRequest(data: unknown): ParseResult {
         request: {
           type: 'init',
           requestId: rid,
-          modelUrl: data.modelUrl,
+          modelUrl,
           backend: data.backend,
           ...(w === undefined ? {} : { weights: w }),
         },
@@ -262,4 +276,17 @@ function describe(v: unknown): string {
   if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v);
   if (typeof v === 'object') return 'an object';
   return String(v);
+}
+
+/** A valid {@link ModelSource} (a copy of the per-backend object), or null. */
+export function parseModelSource(v: unknown): ModelSource | null {
+  const url = (u: unknown): u is string => typeof u === 'string' && u.length > 0;
+  if (url(v)) return v;
+  if (isObj(v) && url(v.webgpu) && url(v.wasm)) return { webgpu: v.webgpu, wasm: v.wasm };
+  return null;
+}
+
+/** The model.json URL a source gives a backend. */
+export function modelUrlFor(source: ModelSource, backend: BackendName): string {
+  return typeof source === 'string' ? source : source[backend];
 }

@@ -1,14 +1,17 @@
 // Browser-test page: registers DiffusionPlugin with the tiny test model and exposes helpers on
 // window.__sdTest for test/browser/plugin.test.ts and test/bench/browser.ts.
-// Query: ?backend=webgpu|wasm&model=/tiny/model.json&steps=3&pool=1
+// Query: ?backend=webgpu|wasm&model=/tiny/model.json&steps=3&pool=1; split=1 gives the plugin one
+// model URL per backend (the same model, told apart by a `?for=<backend>` query).
 import * as Phaser from 'phaser';
 import { DiffusionPlugin, isNonTrivial, type DiffusionPlugin as Plugin } from '../../../plugin/src/index.ts';
 
 const params = new URLSearchParams(location.search);
 const backend = (params.get('backend') ?? 'auto') as 'auto' | 'webgpu' | 'wasm';
 
+const model = params.get('model') ?? '/tiny/model.json';
+
 DiffusionPlugin.configure({
-  modelUrl: params.get('model') ?? '/tiny/model.json',
+  modelUrl: params.get('split') === '1' ? { webgpu: `${model}?for=webgpu`, wasm: `${model}?for=wasm` } : model,
   backend,
   sampler: 'ddim',
   steps: Number(params.get('steps') ?? 3),
@@ -63,7 +66,8 @@ class TestScene extends Phaser.Scene {
     window.__sdTest = {
       errors,
       backendEvents,
-      ready: () => plugin.whenReady().then((i) => ({ backend: i.backend, categories: i.categories })),
+      ready: () =>
+        plugin.whenReady().then((i) => ({ backend: i.backend, categories: i.categories, modelUrl: i.modelUrl })),
       stats: () => plugin.stats,
       idle: () => plugin.whenIdle(),
       seeded: async (category: string, seed: number) => {

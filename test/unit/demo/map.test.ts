@@ -88,6 +88,10 @@ describe('demo URL config', () => {
     });
     expect(parseConfig('?model=fast', 'http://x/game/').modelUrl).toBe('http://x/game/models/fast/model.json');
     expect(parseConfig('?model=default', 'http://x/game/').modelUrl).toBe('http://x/game/models/model.json');
+    expect(parseConfig('?model=per-backend', 'http://x/game/').modelUrl).toEqual({
+      webgpu: 'http://x/game/models/model.json',
+      wasm: 'http://x/game/models/fast/model.json',
+    });
     const d = parseConfig('?backend=cuda&steps=-1&sampler=euler&pool=x', 'http://x/game/');
     expect(d.modelUrl).toBe('http://x/game/models/model.json');
     expect(d.backend).toBe('auto');

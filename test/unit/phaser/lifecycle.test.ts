@@ -478,6 +478,71 @@ for (const { pkg, version, EventEmitter, SceneEvents } of majors) {
       expect(textures.map.size).toBe(0);
     });
 
+    it("one model per backend: the worker loads its backend's model; the next visit reads that one early", async () => {
+      vi.stubGlobal('localStorage', new MemoryStorage());
+      const gpuSha = 'b'.repeat(64);
+      const json = (url: string) =>
+        url.endsWith('/gpu.json')
+          ? modelJson((m) => {
+              m.name = 'gpu-model';
+              (m.files as { model: { sha256: string } }).model.sha256 = gpuSha;
+            })
+          : modelJson();
+      const urls: string[] = [];
+      vi.stubGlobal('fetch', async (url: string) => {
+        urls.push(url);
+        return new Response(JSON.stringify(json(url)), { status: 200 });
+      });
+      const loaded: string[] = [];
+      const visit = () => {
+        const ctl = configure(`per-backend-${pkg}`);
+        DiffusionPlugin.configure({
+          modelUrl: { webgpu: '/gpu.json', wasm: '/cpu.json' },
+          backend: 'auto',
+          workerFactory: () =>
+            new FakeWorker({
+              ...fakeDeps(ctl),
+              // The fake backend starts on WebGPU for 'auto' (an adapter exists in the worker) ...
+              probeBackend: async (c) => (c === 'wasm' ? 'wasm' : 'webgpu'),
+              loadModel: async (url) => {
+                loaded.push(url);
+                const meta = json(url) as unknown as ReturnType<typeof fakeModel>['meta'];
+                return { ...fakeModel(), meta, sha256: meta.files.model.sha256 };
+              },
+            }),
+        });
+        const s = install(true);
+        s.plugin.boot();
+        return s;
+      };
+      // ... while the main thread sees no navigator.gpu: the first visit guesses the WASM model.
+      const first = visit();
+      await first.plugin.whenCached();
+      expect(urls).toEqual(['http://localhost/cpu.json']);
+      const info = await first.plugin.whenReady();
+      expect(loaded).toEqual(['/gpu.json']);
+      expect(info).toMatchObject({ modelUrl: '/gpu.json', modelSha: gpuSha, backend: 'webgpu' });
+      await first.plugin.whenIdle();
+      // The pools switched to the model that runs: every cached sprite is under its sha256.
+      expect(first.plugin.stats.pools).toMatchObject({ character: 2, monster: 2, item: 2 });
+      const db = new SpriteCache({ dbName: `per-backend-${pkg}`, bootSnapshot: false });
+      const gpuKey = db.key(gpuSha, 'monster', { sampler: 'ddim', steps: 5, guidance: 1 });
+      expect(await db.count(gpuKey)).toBe(2);
+      first.plugin.destroy();
+
+      // Second visit: the remembered backend picks the WebGPU model early, and the boot snapshot
+      // has its sprites: served at once, before model.json, IndexedDB or the model answer.
+      urls.length = 0;
+      const second = visit();
+      expect(urls).toEqual(['http://localhost/gpu.json']);
+      expect(second.plugin.categories).toEqual(['character', 'monster', 'item']);
+      expect(textured(second.textures, second.plugin.spawn('monster', 0, 0).texture.key)).toBe(true);
+      expect(second.plugin.isReady).toBe(false);
+      await second.plugin.whenReady();
+      expect(urls).toEqual(['http://localhost/gpu.json']);
+      second.plugin.destroy();
+    });
+
     it('the boot snapshot serves sprites before IndexedDB answers; the full read then fills the rest', async () => {
       vi.stubGlobal('localStorage', new MemoryStorage());
       const urls: string[] = [];

@@ -148,4 +148,16 @@ describe('ORT backend recovery (fake ORT modules)', () => {
     expect(b.name).toBe('wasm');
     expect(state.created).toEqual([{ build: 'wasm', eps: ['wasm'] }]);
   });
+
+  it('probeOrtBackend names the backend createOrtBackend starts on, before any session', async () => {
+    const { probeOrtBackend } = await import('../../../plugin/src/runtime/ortBackend.ts');
+    expect(await probeOrtBackend('auto')).toBe('webgpu'); // an adapter exists
+    expect(await probeOrtBackend('wasm')).toBe('wasm');
+    vi.stubGlobal('navigator', { gpu: { requestAdapter: async () => null }, hardwareConcurrency: 2 });
+    expect(await probeOrtBackend('auto')).toBe('wasm');
+    vi.stubGlobal('navigator', { hardwareConcurrency: 2 });
+    expect(await probeOrtBackend('auto')).toBe('wasm');
+    expect(await probeOrtBackend('webgpu')).toBe('webgpu'); // createOrtBackend then reports it unavailable
+    expect(state.created).toEqual([]);
+  });
 });

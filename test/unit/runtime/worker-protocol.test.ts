@@ -4,7 +4,7 @@ import { loadModel } from '../../../plugin/src/runtime/backend.ts';
 import { createWorkerHandler } from '../../../plugin/src/worker/handler.ts';
 import { parseRequest, type WorkerResponse } from '../../../plugin/src/worker/protocol.ts';
 import { modelJson } from '../helpers.ts';
-import { fakeDeps } from './fakes.ts';
+import { fakeDeps, fakeModel } from './fakes.ts';
 
 function harness(delayMs = 0) {
   const out: WorkerResponse[] = [];
@@ -42,6 +42,12 @@ describe('worker protocol validation', () => {
       /weights/,
     ],
     ['missing modelUrl', { type: 'init', requestId: 1, backend: 'auto' }, 'bad-option', /modelUrl/],
+    [
+      'a per-backend modelUrl without wasm',
+      { type: 'init', requestId: 1, modelUrl: { webgpu: '/g.json' }, backend: 'auto' },
+      'bad-option',
+      /modelUrl must be a non-empty string or \{ webgpu, wasm \}/,
+    ],
     [
       'contexts not Float32Array',
       { type: 'generate', requestId: 1, contexts: [[1, 0, 0]], count: 1, sampler: 'ddim', seed: 1 },
@@ -176,6 +182,39 @@ describe('worker message handler (driven directly in Node)', () => {
       [3, 'aborted'],
     ]);
     expect(out.some((m) => m.type === 'result')).toBe(false);
+  });
+
+  it('loads the model of the backend it starts on when modelUrl names one per backend', async () => {
+    for (const [choice, probed, expected] of [
+      ['auto', 'webgpu', '/gpu.json'],
+      ['auto', 'wasm', '/cpu.json'],
+      ['wasm', 'webgpu', '/cpu.json'], // the probe is the backend's; a choice of 'wasm' is passed to it
+    ] as const) {
+      const out: WorkerResponse[] = [];
+      const loaded: string[] = [];
+      const probes: string[] = [];
+      const ctl = { created: 0, samples: 0, delayMs: 0 };
+      const handler = createWorkerHandler((m) => out.push(m), {
+        ...fakeDeps(ctl),
+        loadModel: async (url) => {
+          loaded.push(url);
+          return fakeModel();
+        },
+        probeBackend: async (c) => {
+          probes.push(c);
+          return c === 'wasm' ? 'wasm' : probed;
+        },
+      });
+      const modelUrl = { webgpu: '/gpu.json', wasm: '/cpu.json' };
+      await handler.handle({ type: 'init', requestId: 1, modelUrl, backend: choice });
+      expect(loaded).toEqual([expected]);
+      expect(probes).toEqual([choice]);
+      expect(out[0]).toMatchObject({ type: 'ready', modelUrl: expected });
+    }
+    // A single URL is loaded as is, without asking which backend will run.
+    const { out, handler } = harness();
+    await handler.handle({ type: 'init', requestId: 1, modelUrl: '/m.json', backend: 'auto' });
+    expect(out[0]).toMatchObject({ type: 'ready', modelUrl: '/m.json' });
   });
 
   it('dispose answers disposed', async () => {
