@@ -2,11 +2,11 @@
  * Where a denoiser call spends its time: ONNX Runtime's own per-node profiler on onnxruntime-node
  * (native) and on onnxruntime-web's WASM build in Node, summed by operator type, side by side.
  *
- * Native profiling writes a JSON trace file; ORT-web's WASM build prints the same trace events to
- * stdout (from a worker thread), so it runs in a child process whose output is parsed.
+ * Both run in one child process (profileChild.mjs) on the same inputs: native profiling writes a JSON
+ * trace file; ORT-web's WASM build prints the same trace events to stdout, which is parsed here.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +14,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { ModelMeta } from '../../plugin/src/model/meta.ts';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
+const CHILD = fileURLToPath(new URL('./profileChild.mjs', import.meta.url));
 
 export interface OpProfileRow {
   op: string;
@@ -66,37 +67,6 @@ function feedSpec(meta: ModelMeta, rows: number): FeedSpec {
   };
 }
 
-/** Deterministic inputs (t = 250, one-hot contexts) for a spec; shared by both runtimes. */
-const FEEDS_JS = `(ort, spec) => {
-  const [i, t, c] = spec.inputs;
-  const n = spec.dims[0].reduce((a, b) => a * b, 1);
-  const x = new Float32Array(n);
-  for (let k = 0; k < n; k++) x[k] = Math.sin(k * 12.9898) % 1;
-  const ctx = new Float32Array(spec.rows * spec.k);
-  for (let r = 0; r < spec.rows; r++) ctx[r * spec.k + (r % spec.k)] = 1;
-  return {
-    [i]: new ort.Tensor('float32', x, spec.dims[0]),
-    [t]: new ort.Tensor('float32', new Float32Array(spec.rows).fill(250), spec.dims[1]),
-    [c]: new ort.Tensor('float32', ctx, spec.dims[2]),
-  };
-}`;
-
-const WASM_PROFILE_SCRIPT = `
-import { readFileSync } from 'node:fs';
-const env = process.env;
-const ort = await import(env.SD_PROF_ORT);
-ort.env.wasm.numThreads = Number(env.SD_PROF_THREADS);
-const s = await ort.InferenceSession.create(readFileSync(env.SD_PROF_MODEL), {
-  executionProviders: ['wasm'],
-  enableProfiling: true,
-});
-const feeds = (${FEEDS_JS})(ort, JSON.parse(env.SD_PROF_FEEDS));
-for (let k = 0; k <= Number(env.SD_PROF_RUNS); k++) await s.run(feeds);
-s.endProfiling();
-await new Promise((r) => setTimeout(r, 500));
-process.exit(0);
-`;
-
 /** Profiles `runs` denoiser calls on `rows` rows (after one unprofiled warm-up) on both runtimes. */
 export async function profileOps(
   meta: ModelMeta,
@@ -107,34 +77,16 @@ export async function profileOps(
 ): Promise<OpProfile> {
   const dir = mkdtempSync(join(tmpdir(), 'sd-prof-'));
   try {
-    const native = await import('onnxruntime-node');
-    const ns = await native.InferenceSession.create(modelPath, {
-      intraOpNumThreads: threads,
-      interOpNumThreads: 1,
-      enableProfiling: true,
-      profileFilePrefix: join(dir, 'native'),
-    });
-    // FEEDS_JS is our own constant source text, shared with the child process.
-    const makeFeeds = new Function(`return ${FEEDS_JS}`)() as (ort: unknown, spec: FeedSpec) => never;
-    const nf = makeFeeds(native, feedSpec(meta, rows));
-    for (let k = 0; k <= runs; k++) await ns.run(nf);
-    ns.endProfiling();
-    await ns.release();
-    const file = readdirSync(dir).find((f) => f.startsWith('native') && f.endsWith('.json'));
-    if (!file) throw new Error('onnxruntime-node wrote no profile');
-    const nativeEvents = JSON.parse(readFileSync(join(dir, file), 'utf8')) as TraceEvent[];
-
-    // ORT-web's WASM build prints its trace from a worker thread straight to stdout, so it runs in
-    // a child process whose stdout is captured.
-    const script = join(dir, 'wasm-profile.mjs');
-    writeFileSync(script, WASM_PROFILE_SCRIPT);
+    // Both runtimes run in a child process: ORT-web's WASM build prints its trace from a worker
+    // thread straight to stdout, which the child's captured stdout gets.
     const { NODE_OPTIONS: _loader, ...parentEnv } = process.env;
-    const out = execFileSync(process.execPath, [script], {
+    const out = execFileSync(process.execPath, [CHILD], {
       cwd: REPO,
       env: {
         ...parentEnv,
         SD_PROF_ORT: pathToFileURL(createRequire(import.meta.url).resolve('onnxruntime-web')).href,
         SD_PROF_MODEL: modelPath,
+        SD_PROF_DIR: dir,
         SD_PROF_FEEDS: JSON.stringify(feedSpec(meta, rows)),
         SD_PROF_THREADS: String(threads),
         SD_PROF_RUNS: String(runs),
@@ -143,6 +95,9 @@ export async function profileOps(
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    const file = readdirSync(dir).find((f) => f.startsWith('native') && f.endsWith('.json'));
+    if (!file) throw new Error('onnxruntime-node wrote no profile');
+    const nativeEvents = JSON.parse(readFileSync(join(dir, file), 'utf8')) as TraceEvent[];
     const wasmEvents: TraceEvent[] = [];
     for (const l of out.split('\n')) {
       const s = l.trim().replace(/,$/, '');
