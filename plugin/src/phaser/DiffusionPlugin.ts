@@ -161,6 +161,11 @@ function flushWarmStart(): void {
   pendingWarmStart = cache ? startWarmStart(settings, cache) : null;
 }
 
+/** A model source as a comparable string (one URL, or the per-backend pair). */
+function sourceKey(source: ModelSource): string {
+  return typeof source === 'string' ? source : `webgpu=${source.webgpu} wasm=${source.wasm}`;
+}
+
 /** Settings a running plugin applies in place (no new worker, no new cache read). */
 const LIVE_SETTINGS: ReadonlySet<keyof DiffusionConfig> = new Set(['poolSize', 'frameEvery', 'maxQueue']);
 
@@ -343,7 +348,9 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
   configure(config: Partial<DiffusionConfig>): this {
     this.overrides = { ...this.overrides, ...config };
     const next: DiffusionConfig = { ...DEFAULTS, ...globalConfig, ...this.overrides };
-    const changed = (Object.keys(next) as (keyof DiffusionConfig)[]).filter((k) => next[k] !== this.cfg[k]);
+    const same = (k: keyof DiffusionConfig): boolean =>
+      k === 'modelUrl' ? sourceKey(next.modelUrl) === sourceKey(this.cfg.modelUrl) : next[k] === this.cfg[k];
+    const changed = (Object.keys(next) as (keyof DiffusionConfig)[]).filter((k) => !same(k));
     if (this.session && changed.every((k) => LIVE_SETTINGS.has(k))) {
       this.cfg = next;
       this.client?.setMaxQueue(next.maxQueue);
@@ -626,6 +633,9 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     if (!cache) return { first: Promise.resolve(), all: Promise.resolve(), warm: false };
     const read = warm ?? startWarmStart(warmStartSettings(this.cfg), cache);
     this.lastRead = read;
+    read.fetched.catch(() => {
+      if (this.lastRead === read) this.lastRead = null; // model.json failed: a restart fetches again
+    });
     const live = (): boolean => !session.signal.aborted && this.session === session;
     const quick = read.quick;
     if (quick) {

@@ -681,6 +681,35 @@ for (const { pkg, version, EventEmitter, SceneEvents } of majors) {
       }
     });
 
+    it('a restart fetches model.json again if the last read could not; an equal model source is no change', async () => {
+      const urls: string[] = [];
+      let online = false;
+      vi.stubGlobal('fetch', async (url: string) => {
+        urls.push(url);
+        if (!online) throw new TypeError('Failed to fetch');
+        return new Response(JSON.stringify(modelJson()), { status: 200 });
+      });
+      configure(`refetch-${pkg}`);
+      const { plugin } = install(true);
+      plugin.boot();
+      await plugin.whenCached(); // resolves though model.json failed
+      expect(urls).toHaveLength(1);
+      online = true;
+      plugin.configure({ seed: 3 }); // a restart: this time model.json is read
+      await plugin.whenCached();
+      expect(urls).toHaveLength(2);
+      expect(plugin.categories).toEqual(['character', 'monster', 'item']);
+
+      const pair = () => ({ webgpu: '/m.json', wasm: '/m.json' });
+      plugin.configure({ modelUrl: pair() }); // a new source: restart
+      const count = workers.length;
+      plugin.configure({ modelUrl: pair() }); // an equal pair (another object): nothing to restart
+      expect(workers).toHaveLength(count);
+      await plugin.whenReady();
+      expect(workers).toHaveLength(count);
+      plugin.destroy();
+    });
+
     it('offline return visit: the snapshot serves first and IndexedDB the rest, though model.json fails', async () => {
       vi.stubGlobal('localStorage', new MemoryStorage());
       vi.stubGlobal('fetch', async () => new Response(JSON.stringify(modelJson()), { status: 200 }));
