@@ -144,3 +144,62 @@ def test_distilling_from_a_teacher_of_other_categories_fails(tiny_data, teacher_
     rc = train.main(train_args(tiny_data, tmp_path / "r", 2, "--teacher", str(other)))
     assert rc == 2
     assert "distil from a model trained on the same dataset" in capsys.readouterr().err
+
+
+def test_input_skip_starts_as_a_no_op_costs_little_and_learns():
+    cfg = ModelConfig(size=32, widths=(32, 64, 128), patch=2)
+    base = ContextUnet(cfg)
+    with torch.no_grad():
+        for p in base.parameters():
+            p.normal_(0, 0.05)
+    skip = ContextUnet(ModelConfig.from_dict({**cfg.to_dict(), "input_skip": True}))
+    result = skip.load_state_dict(base.state_dict(), strict=False)
+    assert sorted(result.missing_keys) == ["skip_in.bias", "skip_in.weight", "skip_t.bias", "skip_t.weight"]
+    x, t, ctx = torch.randn(2, 4, 32, 32), torch.tensor([3.0, 400.0]), torch.eye(11)[:2]
+    with torch.no_grad():
+        assert torch.equal(skip(x, t, ctx), base(x, t, ctx)), "a zero-initialised skip must change nothing"
+    assert count_flops(skip) / count_flops(base) < 1.02
+    # It is a gradient path: one step towards a target moves its weights off zero.
+    opt = torch.optim.SGD(skip.parameters(), lr=0.1)
+    torch.nn.functional.mse_loss(skip(x, t, ctx), torch.randn_like(x)).backward()
+    opt.step()
+    assert skip.skip_in.weight.abs().sum() > 0
+
+
+def test_init_from_fine_tunes_another_runs_ema_weights(tiny_run, tiny_data, tmp_path, capsys):
+    src = tiny_run / "checkpoint.pt"
+    ema = load_ckpt(src)["ema"]
+    args = ("--input-skip", "--init-from", str(src), "--lr", "1e-3", "--warmup", "2")
+    # At initialisation the new run's network is the source's EMA network (the skip starts at zero).
+    cfg = train.config_from_args(train.make_parser().parse_args(train_args(tiny_data, tmp_path / "a", 4, *args)))
+    trainer = train.Trainer(cfg)
+    source = ContextUnet(ModelConfig.from_dict(load_ckpt(src)["config"]["model"]))
+    source.load_state_dict(ema)
+    g = torch.Generator().manual_seed(1)
+    x, t = torch.randn(3, 4, TINY_SIZE, TINY_SIZE, generator=g), torch.tensor([2.0, 100.0, 480.0])
+    ctx = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+    with torch.no_grad():
+        assert torch.equal(trainer.model(x, t, ctx), source(x, t, ctx))
+        assert torch.equal(trainer.ema(x, t, ctx), source(x, t, ctx))
+    assert trainer.step == 0
+    assert "new parameters: skip_in.bias, skip_in.weight, skip_t.bias, skip_t.weight" in capsys.readouterr().out
+
+    # A short fine-tune runs, saves its settings, and exports (ONNX checked against PyTorch) to a model
+    # whose weights, the skip's included, round-trip through the teacher loader.
+    out = tmp_path / "b"
+    assert train.main(train_args(tiny_data, out, 4, *args)) == 0
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["init_from"] == str(src) and saved["model"]["input_skip"] is True
+    models = tmp_path / "models"
+    ex.export(out, models, "tiny-skip", check=True, fp16=False)
+    got = load_teacher(models / "model.json").model.state_dict()
+    want = load_ckpt(out / "checkpoint.pt")["ema"]
+    assert set(got) == set(want)
+    assert all(torch.equal(got[k], v) for k, v in want.items())
+    assert want["skip_in.weight"].abs().sum() > 0, "four steps moved the skip off zero"
+
+    # A network of another shape, or no checkpoint, is a clear error.
+    assert train.main(train_args(tiny_data, tmp_path / "c", 2, *args, "--emb-dim", "16")) == 2
+    assert "does not fit this one" in capsys.readouterr().err
+    assert train.main(train_args(tiny_data, tmp_path / "d", 2, "--init-from", str(tmp_path / "none.pt"))) == 2
+    assert "not a readable checkpoint" in capsys.readouterr().err

@@ -38,6 +38,10 @@ class TrainConfig:
     # (one network row per sprite instead of two). Path to the teacher's model.json.
     teacher: str = ""
     teacher_guidance: float = 3.0
+    # Fine-tuning: a checkpoint.pt whose EMA weights start this run (model and EMA). Parameters the
+    # checkpoint lacks (a module added since, e.g. input_skip) keep their initialisation; the
+    # optimizer, step and schedule start fresh.
+    init_from: str = ""
 
     def to_dict(self) -> Dict:
         d = asdict(self)

@@ -32,6 +32,12 @@ class ModelConfig:
     # Pixel-unshuffle stem: the U-Net runs on (size/patch)^2 positions with channels*patch^2
     # inputs, and pixel-shuffles its output back. patch=2 cuts FLOPs about 4x at equal widths.
     patch: int = 1
+    # A linear path from the (unshuffled) input straight to the output, scaled per channel by the
+    # timestep: out += (1 + a(t)) * conv3x3(x). Zero-initialised, so adding it to a trained network
+    # changes nothing until it learns. With a patch stem, the U-Net's first level must carry
+    # channels*patch^2 values per position; at small t the target noise is almost a copy of the
+    # input's per-pixel noise, which this path can pass on directly.
+    input_skip: bool = False
 
     def to_dict(self) -> Dict:
         d = asdict(self)
@@ -129,12 +135,18 @@ class ContextUnet(nn.Module):
         self.conv_out = nn.Conv2d(w[0], pix, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
+        if cfg.input_skip:
+            self.skip_in = nn.Conv2d(pix, pix, 3, padding=1)
+            self.skip_t = nn.Linear(e, pix)
+            nn.init.zeros_(self.skip_in.weight)
+            nn.init.zeros_(self.skip_in.bias)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         temb = self.time_mlp(timestep_encoding(t, self.cfg.emb_dim))
         cemb = self.ctx_mlp(context)
         p = self.cfg.patch
-        h = self.conv_in(F.pixel_unshuffle(x, p) if p > 1 else x)
+        xp = F.pixel_unshuffle(x, p) if p > 1 else x
+        h = self.conv_in(xp)
         skips: List[torch.Tensor] = []
         for i, block in enumerate(self.down_blocks):
             h = block(h, temb, cemb)
@@ -148,6 +160,8 @@ class ContextUnet(nn.Module):
                 h = F.interpolate(h, scale_factor=2.0, mode="nearest")
                 h = self.upsamples[i](h)
         out = self.conv_out(F.silu(self.norm_out(h)))
+        if self.cfg.input_skip:
+            out = out + self.skip_in(xp) * (1.0 + self.skip_t(temb))[:, :, None, None]
         return F.pixel_shuffle(out, p) if p > 1 else out
 
 

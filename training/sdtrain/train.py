@@ -148,6 +148,8 @@ class Trainer:
             self._load()
         elif self.ckpt_path.exists():
             raise TrainError(f"{self.ckpt_path} exists; pass --resume to continue it, or choose another --out")
+        elif cfg.init_from:
+            self._init_from(Path(cfg.init_from))
 
     # ---- checkpoints -------------------------------------------------
     def _gen_states(self) -> List[torch.Tensor]:
@@ -205,6 +207,29 @@ class Trainer:
         self.history = ck["history"]
         self.images_seen = ck["images_seen"]
         self.train_seconds = ck.get("train_seconds", 0.0)
+
+    def _init_from(self, path: Path) -> None:
+        """Starts model and EMA from another run's EMA weights (fine-tuning); new modules keep their init."""
+        try:
+            ck = torch.load(path, map_location="cpu", weights_only=False)
+            weights = ck["ema"]
+        except Exception as e:
+            raise TrainError(f"--init-from {path}: not a readable checkpoint ({e})") from e
+        if ck.get("categories") != self.categories:
+            raise TrainError(f"--init-from {path}: its categories {ck.get('categories')} differ from the "
+                             f"dataset's {self.categories}")
+        own = self.model.state_dict()
+        unknown = sorted(k for k in weights if k not in own)
+        wrong = sorted(k for k in weights if k in own and weights[k].shape != own[k].shape)
+        if unknown or wrong:
+            raise TrainError(f"--init-from {path}: its network does not fit this one (unknown parameters "
+                             f"{unknown[:5]}, other shapes {wrong[:5]}); use the same --widths/--patch/--emb-dim")
+        fresh = sorted(k for k in own if k not in weights)
+        self.model.load_state_dict(weights, strict=False)
+        self.ema.load_state_dict(self.model.state_dict())
+        if self.rank == 0:
+            print(f"initialised from {path} (step {ck.get('step')}); new parameters: {', '.join(fresh) or 'none'}",
+                  flush=True)
 
     # ---- one step ----------------------------------------------------
     def batch(self):
@@ -373,6 +398,11 @@ def make_parser() -> argparse.ArgumentParser:
                                      "noise prediction and samples without guidance (half the rows per step)")
     p.add_argument("--teacher-guidance", type=float,
                    help=f"guidance scale baked into the student (default {d.teacher_guidance})")
+    p.add_argument("--input-skip", action="store_true",
+                   help="add a zero-initialised, timestep-scaled linear path from the input to the output "
+                        "(helps a --patch stem pass per-pixel noise; see sdtrain/model.py)")
+    p.add_argument("--init-from", help="start from this checkpoint.pt's EMA weights (fine-tuning; new modules such "
+                                       "as --input-skip keep their init, the optimizer and schedule start fresh)")
     p.add_argument("--emb-dim", type=int, help=f"embedding width (default {d.model.emb_dim})")
     p.add_argument("--sample-every", type=int, help=f"write a sample grid every N steps (default {d.sample_every})")
     p.add_argument("--ckpt-every", type=int, help=f"checkpoint every N steps (default {d.ckpt_every})")
@@ -391,7 +421,7 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         cfg = TrainConfig.load(cpath)
         fixed = {"data": a.data != TrainConfig().data and a.data != cfg.data, "batch": a.batch, "lr": a.lr,
                  "size": a.size, "widths": a.widths, "seed": a.seed, "patch": a.patch, "teacher": a.teacher,
-                 "teacher-guidance": a.teacher_guidance}
+                 "teacher-guidance": a.teacher_guidance, "input-skip": a.input_skip, "init-from": a.init_from}
         bad = [k for k, v in fixed.items() if v]
         if bad:
             raise TrainError(f"--resume keeps the run's settings; cannot change {', '.join('--' + b for b in bad)}")
@@ -407,6 +437,8 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         cfg.teacher = a.teacher
     if a.teacher_guidance is not None:
         cfg.teacher_guidance = a.teacher_guidance
+    if a.init_from:
+        cfg.init_from = a.init_from
     if a.no_flip:
         cfg.flip = False
     if a.no_amp:
@@ -423,6 +455,8 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         m["emb_dim"] = a.emb_dim
     if a.patch:
         m["patch"] = a.patch
+    if a.input_skip:
+        m["input_skip"] = True
     cfg.model = ModelConfig.from_dict(m)
     cfg.model.validate()
     if not 0 <= cfg.balance <= 1:
