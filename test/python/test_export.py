@@ -142,3 +142,13 @@ def test_export_errors_via_cli(tmp_path, capsys):
     garbage.write_bytes(b"nope")
     assert ex.main(["--run", str(garbage.parent), "--out", str(tmp_path / "o")]) == 2
     assert "unreadable" in capsys.readouterr().err
+
+
+def test_no_int8_leaves_fp16_as_the_smallest_variant(tiny_run, tmp_path, capsys):
+    out = tmp_path / "models"
+    assert ex.main(["--run", str(tiny_run), "--out", str(out), "--name", "tiny", "--no-int8"]) == 0
+    meta = json.loads((out / "model.json").read_text())
+    assert set(meta["files"]) == {"model", "update", "model_fp16"}
+    assert not (out / "model.int8.onnx").exists()
+    assert meta["files"]["model_fp16"]["bytes"] == (out / "model.fp16.onnx").stat().st_size
+    assert "parity model.fp16.onnx" in capsys.readouterr().out

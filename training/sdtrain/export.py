@@ -193,7 +193,7 @@ def write_meta(out: Path, ck: Dict, model: ContextUnet, name: str, files: Dict[s
 
 
 def export(run: Path, out: Path, name: str, check: bool = True, tolerance: float = 1e-4,
-           sampling: Optional[Dict] = None, fp16: bool = True) -> Dict:
+           sampling: Optional[Dict] = None, fp16: bool = True, int8: bool = True) -> Dict:
     ck = load_run(run)
     model = build_model(ck)
     out.mkdir(parents=True, exist_ok=True)
@@ -207,6 +207,8 @@ def export(run: Path, out: Path, name: str, check: bool = True, tolerance: float
         for key, suffix, convert, transform, label in (
                 ("model_fp16", ".fp16.onnx", convert_fp16_weights, fake_quant_fp16, "float16 weights"),
                 ("model_int8", ".int8.onnx", convert_int8_weights, fake_quant_int8, "int8 per-channel weights")):
+            if key == "model_int8" and not int8:
+                continue
             vpath = out / ("model" + suffix)
             try:
                 convert(mpath, vpath)
@@ -246,12 +248,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--steps", type=int, default=25, help="default DDIM steps recorded in model.json")
     p.add_argument("--no-parity", action="store_true", help="skip the ONNX Runtime parity check (not recommended)")
     p.add_argument("--no-fp16", action="store_true", help="do not write model.fp16.onnx / model.int8.onnx (reduced-precision weights)")
+    p.add_argument("--no-int8", action="store_true", help="do not write model.int8.onnx, so the runtime's weights 'auto' "
+                                                          "downloads fp16: for a model whose evaluation shows int8 weights "
+                                                          "cost quality (npm run evaluate -- --weights fp32,int8)")
     a = p.parse_args(argv)
     run = Path(a.run)
     try:
         export(run, Path(a.out), a.name or run.name, check=not a.no_parity, tolerance=a.tolerance,
                sampling={"sampler": "ddim", "steps": a.steps, "guidance": a.guidance, "clip_x0": True},
-               fp16=not a.no_fp16)
+               fp16=not a.no_fp16, int8=not a.no_int8)
     except ExportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
