@@ -300,6 +300,8 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
    * the plugin writes to the cache (then the read no longer lists every cached sprite).
    */
   private lastRead: WarmStart | null = null;
+  /** This start's model URL guess and cache-key settings, computed once per start (it reads localStorage). */
+  private settings: WarmStartSettings = warmStartSettings(this.cfg);
   private listening = false;
   private destroyed = false;
   private counters = { cacheHits: 0, cacheMisses: 0, generated: 0 };
@@ -573,6 +575,7 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     const early = pendingWarmStart;
     pendingWarmStart = null;
     const settings = warmStartSettings(this.cfg);
+    this.settings = settings;
     const last = this.lastRead;
     const warm =
       early && sameWarmStart(early.settings, settings)
@@ -599,9 +602,8 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
       if (typeof this.cfg.modelUrl !== 'string' && this.cfg.backend === 'auto') {
         // One model per backend: the next visit reads this backend's model early, and the snapshot
         // learns its model.json if the early read guessed the other one.
-        const guessed = warmStartSettings(this.cfg).modelUrl;
         rememberBackend(info.backend);
-        if (info.modelUrl !== guessed)
+        if (info.modelUrl !== settings.modelUrl)
           this.cache?.rememberModel(info.modelUrl, JSON.stringify({ ...info.meta, training: undefined }));
       }
       // Keeps the pools the early read built (the usual case); rebuilds them if model.json changed
@@ -631,7 +633,7 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
   ): { first: Promise<void>; all: Promise<void>; warm: boolean } {
     const cache = this.cache;
     if (!cache) return { first: Promise.resolve(), all: Promise.resolve(), warm: false };
-    const read = warm ?? startWarmStart(warmStartSettings(this.cfg), cache);
+    const read = warm ?? startWarmStart(this.settings, cache);
     this.lastRead = read;
     read.fetched.catch(() => {
       if (this.lastRead === read) this.lastRead = null; // model.json failed: a restart fetches again
@@ -674,7 +676,7 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
   private poolKeyFor(category: string, modelSha: string): string | null {
     const cache = this.cache;
     const meta = this.meta;
-    return cache && meta ? poolKey(cache, warmStartSettings(this.cfg), meta, modelSha, category) : null;
+    return cache && meta ? poolKey(cache, this.settings, meta, modelSha, category) : null;
   }
 
   /** Adds the full IndexedDB read to pools built from the boot snapshot (skipping what it gave). */

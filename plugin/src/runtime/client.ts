@@ -127,12 +127,12 @@ export class DiffusionClient extends Emitter<ClientEvents> {
     };
   }
 
-  /** Starts the worker and loads the model. */
   /** Changes the most generate requests that may wait; requests already queued stay. */
   setMaxQueue(maxQueue: number): void {
     this.maxQueue = maxQueue;
   }
 
+  /** Starts the worker and loads the model. */
   async init(
     modelUrl: ModelSource,
     backend: BackendChoice = 'auto',
