@@ -28,7 +28,7 @@ def test_run_and_exported_model_score_identically_with_one_classifier(tiny_run, 
     assert names == ["ddim5", "tiny-exported:ddim5", "tiny-exported:ddim5-g2"]
     a, b, c = report["settings"]
     assert b["model"] == "tiny-exported" and b["model_steps"] == 125 and "model" not in a
-    for key in ("accuracy_generated", "frechet_generated_vs_train", "nn_median_generated"):
+    for key in ("accuracy_generated", "frechet_generated_vs_train", "nn_median_generated", "roughness"):
         assert a[key] == pytest.approx(b[key], abs=1e-5), key
     assert c["guidance"] == 2.0 and c["n"] == 12
     saved = json.loads((out / "eval.json").read_text())
@@ -39,3 +39,26 @@ def test_run_and_exported_model_score_identically_with_one_classifier(tiny_run, 
 def test_also_needs_model_and_settings(tiny_run, capsys):
     assert ev.main(["--run", str(tiny_run), "--also", "no-settings-here"]) == 2
     assert "give MODEL=SETTINGS" in capsys.readouterr().err
+
+
+def _sprite(rgb: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """A batch of one RGBA image in [-1, 1] from an RGB (3, H, W) and an alpha mask (H, W) of 0/1."""
+    return torch.cat([rgb, alpha[None] * 2 - 1])[None]
+
+
+def test_roughness_measures_colour_change_between_opaque_neighbours():
+    flat = _sprite(torch.full((3, 4, 4), 0.5), torch.ones(4, 4))
+    assert ev.roughness(flat) == pytest.approx(0.0, abs=1e-6)
+    # a checkerboard of -1 and 1 in every channel: each neighbour pair differs by 2
+    cb = (torch.arange(4)[:, None] + torch.arange(4)[None]) % 2 * 2.0 - 1
+    assert ev.roughness(_sprite(cb.expand(3, 4, 4).clone(), torch.ones(4, 4))) == pytest.approx(2.0, abs=1e-5)
+    # pairs with a transparent pixel do not count: an opaque flat block beside transparent noise is smooth
+    alpha = torch.zeros(4, 4)
+    alpha[:, :2] = 1
+    rgb = torch.full((3, 4, 4), 0.25)
+    rgb[:, :, 2:] = torch.rand(3, 4, 2)
+    assert ev.roughness(_sprite(rgb, alpha)) == pytest.approx(0.0, abs=1e-6)
+    # a speckled copy of a sprite is rougher than the sprite
+    noisy = flat.clone()
+    noisy[:, :3] += 0.3 * torch.randn(1, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    assert ev.roughness(noisy) > 0.1

@@ -139,6 +139,21 @@ def half_transparent(x: torch.Tensor) -> float:
     return float(((a > 0.1) & (a < 0.9)).float().mean())
 
 
+def roughness(x: torch.Tensor) -> float:
+    """Mean RGB change between 4-neighbour pixels that are both opaque (after `clean_alpha`), in the
+    [-1, 1] scale. Colour speckle raises it; a real sprite's edges and shading set the baseline."""
+    x = clean_alpha(x)
+    rgb, a = x[:, :3], x[:, 3:4] > 0
+    total, count = 0.0, 0
+    for d in (2, 3):
+        n = x.shape[d] - 1
+        both = (a.narrow(d, 0, n) & a.narrow(d, 1, n)).float()
+        diff = (rgb.narrow(d, 1, n) - rgb.narrow(d, 0, n)).abs().mean(1, keepdim=True)
+        total += float((diff * both).sum())
+        count += float(both.sum())
+    return total / max(count, 1.0)
+
+
 def parse_setting(s: str) -> Dict:
     """'ddim25', 'ddim25-g2', 'ddpm', 'ddpm-g1.5' -> dict."""
     parts = s.split("-")
@@ -205,12 +220,14 @@ def evaluate(run: Path, data: Optional[Path], out: Path, per_category: int, sett
     real_acc = float((p_ev == y_ev).float().mean())
     fd_real = frechet(f_ev, f_tr)
     nn_real, _ = nn_distance(x_ev, x_tr, device)
+    rough_real = roughness(x_ev)
     report: Dict = {
         "classifier": {"epochs": epochs, "heldout_accuracy": real_acc,
                        "per_category_heldout_accuracy": {n: float((p_ev[y_ev == i] == i).float().mean())
                                                          for i, n in enumerate(names)}},
         "real": {"frechet_heldout_vs_train": fd_real, "nn_median_heldout": float(nn_real.median()),
-                 "half_transparent_share": half_transparent(x_ev), "n_heldout": int(len(x_ev))},
+                 "half_transparent_share": half_transparent(x_ev), "roughness": rough_real,
+                 "n_heldout": int(len(x_ev))},
         "settings": [],
     }
     print(f"classifier held-out accuracy {real_acc:.3f}; FD held-out vs train {fd_real:.2f}", flush=True)
@@ -257,6 +274,8 @@ def evaluate(run: Path, data: Optional[Path], out: Path, per_category: int, sett
             "nn_ratio_generated_to_heldout": float(nn_gen.median() / nn_real.median()),
             "near_copies_share": float((nn_gen < torch.quantile(nn_real, 0.05)).float().mean()),
             "half_transparent_share_raw": half_transparent(raw),
+            "roughness": (rough := roughness(raw)),
+            "roughness_ratio_to_heldout": rough / max(rough_real, 1e-9),
             "seconds": round(secs, 1), "n": int(len(raw)),
         }
         report["settings"].append(r)
@@ -270,7 +289,8 @@ def evaluate(run: Path, data: Optional[Path], out: Path, per_category: int, sett
         save_grid(np.concatenate([u8[pick.numpy()], tr_u8]), 2, out / f"nearest-{file_tag}.png")
         print(f"{s}: acc {r['accuracy_generated']:.3f} (real {real_acc:.3f}), FD {r['frechet_generated_vs_train']:.2f} "
               f"(real {fd_real:.2f}), NN ratio {r['nn_ratio_generated_to_heldout']:.2f}, near copies "
-              f"{r['near_copies_share']:.3f}, half-transparent {r['half_transparent_share_raw']:.4f}", flush=True)
+              f"{r['near_copies_share']:.3f}, half-transparent {r['half_transparent_share_raw']:.4f}, roughness "
+              f"{r['roughness']:.3f} ({r['roughness_ratio_to_heldout']:.2f}x real)", flush=True)
     report["seconds_total"] = round(time.time() - t0, 1)
     report["device"] = str(device)
     report["model"] = main["name"]
