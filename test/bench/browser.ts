@@ -179,6 +179,7 @@ async function wasmBench(
     res.wasmThreads = env.isolated ? Math.max(1, Math.min(16, env.cores)) : 1;
     const batches = opts.quick ? [1, 8] : [1, 8, 32];
     const stepsPerRun = opts.quick ? 3 : 5;
+    await warmUp(page, 1, opts.quick ? 2000 : 4000);
     for (const b of batches) {
       const runs = b >= 32 ? 2 : opts.quick ? 2 : 3;
       await bench(page, 'monster', b, 2); // warm-up (first run of this batch shape)
@@ -209,7 +210,19 @@ async function wasmBench(
   }
 }
 
-/** One DDIM-25 generate() of 16 sprites per model, each on a fresh page (after a 2-step warm-up). */
+/**
+ * Runs 1-step generates of `batch` sprites for at least `ms`: V8 compiles ORT's WASM module quickly first
+ * and optimises its hot functions in the background, in every ORT thread, so a page's first calls run
+ * slower and compete with that compilation for the CPU (in Node, the first seconds of a fresh ORT-web
+ * session ran native ORT in the same process 4x slower).
+ */
+async function warmUp(page: Page, batch: number, ms: number): Promise<void> {
+  const t0 = Date.now();
+  do await bench(page, 'monster', batch, 1);
+  while (Date.now() - t0 < ms);
+}
+
+/** One DDIM-25 generate() of 16 sprites per model, each on a fresh page (after a 3 s warm-up). */
 async function ddim25x16Bench(
   browser: Browser,
   pagesUrl: string,
@@ -223,7 +236,7 @@ async function ddim25x16Bench(
       const page = await context.newPage();
       errors.push(collectErrors(page));
       await openTestPage(page, `${pagesUrl}diffusion.html?backend=wasm&model=${m.url}&pool=0`);
-      await bench(page, 'monster', 16, 2);
+      await warmUp(page, 16, 3000);
       const r = await bench(page, 'monster', 16, 25);
       if (!r) throw new Error('__sdTest.bench returned nothing');
       const x = m.nativeMsPerStep16 ? round(r.msPerStep / m.nativeMsPerStep16, 2) : null;

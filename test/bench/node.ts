@@ -20,11 +20,17 @@ export interface StepTiming {
 
 type Run = (x: Float32Array, t: Float32Array, c: Float32Array, n: number) => Promise<Float32Array>;
 
+/** One session: `run` calls the denoiser, `release` frees the session and its intra-op threads. */
+export interface Runner {
+  run: Run;
+  release(): Promise<void>;
+}
+
 export function loadMeta(modelJson: string): { meta: ModelMeta; dir: string } {
   return { meta: parseModelMeta(JSON.parse(readFileSync(modelJson, 'utf8')), modelJson), dir: dirname(modelJson) };
 }
 
-export async function nativeRunner(meta: ModelMeta, dir: string, threads: number): Promise<Run> {
+export async function nativeRunner(meta: ModelMeta, dir: string, threads: number): Promise<Runner> {
   const ort = await import('onnxruntime-node');
   const s = await ort.InferenceSession.create(join(dir, meta.files.model.path), {
     intraOpNumThreads: threads,
@@ -33,7 +39,7 @@ export async function nativeRunner(meta: ModelMeta, dir: string, threads: number
   return runner(ort, s, meta);
 }
 
-export async function wasmRunner(meta: ModelMeta, dir: string, threads: number): Promise<Run> {
+export async function wasmRunner(meta: ModelMeta, dir: string, threads: number): Promise<Runner> {
   const ort = await import('onnxruntime-web');
   ort.env.wasm.numThreads = threads;
   ort.env.wasm.simd = true;
@@ -43,11 +49,11 @@ export async function wasmRunner(meta: ModelMeta, dir: string, threads: number):
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: both ORT packages share this shape; their types differ nominally
-function runner(ort: any, session: any, meta: ModelMeta): Run {
+function runner(ort: any, session: any, meta: ModelMeta): Runner {
   const { size, channels } = meta.image;
   const K = meta.context.size;
   const [iName, tName, cName] = meta.onnx.inputs as [string, string, string];
-  return async (x, t, c, n) => {
+  const run: Run = async (x, t, c, n) => {
     const out = await session.run({
       [iName]: new ort.Tensor('float32', x, [n, channels, size, size]),
       [tName]: new ort.Tensor('float32', t, [n]),
@@ -55,6 +61,7 @@ function runner(ort: any, session: any, meta: ModelMeta): Run {
     });
     return out[meta.onnx.output].data as Float32Array;
   };
+  return { run, release: () => session.release() };
 }
 
 /** Median time of one guided denoising step (network on 2B rows + the update) at batch B. */

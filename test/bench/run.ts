@@ -44,17 +44,33 @@ const guidance = meta.sampling.guidance;
 
 const rows: (StepTiming & { model: string })[] = [];
 for (const m of models) {
-  const g = m.meta.sampling.guidance;
   console.log(
     `model ${m.meta.name} (${m.path}): ${m.meta.training?.params ?? '?'} params, ` +
-      `${m.meta.training?.gflop_per_forward ?? '?'} GFLOP/forward; guidance ${g}; ${threads} threads`,
+      `${m.meta.training?.gflop_per_forward ?? '?'} GFLOP/forward; guidance ${m.meta.sampling.guidance}; ${threads} threads`,
   );
-  const native = await nativeRunner(m.meta, m.dir, threads);
-  const wasm = await wasmRunner(m.meta, m.dir, threads);
-  for (const b of batches) {
-    const runs = b >= 32 ? (quick ? 2 : 4) : quick ? 4 : 8;
-    rows.push({ model: m.meta.name, ...(await timeStep(native, m.meta, 'onnxruntime-node', b, g, runs)) });
-    rows.push({ model: m.meta.name, ...(await timeStep(wasm, m.meta, 'ort-web wasm (node)', b, g, runs)) });
+}
+// Each runtime is timed alone: every native session is released before onnxruntime-web starts. Starting
+// onnxruntime-web compiles its 14 MB module in each of its threads in the background, which slowed native
+// runs in the same process 4x (batch 1: 6.8 -> 33 ms per step) until it finished, so each session also
+// runs for WARM_MS before it is timed.
+const WARM_MS = quick ? 2000 : 4000;
+for (const [backend, create] of [
+  ['onnxruntime-node', nativeRunner],
+  ['ort-web wasm (node)', wasmRunner],
+] as const) {
+  for (const m of models) {
+    const runner = await create(m.meta, m.dir, threads);
+    for (const start = performance.now(); performance.now() - start < WARM_MS; ) {
+      await timeStep(runner.run, m.meta, backend, 1, m.meta.sampling.guidance, 1);
+    }
+    for (const b of batches) {
+      const runs = b >= 32 ? (quick ? 2 : 4) : quick ? 4 : 8;
+      rows.push({
+        model: m.meta.name,
+        ...(await timeStep(runner.run, m.meta, backend, b, m.meta.sampling.guidance, runs)),
+      });
+    }
+    await runner.release();
   }
 }
 
