@@ -166,10 +166,36 @@ def test_input_skip_starts_as_a_no_op_costs_little_and_learns():
     assert skip.skip_in.weight.abs().sum() > 0
 
 
+def test_refine_head_starts_as_a_no_op_costs_little_and_learns():
+    cfg = ModelConfig(size=32, widths=(32, 64, 128), patch=2, input_skip=True)
+    base = ContextUnet(cfg)
+    with torch.no_grad():
+        for p in base.parameters():
+            p.normal_(0, 0.05)
+    head = ContextUnet(ModelConfig.from_dict({**cfg.to_dict(), "refine": 32}))
+    result = head.load_state_dict(base.state_dict(), strict=False)
+    assert sorted(result.missing_keys) == ["refine_in.bias", "refine_in.weight", "refine_out.bias",
+                                           "refine_out.weight", "refine_t.bias", "refine_t.weight"]
+    # its input: the shuffled output (4), the input (4) and the shuffled last features (32 / 2^2)
+    assert head.refine_in.in_channels == 16
+    x, t, ctx = torch.randn(2, 4, 32, 32), torch.tensor([3.0, 400.0]), torch.eye(11)[:2]
+    with torch.no_grad():
+        assert torch.equal(head(x, t, ctx), base(x, t, ctx)), "a zero-initialised head must change nothing"
+    assert 1.05 < count_flops(head) / count_flops(base) < 1.15
+    opt = torch.optim.SGD(head.parameters(), lr=0.1)
+    torch.nn.functional.mse_loss(head(x, t, ctx), torch.randn_like(x)).backward()
+    opt.step()
+    assert head.refine_out.weight.abs().sum() > 0
+    with torch.no_grad():
+        assert not torch.equal(head(x, t, ctx), base(x, t, ctx))
+    with pytest.raises(ValueError, match="refine needs widths"):
+        ModelConfig(size=32, widths=(24, 48), groups=8, patch=4, refine=8).validate()
+
+
 def test_init_from_fine_tunes_another_runs_ema_weights(tiny_run, tiny_data, tmp_path, capsys):
     src = tiny_run / "checkpoint.pt"
     ema = load_ckpt(src)["ema"]
-    args = ("--input-skip", "--init-from", str(src), "--lr", "1e-3", "--warmup", "2")
+    args = ("--input-skip", "--refine", "8", "--init-from", str(src), "--lr", "1e-3", "--warmup", "2")
     # At initialisation the new run's network is the source's EMA network (the skip starts at zero).
     cfg = train.config_from_args(train.make_parser().parse_args(train_args(tiny_data, tmp_path / "a", 4, *args)))
     trainer = train.Trainer(cfg)
@@ -182,14 +208,15 @@ def test_init_from_fine_tunes_another_runs_ema_weights(tiny_run, tiny_data, tmp_
         assert torch.equal(trainer.model(x, t, ctx), source(x, t, ctx))
         assert torch.equal(trainer.ema(x, t, ctx), source(x, t, ctx))
     assert trainer.step == 0
-    assert "new parameters: skip_in.bias, skip_in.weight, skip_t.bias, skip_t.weight" in capsys.readouterr().out
+    assert ("new parameters: refine_in.bias, refine_in.weight, refine_out.bias, refine_out.weight, refine_t.bias, "
+            "refine_t.weight, skip_in.bias, skip_in.weight, skip_t.bias, skip_t.weight") in capsys.readouterr().out
 
     # A short fine-tune runs, saves its settings, and exports (ONNX checked against PyTorch) to a model
     # whose weights, the skip's included, round-trip through the teacher loader.
     out = tmp_path / "b"
     assert train.main(train_args(tiny_data, out, 4, *args)) == 0
     saved = json.loads((out / "config.json").read_text())
-    assert saved["init_from"] == str(src) and saved["model"]["input_skip"] is True
+    assert saved["init_from"] == str(src) and saved["model"]["input_skip"] is True and saved["model"]["refine"] == 8
     models = tmp_path / "models"
     ex.export(out, models, "tiny-skip", check=True, fp16=False)
     got = load_teacher(models / "model.json").model.state_dict()
@@ -197,6 +224,7 @@ def test_init_from_fine_tunes_another_runs_ema_weights(tiny_run, tiny_data, tmp_
     assert set(got) == set(want)
     assert all(torch.equal(got[k], v) for k, v in want.items())
     assert want["skip_in.weight"].abs().sum() > 0, "four steps moved the skip off zero"
+    assert want["refine_out.weight"].abs().sum() > 0, "and the refinement head"
 
     # A network of another shape, or no checkpoint, is a clear error.
     assert train.main(train_args(tiny_data, tmp_path / "c", 2, *args, "--emb-dim", "16")) == 2

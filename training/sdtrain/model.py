@@ -38,6 +38,12 @@ class ModelConfig:
     # channels*patch^2 values per position; at small t the target noise is almost a copy of the
     # input's per-pixel noise, which this path can pass on directly.
     input_skip: bool = False
+    # Width of a full-resolution refinement head (0: none). With a patch stem every output pixel
+    # comes from a 16x16 position shared by a patch x patch block, and the only per-pixel path is
+    # the linear input skip; the head adds two 3x3 convolutions at full resolution on the shuffled
+    # output, the input and the shuffled last features, plus a timestep bias:
+    # out += conv(silu(conv([out, x, features]) + b(t))). Its last conv starts at zero.
+    refine: int = 0
 
     def to_dict(self) -> Dict:
         d = asdict(self)
@@ -57,6 +63,10 @@ class ModelConfig:
         if self.size % down:
             raise ValueError(f"size {self.size} must be divisible by {down} "
                              f"(patch {self.patch}, {len(self.widths)} levels)")
+        if self.refine < 0:
+            raise ValueError(f"refine must be 0 (none) or a width, got {self.refine}")
+        if self.refine and self.widths[0] % (self.patch * self.patch):
+            raise ValueError(f"refine needs widths[0] ({self.widths[0]}) divisible by patch^2 ({self.patch ** 2})")
         for w in self.widths:
             if w % self.groups:
                 raise ValueError(f"width {w} is not divisible by groups={self.groups}")
@@ -140,6 +150,13 @@ class ContextUnet(nn.Module):
             self.skip_t = nn.Linear(e, pix)
             nn.init.zeros_(self.skip_in.weight)
             nn.init.zeros_(self.skip_in.bias)
+        if cfg.refine:
+            r_in = 2 * cfg.channels + w[0] // (cfg.patch * cfg.patch)
+            self.refine_in = nn.Conv2d(r_in, cfg.refine, 3, padding=1)
+            self.refine_t = nn.Linear(e, cfg.refine)
+            self.refine_out = nn.Conv2d(cfg.refine, cfg.channels, 3, padding=1)
+            nn.init.zeros_(self.refine_out.weight)
+            nn.init.zeros_(self.refine_out.bias)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         temb = self.time_mlp(timestep_encoding(t, self.cfg.emb_dim))
@@ -159,10 +176,17 @@ class ContextUnet(nn.Module):
             if i < len(self.upsamples):
                 h = F.interpolate(h, scale_factor=2.0, mode="nearest")
                 h = self.upsamples[i](h)
-        out = self.conv_out(F.silu(self.norm_out(h)))
+        feat = F.silu(self.norm_out(h))
+        out = self.conv_out(feat)
         if self.cfg.input_skip:
             out = out + self.skip_in(xp) * (1.0 + self.skip_t(temb))[:, :, None, None]
-        return F.pixel_shuffle(out, p) if p > 1 else out
+        if p > 1:
+            out = F.pixel_shuffle(out, p)
+        if self.cfg.refine:
+            f = F.pixel_shuffle(feat, p) if p > 1 else feat
+            r = self.refine_in(torch.cat([out, x, f], dim=1)) + self.refine_t(temb)[:, :, None, None]
+            out = out + self.refine_out(F.silu(r))
+        return out
 
 
 def count_params(model: nn.Module) -> int:

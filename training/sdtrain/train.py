@@ -401,6 +401,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-skip", action="store_true",
                    help="add a zero-initialised, timestep-scaled linear path from the input to the output "
                         "(helps a --patch stem pass per-pixel noise; see sdtrain/model.py)")
+    p.add_argument("--refine", type=int, metavar="WIDTH",
+                   help="add a zero-initialised full-resolution refinement head of this width after a --patch "
+                        "stem (two 3x3 convolutions at full resolution; see sdtrain/model.py)")
     p.add_argument("--init-from", help="start from this checkpoint.pt's EMA weights (fine-tuning; new modules such "
                                        "as --input-skip keep their init, the optimizer and schedule start fresh)")
     p.add_argument("--emb-dim", type=int, help=f"embedding width (default {d.model.emb_dim})")
@@ -421,7 +424,8 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         cfg = TrainConfig.load(cpath)
         fixed = {"data": a.data != TrainConfig().data and a.data != cfg.data, "batch": a.batch, "lr": a.lr,
                  "size": a.size, "widths": a.widths, "seed": a.seed, "patch": a.patch, "teacher": a.teacher,
-                 "teacher-guidance": a.teacher_guidance, "input-skip": a.input_skip, "init-from": a.init_from}
+                 "teacher-guidance": a.teacher_guidance, "input-skip": a.input_skip, "init-from": a.init_from,
+                 "refine": a.refine}
         bad = [k for k, v in fixed.items() if v]
         if bad:
             raise TrainError(f"--resume keeps the run's settings; cannot change {', '.join('--' + b for b in bad)}")
@@ -457,6 +461,8 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         m["patch"] = a.patch
     if a.input_skip:
         m["input_skip"] = True
+    if a.refine is not None:
+        m["refine"] = a.refine
     cfg.model = ModelConfig.from_dict(m)
     cfg.model.validate()
     if not 0 <= cfg.balance <= 1:
