@@ -23,10 +23,11 @@ def test_run_and_exported_model_score_identically_with_one_classifier(tiny_run, 
     """The exported model.json is the same network as the run, so with the same seed it scores the same."""
     out = tmp_path / "eval"
     report = ev.evaluate(tiny_run, tiny_data, out, per_category=6, settings=["ddim5"], device=torch.device("cpu"),
-                         epochs=1, also=[(exported_json, ["ddim5", "ddim5-g2"])])
+                         epochs=1, also=[(exported_json, ["ddim5", "ddim5-g2", "ddim5@int8"])])
     names = [s["name"] for s in report["settings"]]
-    assert names == ["ddim5", "tiny-exported:ddim5", "tiny-exported:ddim5-g2"]
-    a, b, c = report["settings"]
+    assert names == ["ddim5", "tiny-exported:ddim5", "tiny-exported:ddim5-g2", "tiny-exported:ddim5@int8"]
+    a, b, c, d = report["settings"]
+    assert d["weights"] == "int8" and "weights" not in b
     assert b["model"] == "tiny-exported" and b["model_steps"] == 125 and "model" not in a
     for key in ("accuracy_generated", "frechet_generated_vs_train", "nn_median_generated", "roughness"):
         assert a[key] == pytest.approx(b[key], abs=1e-5), key
@@ -37,6 +38,8 @@ def test_run_and_exported_model_score_identically_with_one_classifier(tiny_run, 
 
 
 def test_also_needs_model_and_settings(tiny_run, capsys):
+    assert ev.main(["--run", str(tiny_run), "--also", f"{tiny_run}=ddim5@int4"]) == 2
+    assert "unknown weights 'int4'" in capsys.readouterr().err
     assert ev.main(["--run", str(tiny_run), "--also", "no-settings-here"]) == 2
     assert "give MODEL=SETTINGS" in capsys.readouterr().err
 

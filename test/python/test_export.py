@@ -11,6 +11,7 @@ import torch
 
 from conftest import REPO, TINY_RUN_STEPS, TINY_SIZE, load_ckpt
 from sdtrain import export as ex
+from sdtrain import quantize as q
 
 # the TorchScript-based ONNX exporter of torch 1.13 is chatty about tracing; none of it matters here
 pytestmark = pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning",
@@ -120,6 +121,50 @@ def test_model_json_matches_format(exported, tiny_run):
     for name in [f["path"] for f in files.values()]:
         assert onnx_opsets(out / name).get("", 0) >= meta["onnx"]["opset"], name
     assert not list(out.glob("*.tmp"))
+
+
+def test_int8_file_keeps_the_first_and_last_convolutions_in_float16(exported):
+    """The layers whose int8 rounding moved the fast model's output most are stored as float16 (Cast);
+    the other conv and linear weights as int8 (DequantizeLinear); parity above checks the same
+    rounding in PyTorch (fake_quant_int8)."""
+    import onnx
+
+    out, _ = exported
+    g = onnx.load(str(out / "model.int8.onnx")).graph
+    cast = {n.output[0] for n in g.node if n.op_type == "Cast" and n.name.endswith("__cast")}
+    dq = {n.output[0] for n in g.node if n.op_type == "DequantizeLinear"}
+    assert {"conv_in.weight", "conv_out.weight"} <= cast
+    assert not any(q.int8_keeps_fp16(n) for n in dq)
+    assert "down_blocks.0.conv1.weight" in dq and "time_mlp.net.0.weight" in dq
+    state = {"conv_out.weight": torch.randn(4, 8, 3, 3), "mid.conv1.weight": torch.randn(8, 8, 3, 3)}
+    fq = q.fake_quant_int8(state)
+    assert torch.equal(fq["conv_out.weight"], state["conv_out.weight"].half().float())
+    assert not torch.equal(fq["mid.conv1.weight"], state["mid.conv1.weight"].half().float())
+
+
+def test_requantize_rewrites_the_variants_of_an_exported_model(exported, tmp_path, capsys):
+    src, _ = exported
+    out = tmp_path / "m"
+    shutil.copytree(src, out)
+    meta = json.loads((out / "model.json").read_text())
+    want = meta["files"]["model_int8"]["sha256"]
+    # a stale int8 file (here: the fp16 bytes) with its stale record in model.json
+    (out / "model.int8.onnx").write_bytes((out / "model.fp16.onnx").read_bytes())
+    meta["files"]["model_int8"]["sha256"] = "0" * 64
+    (out / "model.json").write_text(json.dumps(meta))
+    # a failing parity check leaves everything as it was
+    with pytest.raises(ex.ExportError, match="is unchanged"):
+        ex.requantize(out / "model.json", tolerance=0.0)
+    assert json.loads((out / "model.json").read_text())["files"]["model_int8"]["sha256"] == "0" * 64
+    assert (out / "model.int8.onnx").read_bytes() == (out / "model.fp16.onnx").read_bytes()
+    assert not [p for p in out.iterdir() if p.is_dir()], "no temporary folder left behind"
+    # the CLI rewrites both variants exactly as the exporter wrote them and records their hashes
+    assert ex.main(["--requantize", str(out / "model.json")]) == 0
+    files = json.loads((out / "model.json").read_text())["files"]
+    assert files["model_int8"]["sha256"] == want == hashlib.sha256((out / "model.int8.onnx").read_bytes()).hexdigest()
+    assert files["model_int8"]["bytes"] == (out / "model.int8.onnx").stat().st_size
+    assert "rewrote" in capsys.readouterr().out
+    assert ex.main(["--requantize", str(tmp_path / "none.json")]) == 2
 
 
 def test_export_from_missing_run_fails_clearly(tmp_path):

@@ -196,7 +196,9 @@ def evaluate(run: Path, data: Optional[Path], out: Path, per_category: int, sett
              also: Sequence[Tuple[Path, List[str]]] = ()) -> Dict:
     main = load_for_eval(run)
     base = main["model"]
-    for w in weights:
+    # an --also setting may name its weights after '@' (ddim25-g3@int8); the main run uses `weights`
+    also_jobs = [(p, *s.partition("@")[::2]) for p, sts in also for s in sts]
+    for w in [*weights, *(w for _, _, w in also_jobs if w)]:
         if w not in WEIGHTS:
             raise ValueError(f"unknown weights '{w}': use {', '.join(WEIGHTS)}")
     data = data or (Path(main["data"]) if main["data"] else None)
@@ -205,8 +207,9 @@ def evaluate(run: Path, data: Optional[Path], out: Path, per_category: int, sett
         data = Path(TrainConfig().data)
     d = load_dataset(Path(data))
     names: List[str] = d["categories"]
-    extras = [(load_for_eval(p), sts) for p, sts in also]
-    for m in [main] + [e for e, _ in extras]:
+    loaded = {p: load_for_eval(p) for p, _ in also}
+    extras = [(loaded[p], s, w or "fp32") for p, s, w in also_jobs]
+    for m in [main, *loaded.values()]:
         if names != m["categories"]:
             raise ValueError(f"dataset categories {names} differ from {m['name']}'s {m['categories']}")
     k = len(names)
@@ -233,7 +236,7 @@ def evaluate(run: Path, data: Optional[Path], out: Path, per_category: int, sett
     print(f"classifier held-out accuracy {real_acc:.3f}; FD held-out vs train {fd_real:.2f}", flush=True)
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(main, w, s, "") for w in weights for s in settings]
-    jobs += [(m, "fp32", s, f"{m['name']}:") for m, sts in extras for s in sts]
+    jobs += [(m, w, s, f"{m['name']}:") for m, s, w in extras]
     for src, w, s, prefix in jobs:
         sch = DDPMSchedule(src["schedule"])
         model = copy.deepcopy(src["model"])
@@ -306,7 +309,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--run", required=True, help="run directory, checkpoint.pt, or an exported model.json")
     p.add_argument("--also", action="append", default=[], metavar="MODEL=SETTINGS",
                    help="another model (run, checkpoint or model.json) and its comma-separated settings, scored "
-                        "by the same classifier, e.g. models/fast/model.json=ddim25; repeatable")
+                        "by the same classifier, e.g. models/fast/model.json=ddim25; a setting may end in @fp16 or @int8 "
+                        "to score those weights (models/model.json=ddim25-g3@int8); repeatable")
     p.add_argument("--data", help="dataset .npz (default: the run's)")
     p.add_argument("--out", default="models/eval", help="output folder for eval.json and PNGs")
     p.add_argument("--per-category", type=int, default=64)

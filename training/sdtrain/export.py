@@ -147,6 +147,14 @@ def parity(model: ContextUnet, model_path: Path, update_path: Path, seed: int = 
     return results
 
 
+# model.json key -> (file suffix, ONNX rewrite, the same rounding in PyTorch, label)
+VARIANTS = {
+    "model_fp16": (".fp16.onnx", convert_fp16_weights, fake_quant_fp16, "float16 weights"),
+    "model_int8": (".int8.onnx", convert_int8_weights, fake_quant_int8,
+                   "int8 per-channel weights, first and last convolutions float16"),
+}
+
+
 def write_meta(out: Path, ck: Dict, model: ContextUnet, name: str, files: Dict[str, Path],
                sampling: Dict) -> Path:
     cfg = ck["config"]
@@ -204,9 +212,7 @@ def export(run: Path, out: Path, name: str, check: bool = True, tolerance: float
     files = {"model": mpath, "update": upath}
     variants = []
     if fp16:
-        for key, suffix, convert, transform, label in (
-                ("model_fp16", ".fp16.onnx", convert_fp16_weights, fake_quant_fp16, "float16 weights"),
-                ("model_int8", ".int8.onnx", convert_int8_weights, fake_quant_int8, "int8 per-channel weights")):
+        for key, (suffix, convert, transform, label) in VARIANTS.items():
             if key == "model_int8" and not int8:
                 continue
             vpath = out / ("model" + suffix)
@@ -237,10 +243,55 @@ def export(run: Path, out: Path, name: str, check: bool = True, tolerance: float
     return {"parity": results, "meta": str(meta_path)}
 
 
+def requantize(model_json: Path, tolerance: float = 1e-4) -> List[Dict]:
+    """Rewrite the reduced-precision files an exported model.json lists (fp16, int8) from its model.onnx
+    with the current quantizer, without the training checkpoint. The new files are parity-checked
+    against PyTorch (the network rebuilt from model.onnx) before they replace the old ones, and
+    model.json's hashes and sizes are updated last, so a failure leaves the model as it was."""
+    from .teacher import TeacherError, load_teacher
+
+    try:
+        model = load_teacher(model_json).model
+    except TeacherError as e:
+        raise ExportError(str(e)) from None
+    meta = json.loads(model_json.read_text())
+    out = model_json.parent
+    mpath, upath = out / meta["files"]["model"]["path"], out / meta["files"]["update"]["path"]
+    todo = [(k, v) for k, v in VARIANTS.items() if k in meta["files"]]
+    if not todo:
+        raise ExportError(f"{model_json} lists no fp16 or int8 file to rewrite")
+    with tempfile.TemporaryDirectory(dir=out) as d:
+        fresh = []
+        for key, (_, convert, transform, _) in todo:
+            tmp = Path(d) / meta["files"][key]["path"]
+            convert(mpath, tmp)
+            fresh.append((key, tmp, transform))
+        results = parity(model, mpath, upath, extra_models=[(t, f) for _, t, f in fresh])
+        for r in results:
+            extra = f" (its weights vs fp32: {r['vs_fp32']:.3e})" if "vs_fp32" in r else ""
+            print(f"parity {Path(r['model']).name}:{r['output']}: max |onnxruntime - pytorch| = "
+                  f"{r['max_abs_diff']:.3e}{extra}")
+            if not r["max_abs_diff"] < tolerance:
+                raise ExportError(f"parity failed for {Path(r['model']).name}: max abs difference "
+                                  f"{r['max_abs_diff']:.3e} >= {tolerance}; {model_json} is unchanged")
+        for key, tmp, _ in fresh:
+            dst = out / meta["files"][key]["path"]
+            tmp.replace(dst)
+            meta["files"][key].update({"sha256": sha256_file(dst), "bytes": dst.stat().st_size})
+            print(f"rewrote {dst} ({dst.stat().st_size / 1e6:.2f} MB)")
+    tmp_json = model_json.with_name(model_json.name + ".tmp")
+    tmp_json.write_text(json.dumps(meta, indent=2) + "\n")
+    tmp_json.replace(model_json)
+    return results
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="npm run export --", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", required=True, help="run directory (or checkpoint.pt) from `npm run train`")
+    p.add_argument("--run", help="run directory (or checkpoint.pt) from `npm run train`")
+    p.add_argument("--requantize", metavar="MODEL_JSON",
+                   help="instead of exporting a run: rewrite the fp16/int8 files an exported model.json lists from "
+                        "its model.onnx with the current quantizer (parity-checked; no checkpoint needed)")
     p.add_argument("--out", default="models", help="output directory (default models/)")
     p.add_argument("--name", default=None, help="model name recorded in model.json (default: run folder name)")
     p.add_argument("--tolerance", type=float, default=1e-4, help="max abs difference allowed in parity (fp32)")
@@ -252,6 +303,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                                           "downloads fp16: for a model whose evaluation shows int8 weights "
                                                           "cost quality (npm run evaluate -- --weights fp32,int8)")
     a = p.parse_args(argv)
+    if bool(a.run) == bool(a.requantize):
+        p.error("give --run (export a training run) or --requantize MODEL_JSON")
+    if a.requantize:
+        try:
+            requantize(Path(a.requantize), tolerance=a.tolerance)
+        except (ExportError, FileNotFoundError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        return 0
     run = Path(a.run)
     try:
         export(run, Path(a.out), a.name or run.name, check=not a.no_parity, tolerance=a.tolerance,
