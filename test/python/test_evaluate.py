@@ -65,3 +65,12 @@ def test_roughness_measures_colour_change_between_opaque_neighbours():
     noisy = flat.clone()
     noisy[:, :3] += 0.3 * torch.randn(1, 3, 4, 4, generator=torch.Generator().manual_seed(0))
     assert ev.roughness(noisy) > 0.1
+
+
+def test_settings_name_ddim_noise_and_guidance():
+    assert ev.parse_setting("ddim25-g3-e1") == {"name": "ddim25-g3-e1", "sampler": "ddim", "steps": 25,
+                                                "guidance": 3.0, "eta": 1.0}
+    assert ev.parse_setting("ddim50")["eta"] == 0.0
+    for bad in ("ddim25-e2", "ddpm-e1", "ddim25-x"):
+        with pytest.raises(ValueError):
+            ev.parse_setting(bad)

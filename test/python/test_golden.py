@@ -38,7 +38,7 @@ def test_repo_golden_matches_fresh_computation():
     stored = json.loads(GOLDEN.read_text())
     fresh = json.loads(json.dumps(golden.make_golden()))  # JSON round trip, as written to disk
     assert_same(fresh, stored)
-    assert len(stored["cases"]) >= 10 and len(stored["update"]) == 4
+    assert len(stored["cases"]) >= 10 and len(stored["update"]) == 6
 
 
 def test_golden_main_writes_file(tmp_path, capsys):

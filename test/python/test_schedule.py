@@ -148,3 +148,43 @@ def test_sample_runs_and_is_seeded():
     assert torch.equal(outs[1], outs[2])  # same generator seed, same sprites
     with pytest.raises(ValueError, match="sampler"):
         sample(model, s, ctx, 8, 4, sampler="euler")
+
+
+def test_ddim_eta_one_at_stride_one_is_the_ddpm_posterior():
+    """DDIM with eta = 1 over one step t -> t-1 has the DDPM posterior's mean and the variance
+    beta~_t = (1 - ab_{t-1}) / (1 - ab_t) beta_t; eta = 0 adds no noise; the last step none either."""
+    s = DDPMSchedule()
+    g = torch.Generator().manual_seed(3)
+    x, eps = torch.randn(3, 4, 8, 8, generator=g, dtype=torch.float64), torch.randn(3, 4, 8, 8, generator=g, dtype=torch.float64)
+    z = torch.randn(3, 4, 8, 8, generator=g, dtype=torch.float64)
+    for t in (300, 40, 2):
+        tt, tp = torch.full((3,), t), torch.full((3,), t - 1)
+        mean = s.ddim_step(x, tt, tp, eps, eta=1.0, z=torch.zeros_like(z))
+        torch.testing.assert_close(mean, s.ddpm_step(x, tt, eps, None), rtol=1e-9, atol=1e-9)
+        post_var = (1 - s.alpha_bar[t - 1]) / (1 - s.alpha_bar[t]) * s.betas[t]
+        torch.testing.assert_close(s.ddim_sigma(tt, tp, 1.0, x).flatten()[0] ** 2, post_var, rtol=1e-9, atol=1e-12)
+        noisy = s.ddim_step(x, tt, tp, eps, eta=1.0, z=z)
+        torch.testing.assert_close(noisy - mean, post_var.sqrt() * z, rtol=1e-9, atol=1e-9)
+        half = s.ddim_step(x, tt, tp, eps, eta=0.5, z=z) - s.ddim_step(x, tt, tp, eps, eta=0.5, z=torch.zeros_like(z))
+        torch.testing.assert_close(half, 0.5 * post_var.sqrt() * z, rtol=1e-9, atol=1e-9)
+    tt, t0 = torch.full((3,), 20), torch.zeros(3, dtype=torch.long)
+    assert float(s.ddim_sigma(tt, t0, 1.0, x).abs().max()) == 0.0
+    with pytest.raises(ValueError, match="needs noise z"):
+        s.ddim_step(x, tt, torch.full((3,), 10), eps, eta=1.0)
+
+
+def test_sample_with_eta_is_seeded_and_differs_from_deterministic_ddim():
+    torch.manual_seed(0)
+    m = ContextUnet(ModelConfig(size=8, n_context=2, widths=(8, 16), emb_dim=16, groups=4)).eval()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.normal_(0, 0.1)
+    s = DDPMSchedule()
+    ctx = torch.eye(2)
+
+    def run(eta, seed=5):
+        return sample(m, s, ctx, 8, 4, sampler="ddim", steps=6, eta=eta, generator=torch.Generator().manual_seed(seed))
+
+    a, b = run(1.0), run(1.0)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, run(0.0)) and not torch.equal(a, run(1.0, seed=6))

@@ -25,6 +25,9 @@ describe('parseModelMeta', () => {
     expect(m.files.model.path).toBe('model.onnx');
     expect(m.files.model_fp16).toBeUndefined();
     expect(m.sampling).toEqual({ sampler: 'ddim', steps: 5, guidance: 1, clip_x0: true });
+    const withEta = modelJson();
+    (withEta.sampling as Record<string, unknown>).eta = 0.5;
+    expect(parseModelMeta(withEta).sampling.eta).toBe(0.5);
   });
 
   it.each([
@@ -40,6 +43,7 @@ describe('parseModelMeta', () => {
     ['sampling.sampler', (m: Record<string, unknown>) => ((m.sampling as Record<string, unknown>).sampler = 'euler')],
     ['sampling.steps', (m: Record<string, unknown>) => ((m.sampling as Record<string, unknown>).steps = 21)],
     ['sampling.clip_x0', (m: Record<string, unknown>) => ((m.sampling as Record<string, unknown>).clip_x0 = 'yes')],
+    ['sampling.eta', (m: Record<string, unknown>) => ((m.sampling as Record<string, unknown>).eta = 2)],
     [
       'files.model.sha256',
       (m: Record<string, unknown>) => ((m.files as { model: { sha256: string } }).model.sha256 = 'xyz'),

@@ -155,18 +155,22 @@ def roughness(x: torch.Tensor) -> float:
 
 
 def parse_setting(s: str) -> Dict:
-    """'ddim25', 'ddim25-g2', 'ddpm', 'ddpm-g1.5' -> dict."""
+    """'ddim25', 'ddim25-g2', 'ddim25-e1' (DDIM eta 1), 'ddpm', 'ddpm-g1.5' -> dict."""
     parts = s.split("-")
-    base, guidance = parts[0], 1.0
+    base, guidance, eta = parts[0], 1.0, 0.0
     for p in parts[1:]:
         if p.startswith("g"):
             guidance = float(p[1:])
+        elif p.startswith("e") and base.startswith("ddim"):
+            eta = float(p[1:])
+            if not 0.0 <= eta <= 1.0:
+                raise ValueError(f"setting {s!r}: eta must be within 0..1")
         else:
-            raise ValueError(f"setting {s!r}: unknown part {p!r}; use e.g. ddim25, ddim25-g2, ddpm-g1.5")
+            raise ValueError(f"setting {s!r}: unknown part {p!r}; use e.g. ddim25, ddim25-g2, ddim25-e1, ddpm-g1.5")
     if base == "ddpm":
         return {"name": s, "sampler": "ddpm", "steps": 0, "guidance": guidance}
     if base.startswith("ddim") and base[4:].isdigit():
-        return {"name": s, "sampler": "ddim", "steps": int(base[4:]), "guidance": guidance}
+        return {"name": s, "sampler": "ddim", "steps": int(base[4:]), "guidance": guidance, "eta": eta}
     raise ValueError(f"setting {s!r}: use ddpm or ddimN, optionally -gG for guidance")
 
 
@@ -258,7 +262,8 @@ def evaluate(run: Path, data: Optional[Path], out: Path, per_category: int, sett
         bar = Progress(len(ctx), f"sample {s}", unit="img", min_interval=2)
         for i in range(0, len(ctx), bs):
             xb = sample(model, sch, ctx[i:i + bs], model.cfg.size, model.cfg.channels, sampler=st["sampler"],
-                        steps=st["steps"], guidance=st["guidance"], clip_x0=True, generator=gen)
+                        steps=st["steps"], guidance=st["guidance"], clip_x0=True, generator=gen,
+                        eta=st.get("eta", 0.0))
             xs.append(xb.cpu())
             bar.update(len(xb))
         bar.close()

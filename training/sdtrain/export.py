@@ -297,6 +297,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--tolerance", type=float, default=1e-4, help="max abs difference allowed in parity (fp32)")
     p.add_argument("--guidance", type=float, default=1.0, help="default guidance scale recorded in model.json")
     p.add_argument("--steps", type=int, default=25, help="default DDIM steps recorded in model.json")
+    p.add_argument("--eta", type=float, default=0.0,
+                   help="default DDIM noise recorded in model.json (0: deterministic; 1: the DDPM posterior's noise "
+                        "at every step, which the shipped models sample better with, see models/REPORT.md)")
     p.add_argument("--no-parity", action="store_true", help="skip the ONNX Runtime parity check (not recommended)")
     p.add_argument("--no-fp16", action="store_true", help="do not write model.fp16.onnx / model.int8.onnx (reduced-precision weights)")
     p.add_argument("--no-int8", action="store_true", help="do not write model.int8.onnx, so the runtime's weights 'auto' "
@@ -312,10 +315,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 2
         return 0
+    if not 0.0 <= a.eta <= 1.0:
+        p.error(f"--eta must be within 0..1, got {a.eta}")
     run = Path(a.run)
+    sampling = {"sampler": "ddim", "steps": a.steps, "guidance": a.guidance, "clip_x0": True}
+    if a.eta:
+        sampling["eta"] = a.eta
     try:
         export(run, Path(a.out), a.name or run.name, check=not a.no_parity, tolerance=a.tolerance,
-               sampling={"sampler": "ddim", "steps": a.steps, "guidance": a.guidance, "clip_x0": True},
+               sampling=sampling,
                fp16=not a.no_fp16, int8=not a.no_int8)
     except ExportError as e:
         print(f"error: {e}", file=sys.stderr)

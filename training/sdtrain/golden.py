@@ -39,16 +39,23 @@ def make_golden(cfg: ScheduleConfig = ScheduleConfig(), seed: int = 7) -> Dict:
         tpp = torch.full((shape[0],), tp, dtype=torch.long)
         out = s.ddim_step(x, tt, tpp, eps, clip_x0=clip)
         cases.append({"kind": "ddim", "t": t, "t_prev": tp, "clip_x0": clip, "out": _flat(out)})
+    for t, tp, clip, eta in [(250, 230, False, 1.0), (250, 230, True, 0.5), (cfg.T, 480, True, 1.0), (21, 1, False, 1.0),
+                             (20, 0, True, 1.0)]:
+        tt = torch.full((shape[0],), t, dtype=torch.long)
+        tpp = torch.full((shape[0],), tp, dtype=torch.long)
+        out = s.ddim_step(x, tt, tpp, eps, clip_x0=clip, eta=eta, z=z)
+        cases.append({"kind": "ddim", "t": t, "t_prev": tp, "clip_x0": clip, "eta": eta, "out": _flat(out)})
     eps_u = torch.randn(shape, generator=g, dtype=torch.float64)
     updates = []
-    for kind, t, tp, clip, gscale, rows in [("ddpm", 250, 249, True, 2.0, 2), ("ddpm", 3, 2, False, 1.0, 1),
-                                           ("ddim", 250, 230, True, 3.0, 2), ("ddim", 20, 0, False, 1.0, 1)]:
-        coef = s_coef(s, kind, t, tp, clip)
+    for kind, t, tp, clip, gscale, rows, eta in [("ddpm", 250, 249, True, 2.0, 2, 0.0), ("ddpm", 3, 2, False, 1.0, 1, 0.0),
+                                                ("ddim", 250, 230, True, 3.0, 2, 0.0), ("ddim", 20, 0, False, 1.0, 1, 0.0),
+                                                ("ddim", 250, 230, True, 3.0, 2, 1.0), ("ddim", 41, 21, False, 1.0, 1, 0.5)]:
+        coef = s_coef(s, kind, t, tp, clip, eta)
         eps_all = torch.cat([eps, eps_u]) if rows == 2 else eps
-        zz = z if kind == "ddpm" and t > 1 else torch.zeros_like(z)
+        zz = z if (kind == "ddpm" and t > 1) or (eta > 0 and tp > 0) else torch.zeros_like(z)
         out = update_reference(x, eps_all, zz, torch.tensor(coef, dtype=torch.float64),
                                torch.tensor([gscale], dtype=torch.float64))[0]
-        updates.append({"kind": kind, "t": t, "t_prev": tp, "clip_x0": clip, "coef": coef, "guidance": gscale,
+        updates.append({"kind": kind, "t": t, "t_prev": tp, "clip_x0": clip, "eta": eta, "coef": coef, "guidance": gscale,
                         "eps_rows": rows, "x": _flat(x), "eps": _flat(eps_all), "z": _flat(zz), "out": _flat(out)})
     return {
         "generated_by": "training/sdtrain/golden.py (float64)",
@@ -65,7 +72,7 @@ def make_golden(cfg: ScheduleConfig = ScheduleConfig(), seed: int = 7) -> Dict:
     }
 
 
-def s_coef(s: DDPMSchedule, kind: str, t: int, tp: int, clip: bool) -> List[float]:
+def s_coef(s: DDPMSchedule, kind: str, t: int, tp: int, clip: bool, eta: float = 0.0) -> List[float]:
     """The update graph's coef vector [sqrt_ab, sqrt_1m_ab, A, B, C, clip] (float64)."""
     ab, a, b = float(s.alpha_bar[t]), float(s.alphas[t]), float(s.betas[t])
     if kind == "ddpm":
@@ -74,9 +81,10 @@ def s_coef(s: DDPMSchedule, kind: str, t: int, tp: int, clip: bool) -> List[floa
         C = b ** 0.5 if t > 1 else 0.0
     else:
         abp = float(s.alpha_bar[tp])
+        sigma = eta * max(0.0, (1 - abp) / (1 - ab) * (1 - ab / abp)) ** 0.5
         A = abp ** 0.5 / ab ** 0.5
-        B = (1 - abp) ** 0.5 - abp ** 0.5 * (1 - ab) ** 0.5 / ab ** 0.5
-        C = 0.0
+        B = max(0.0, 1 - abp - sigma ** 2) ** 0.5 - abp ** 0.5 * (1 - ab) ** 0.5 / ab ** 0.5
+        C = sigma
     return [ab ** 0.5, (1 - ab) ** 0.5, A, B, C, 1.0 if clip else 0.0]
 
 

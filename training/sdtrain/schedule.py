@@ -97,15 +97,28 @@ class DDPMSchedule:
         last = (t <= 1).view(-1, *([1] * (x.dim() - 1)))
         return torch.where(last, mean, mean + b.sqrt() * z)
 
+    def ddim_sigma(self, t: torch.Tensor, t_prev: torch.Tensor, eta: float, like: torch.Tensor) -> torch.Tensor:
+        """DDIM's noise scale: eta * sqrt((1 - ab_prev) / (1 - ab)) * sqrt(1 - ab / ab_prev); 0 when t_prev = 0."""
+        ab = self._gather(self.alpha_bar, t, like)
+        ab_prev = self._gather(self.alpha_bar, t_prev, like)
+        return eta * ((1.0 - ab_prev) / (1.0 - ab) * (1.0 - ab / ab_prev)).clamp_min(0.0).sqrt()
+
     def ddim_step(self, x: torch.Tensor, t: torch.Tensor, t_prev: torch.Tensor,
-                  eps: torch.Tensor, clip_x0: bool = False) -> torch.Tensor:
-        """Deterministic DDIM update (eta = 0) from t to t_prev."""
+                  eps: torch.Tensor, clip_x0: bool = False, eta: float = 0.0,
+                  z: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """DDIM update from t to t_prev. eta = 0 is deterministic; eta > 0 adds sigma * z (eta = 1: the
+        DDPM posterior's variance over the stride), with sigma from `ddim_sigma`; z is needed then."""
         if clip_x0:
             eps = self._clip_eps(x, t, eps)
         ab = self._gather(self.alpha_bar, t, x)
         ab_prev = self._gather(self.alpha_bar, t_prev, x)
         x0 = (x - (1.0 - ab).sqrt() * eps) / ab.sqrt()
-        return ab_prev.sqrt() * x0 + (1.0 - ab_prev).sqrt() * eps
+        if eta == 0.0:
+            return ab_prev.sqrt() * x0 + (1.0 - ab_prev).sqrt() * eps
+        if z is None:
+            raise ValueError("a DDIM step with eta > 0 needs noise z")
+        sigma = self.ddim_sigma(t, t_prev, eta, x)
+        return ab_prev.sqrt() * x0 + (1.0 - ab_prev - sigma ** 2).clamp_min(0.0).sqrt() * eps + sigma * z
 
 
 def ddim_timesteps(T: int, n: int) -> List[int]:
@@ -137,8 +150,8 @@ def guided_eps(eps_cond: torch.Tensor, eps_uncond: Optional[torch.Tensor], scale
 def sample(model: torch.nn.Module, schedule: DDPMSchedule, context: torch.Tensor,
            size: int, channels: int, sampler: str = "ddpm", steps: int = 0,
            guidance: float = 1.0, clip_x0: bool = True,
-           generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """Sample a batch in [-1, 1]; context [B, K] (zeros = unconditional)."""
+           generator: Optional[torch.Generator] = None, eta: float = 0.0) -> torch.Tensor:
+    """Sample a batch in [-1, 1]; context [B, K] (zeros = unconditional); eta: DDIM's noise (0..1)."""
     device = context.device
     B = context.shape[0]
     x = torch.randn(B, channels, size, size, generator=generator, device=device)
@@ -164,7 +177,8 @@ def sample(model: torch.nn.Module, schedule: DDPMSchedule, context: torch.Tensor
             eps = eps_at(x, tt)
             t = torch.full((B,), tt, device=device, dtype=torch.long)
             tp = torch.full((B,), prev, device=device, dtype=torch.long)
-            x = schedule.ddim_step(x, t, tp, eps, clip_x0=clip_x0)
+            z = torch.randn(x.shape, generator=generator, device=device) if eta > 0 and prev > 0 else None
+            x = schedule.ddim_step(x, t, tp, eps, clip_x0=clip_x0, eta=eta if z is not None else 0.0, z=z)
     else:
         raise ValueError(f"unknown sampler '{sampler}': use 'ddpm' or 'ddim'")
     return x.clamp(-1.0, 1.0)

@@ -32,7 +32,14 @@ export interface ModelMeta {
   prediction: 'epsilon';
   timestep?: { input: string; encoding: string };
   /** Recommended sampling settings. */
-  sampling: { sampler: 'ddpm' | 'ddim'; steps: number; guidance: number; clip_x0: boolean };
+  sampling: {
+    sampler: 'ddpm' | 'ddim';
+    steps: number;
+    guidance: number;
+    clip_x0: boolean;
+    /** DDIM's noise, 0..1 (0, the default when absent: deterministic DDIM). */
+    eta?: number;
+  };
   files: { model: ModelFile; model_fp16?: ModelFile; model_int8?: ModelFile; update: ModelFile };
   onnx: { opset: number; inputs: string[]; output: string };
   /** Informational training summary. */
@@ -184,6 +191,7 @@ export function parseModelMeta(json: unknown, source = 'model.json'): ModelMeta 
     steps: c.num(sm, 'steps', 'sampling.steps', 1, T, { int: true }),
     guidance: c.num(sm, 'guidance', 'sampling.guidance', 0, 100),
     clip_x0: c.bool(sm, 'clip_x0', 'sampling.clip_x0'),
+    ...(sm.eta === undefined ? {} : { eta: c.num(sm, 'eta', 'sampling.eta', 0, 1) }),
   };
 
   const files = c.obj(root, 'files', 'files');

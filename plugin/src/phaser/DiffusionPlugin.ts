@@ -68,6 +68,12 @@ export interface DiffusionConfig {
   steps?: number;
   /** Classifier-free guidance; default the model's recommendation. */
   guidance?: number;
+  /**
+   * DDIM's noise, 0..1: 0 is deterministic DDIM, 1 adds the DDPM posterior's noise at every step
+   * (cleaner colours at the same step count, see models/REPORT.md); default the model's
+   * recommendation (model.json sampling.eta), else 0.
+   */
+  eta?: number;
   /** Ready textures kept per category; default 2. 0 disables pools (every spawn generates). */
   poolSize: number;
   /** Base seed (integer); default random per boot. With a seed, generation is reproducible. */
@@ -98,6 +104,8 @@ export interface GenerateSpritesOptions {
   sampler?: SamplerName;
   steps?: number;
   guidance?: number;
+  /** DDIM's noise, 0..1 (see {@link DiffusionConfig.eta}). */
+  eta?: number;
   seed?: number;
   signal?: AbortSignal;
 }
@@ -176,6 +184,7 @@ function warmStartSettings(cfg: DiffusionConfig): WarmStartSettings {
     sampler: cfg.sampler,
     steps: cfg.steps,
     guidance: cfg.guidance,
+    eta: cfg.eta,
     cache: cfg.cache,
   };
 }
@@ -836,6 +845,7 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     const sampler = options.sampler ?? this.cfg.sampler ?? meta.sampling.sampler;
     const steps = options.steps ?? this.cfg.steps;
     const guidance = options.guidance ?? this.cfg.guidance;
+    const eta = options.eta ?? this.cfg.eta;
     const seed = options.seed ?? mix32(this.baseSeed + mix32(++this.requestCounter));
     const signal = options.signal ? AbortSignal.any([session.signal, options.signal]) : session.signal;
     const res = await client.generate({
@@ -847,6 +857,7 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
       signal,
       ...(steps === undefined ? {} : { steps }),
       ...(guidance === undefined ? {} : { guidance }),
+      ...(eta === undefined ? {} : { eta }),
       ...(frameEvery > 0 && onFrame ? { frameEvery, onFrame: (f) => f.rgba[0] && onFrame(f.rgba[0]) } : {}),
     });
     if (session.signal.aborted) throw new DiffusionError('aborted', 'the plugin was shut down');
@@ -860,7 +871,10 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     // Only plain-category sprites with the plugin's default settings go to the pool cache.
     const pool = typeof categoryOrMix === 'string' ? this.pools.get(categoryOrMix) : undefined;
     const defaultSettings =
-      options.sampler === undefined && options.steps === undefined && options.guidance === undefined;
+      options.sampler === undefined &&
+      options.steps === undefined &&
+      options.guidance === undefined &&
+      options.eta === undefined;
     if (pool?.cacheKey && this.cache && defaultSettings) {
       this.lastRead = null;
       this.track(

@@ -25,6 +25,7 @@ export interface WarmStartSettings {
   sampler?: SamplerName | undefined;
   steps?: number | undefined;
   guidance?: number | undefined;
+  eta?: number | undefined;
   /** The `cache` setting, compared by identity (it may hold a callback). */
   cache: unknown;
 }
@@ -92,6 +93,7 @@ export function sameWarmStart(a: WarmStartSettings, b: WarmStartSettings): boole
     a.sampler === b.sampler &&
     a.steps === b.steps &&
     a.guidance === b.guidance &&
+    a.eta === b.eta &&
     a.cache === b.cache
   );
 }
@@ -101,10 +103,13 @@ export function sameWarmStart(a: WarmStartSettings, b: WarmStartSettings): boole
  * the model's recommendation. Part of every cache key.
  */
 function poolSettings(s: WarmStartSettings, meta: ModelMeta | null): Record<string, unknown> {
+  const eta = s.eta ?? meta?.sampling.eta ?? 0;
   return {
     sampler: s.sampler ?? meta?.sampling.sampler,
     steps: s.steps ?? meta?.sampling.steps,
     guidance: s.guidance ?? meta?.sampling.guidance,
+    // only when set, so the keys of sprites cached before eta existed stay valid
+    ...(eta ? { eta } : {}),
   };
 }
 

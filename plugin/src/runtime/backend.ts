@@ -22,6 +22,8 @@ export interface SampleOptions {
   sampler: SamplerName;
   steps?: number;
   guidance?: number;
+  /** DDIM's noise (0..1); default model.json's sampling.eta, else 0. */
+  eta?: number;
   seed: number;
   clipX0?: boolean;
   /** Call `onFrame` every N steps (0 = never). */

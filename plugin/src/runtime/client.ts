@@ -277,6 +277,7 @@ export class DiffusionClient extends Emitter<ClientEvents> {
     };
     if (o.steps !== undefined) msg.steps = o.steps;
     if (o.guidance !== undefined) msg.guidance = o.guidance;
+    if (o.eta !== undefined) msg.eta = o.eta;
     if (o.frameEvery) msg.frameEvery = o.frameEvery;
     try {
       this.ensureWorker().postMessage(msg);

@@ -35,6 +35,7 @@ import {
   initialNoise,
   type PlannedStep,
   planSteps,
+  resolveEta,
   sample,
   spriteRngs,
   stepCoefficients,
@@ -279,6 +280,7 @@ class OrtBackend implements InferenceBackend {
     const { sampler, signal } = opts;
     const guidance = opts.guidance ?? meta.sampling.guidance;
     const clipX0 = opts.clipX0 ?? meta.sampling.clip_x0;
+    const eta = resolveEta(meta, opts.eta);
     const plan: PlannedStep[] = planSteps(meta, sampler, opts.steps);
     const B = opts.contexts.length;
     const K = meta.context.size;
@@ -335,12 +337,12 @@ class OrtBackend implements InferenceBackend {
         if (!eps) throw new DiffusionError('backend', `model.onnx has no output "${meta.onnx.output}"`);
         track(eps);
         if (eps.location !== 'gpu-buffer') this.counters.loopReadbacks++;
-        const z = stepNoise(meta, rngs, sampler, step) ?? zeros;
+        const z = stepNoise(meta, rngs, sampler, step, eta) ?? zeros;
         const u = await update.run({
           [UPDATE_INPUTS.x]: x,
           [UPDATE_INPUTS.eps]: eps,
           [UPDATE_INPUTS.z]: new ort.Tensor('float32', z, [B, C, S, S]),
-          [UPDATE_INPUTS.coef]: new ort.Tensor('float32', stepCoefficients(meta, sampler, step, clipX0), [6]),
+          [UPDATE_INPUTS.coef]: new ort.Tensor('float32', stepCoefficients(meta, sampler, step, clipX0, eta), [6]),
           [UPDATE_INPUTS.guidance]: gT,
         });
         const xNext = u[UPDATE_OUTPUTS.xNext];

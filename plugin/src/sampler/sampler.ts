@@ -6,7 +6,7 @@
 import { DiffusionError } from '../errors.ts';
 import type { ModelMeta } from '../model/meta.ts';
 import { type Rng, spriteRng } from './rng.ts';
-import { DDPMSchedule, ddimCoefficients, ddimTimesteps, ddpmCoefficients } from './schedule.ts';
+import { checkEta, DDPMSchedule, ddimCoefficients, ddimTimesteps, ddpmCoefficients } from './schedule.ts';
 import { applyUpdate } from './step.ts';
 
 /** Predicts the noise in a batch of images. */
@@ -25,6 +25,8 @@ export interface SampleOptions {
   steps?: number;
   /** Classifier-free guidance scale; default meta.sampling.guidance. 1 = conditional only. */
   guidance?: number;
+  /** DDIM's noise, 0..1 (0: deterministic); default meta.sampling.eta, else 0. Ignored by DDPM. */
+  eta?: number;
   /** Request seed (integer; low 32 bits used). Sprite i's noise comes from spriteRng(seed, firstIndex + i). */
   seed: number;
   /** Index of contexts[0] within the whole request (for splitting a request into batches); default 0. */
@@ -84,15 +86,25 @@ export function planSteps(meta: ModelMeta, sampler: 'ddpm' | 'ddim', steps?: num
   return ts.map((t, i) => ({ t, tPrev: ts[i + 1] ?? 0 }));
 }
 
-/** The update-graph coefficients for one planned step. */
+/** The update-graph coefficients for one planned step (`eta`: DDIM's noise, see {@link SampleOptions.eta}). */
 export function stepCoefficients(
   meta: ModelMeta,
   sampler: 'ddpm' | 'ddim',
   step: PlannedStep,
   clipX0: boolean,
+  eta = 0,
 ): Float32Array {
   const s = scheduleOf(meta);
-  return sampler === 'ddpm' ? ddpmCoefficients(s, step.t, clipX0) : ddimCoefficients(s, step.t, step.tPrev, clipX0);
+  return sampler === 'ddpm'
+    ? ddpmCoefficients(s, step.t, clipX0)
+    : ddimCoefficients(s, step.t, step.tPrev, clipX0, eta);
+}
+
+/** The eta a request samples with: its own, else the model's recommendation, else 0 (validated). */
+export function resolveEta(meta: ModelMeta, eta?: number): number {
+  const e = eta ?? meta.sampling.eta ?? 0;
+  checkEta(e);
+  return e;
 }
 
 /** One random stream per sprite: spriteRng(seed, firstIndex + i) for i < count. */
@@ -122,17 +134,19 @@ export function initialNoise(meta: ModelMeta, seedOrRngs: number | readonly Rng[
 }
 
 /**
- * The fresh noise z for one step, drawn from each sprite's own stream: DDPM steps with t > 1 draw
- * C*H*W normals per sprite; DDIM and the last DDPM step draw nothing and return null (= zeros).
+ * The fresh noise z for one step, drawn from each sprite's own stream: DDPM steps with t > 1 and
+ * DDIM steps with eta > 0 and tPrev > 0 draw C*H*W normals per sprite; other steps draw nothing and
+ * return null (= zeros).
  */
 export function stepNoise(
   meta: ModelMeta,
   rngs: readonly Rng[],
   sampler: 'ddpm' | 'ddim',
   step: PlannedStep,
+  eta = 0,
 ): Float32Array | null {
-  if (sampler !== 'ddpm' || step.t <= 1) return null;
-  return initialNoise(meta, rngs);
+  const noisy = sampler === 'ddpm' ? step.t > 1 : eta > 0 && step.tPrev > 0;
+  return noisy ? initialNoise(meta, rngs) : null;
 }
 
 function aborted(signal: AbortSignal): DiffusionError {
@@ -169,6 +183,7 @@ export async function sample(denoiser: Denoiser, meta: ModelMeta, opts: SampleOp
   const { sampler, signal } = opts;
   const guidance = opts.guidance ?? meta.sampling.guidance;
   const clipX0 = opts.clipX0 ?? meta.sampling.clip_x0;
+  const eta = resolveEta(meta, opts.eta);
   const plan = planSteps(meta, sampler, opts.steps);
   const B = opts.contexts.length;
   const K = meta.context.size;
@@ -199,8 +214,8 @@ export async function sample(denoiser: Denoiser, meta: ModelMeta, opts: SampleOp
     if (eps.length !== n * d) {
       throw new DiffusionError('backend', `denoiser returned ${eps.length} values for ${n} images, expected ${n * d}`);
     }
-    const z = stepNoise(meta, rngs, sampler, step);
-    x = applyUpdate(x, eps, z, stepCoefficients(meta, sampler, step, clipX0), guidance);
+    const z = stepNoise(meta, rngs, sampler, step, eta);
+    x = applyUpdate(x, eps, z, stepCoefficients(meta, sampler, step, clipX0, eta), guidance);
     opts.onStep?.(i + 1, plan.length);
     if (opts.onFrame && opts.frameEvery && ((i + 1) % opts.frameEvery === 0 || i + 1 === plan.length)) {
       opts.onFrame(x.slice(), i + 1, plan.length);

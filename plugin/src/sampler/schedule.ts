@@ -103,23 +103,44 @@ export function ddpmCoefficients(s: DDPMSchedule, t: number, clipX0: boolean): F
 }
 
 /**
- * The update graph's `coef` for one DDIM (eta 0) step t -> tPrev:
- * `[sqrt(ab[t]), sqrt(1-ab[t]), A, Bc, 0, clip]` with `A = sqrt(ab[tp])/sqrt(ab[t])`,
- * `Bc = sqrt(1-ab[tp]) - sqrt(ab[tp]) sqrt(1-ab[t]) / sqrt(ab[t])`.
+ * The update graph's `coef` for one DDIM step t -> tPrev:
+ * `[sqrt(ab[t]), sqrt(1-ab[t]), A, Bc, sigma, clip]` with `A = sqrt(ab[tp])/sqrt(ab[t])`,
+ * `Bc = sqrt(1-ab[tp]-sigma^2) - sqrt(ab[tp]) sqrt(1-ab[t]) / sqrt(ab[t])` and `sigma` =
+ * {@link ddimSigma} (0 for the default eta 0).
  */
-export function ddimCoefficients(s: DDPMSchedule, t: number, tPrev: number, clipX0: boolean): Float32Array {
+export function ddimCoefficients(s: DDPMSchedule, t: number, tPrev: number, clipX0: boolean, eta = 0): Float32Array {
   checkT(s, t);
   if (!Number.isInteger(tPrev) || tPrev < 0 || tPrev >= t) {
     throw new DiffusionError('bad-option', `DDIM t_prev must be an integer in 0..${t - 1}, got ${tPrev}`);
   }
+  checkEta(eta);
   const ab = at(s.alphaBar, t);
   const abp = at(s.alphaBar, tPrev);
+  const sigma = ddimSigma(s, t, tPrev, eta);
   return Float32Array.of(
     Math.sqrt(ab),
     Math.sqrt(1 - ab),
     Math.sqrt(abp) / Math.sqrt(ab),
-    Math.sqrt(1 - abp) - (Math.sqrt(abp) * Math.sqrt(1 - ab)) / Math.sqrt(ab),
-    0,
+    Math.sqrt(Math.max(0, 1 - abp - sigma * sigma)) - (Math.sqrt(abp) * Math.sqrt(1 - ab)) / Math.sqrt(ab),
+    sigma,
     clipX0 ? 1 : 0,
   );
+}
+
+/** @throws DiffusionError `bad-option` unless 0 <= eta <= 1 */
+export function checkEta(eta: number): void {
+  if (!(Number.isFinite(eta) && eta >= 0 && eta <= 1)) {
+    throw new DiffusionError('bad-option', `eta must be a number within 0..1 (0: deterministic DDIM), got ${eta}`);
+  }
+}
+
+/**
+ * DDIM's noise scale for a step t -> tPrev: eta * sqrt((1 - ab_prev) / (1 - ab)) * sqrt(1 - ab / ab_prev).
+ * 0 for eta 0 and for the last step (tPrev 0); eta 1 gives the DDPM posterior's variance over the stride.
+ */
+export function ddimSigma(s: DDPMSchedule, t: number, tPrev: number, eta: number): number {
+  if (eta === 0) return 0;
+  const ab = at(s.alphaBar, t);
+  const abp = at(s.alphaBar, tPrev);
+  return eta * Math.sqrt(Math.max(0, ((1 - abp) / (1 - ab)) * (1 - ab / abp)));
 }

@@ -3,7 +3,7 @@
  * the whole batch). Arithmetic is float64, results are stored as float32.
  */
 import { DiffusionError } from '../errors.ts';
-import type { DDPMSchedule } from './schedule.ts';
+import { type DDPMSchedule, ddimSigma } from './schedule.ts';
 
 function sameLength(name: string, a: Float32Array, b: Float32Array): void {
   if (a.length !== b.length) {
@@ -56,7 +56,10 @@ export function ddpmStep(
   return out;
 }
 
-/** One deterministic DDIM (eta 0) step t -> tPrev. */
+/**
+ * One DDIM step t -> tPrev. `eta` 0 (default) is deterministic; eta > 0 adds `sigma * z` with
+ * sigma = {@link ddimSigma} (eta 1: the DDPM posterior's variance over the stride) and needs `z`.
+ */
 export function ddimStep(
   s: DDPMSchedule,
   x: Float32Array,
@@ -64,19 +67,27 @@ export function ddimStep(
   tPrev: number,
   eps: Float32Array,
   clipX0: boolean,
+  eta = 0,
+  z: Float32Array | null = null,
 ): Float32Array {
   sameLength('eps', x, eps);
   const ab = tableAt(s.alphaBar, t);
   const abp = tableAt(s.alphaBar, tPrev);
+  const sigma = ddimSigma(s, t, tPrev, eta);
+  if (sigma > 0) {
+    if (!z) throw new DiffusionError('bad-option', 'a DDIM step with eta > 0 needs noise z');
+    sameLength('z', x, z);
+  }
   const sab = Math.sqrt(ab);
   const s1ab = Math.sqrt(1 - ab);
+  const dir = Math.sqrt(Math.max(0, 1 - abp - sigma * sigma));
   const out = new Float32Array(x.length);
   for (let i = 0; i < x.length; i++) {
     const xi = x[i] as number;
     let e = eps[i] as number;
     if (clipX0) e = clipEps(xi, e, sab, s1ab);
     const x0 = (xi - s1ab * e) / sab;
-    out[i] = Math.sqrt(abp) * x0 + Math.sqrt(1 - abp) * e;
+    out[i] = Math.sqrt(abp) * x0 + dir * e + (sigma > 0 ? sigma * ((z as Float32Array)[i] as number) : 0);
   }
   return out;
 }

@@ -117,6 +117,7 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
       signal: job.abort.signal,
       ...(req.steps === undefined ? {} : { steps: req.steps }),
       ...(req.guidance === undefined ? {} : { guidance: req.guidance }),
+      ...(req.eta === undefined ? {} : { eta: req.eta }),
       ...(req.frameEvery ? { frameEvery: req.frameEvery } : {}),
       onStep: (step, total) => post({ type: 'progress', requestId: req.requestId, step, total }),
       onFrame: (fx, step, total) => {

@@ -43,6 +43,8 @@ export interface GenerateRequest {
   steps?: number;
   /** Classifier-free guidance scale (1 = conditional only). */
   guidance?: number;
+  /** DDIM's noise, 0..1 (0: deterministic); default model.json's sampling.eta, else 0. */
+  eta?: number;
   /** 32-bit seed; sprite i uses the stream (seed, i). */
   seed: number;
   /** Send a `frame` every N steps (0 / omitted = no intermediate frames, no extra readbacks). */
@@ -88,7 +90,7 @@ export interface ReadyResponse {
   modelName: string;
   imageSize: number;
   contextSize: number;
-  sampling: { sampler: SamplerName; steps: number; guidance: number; clip_x0: boolean };
+  sampling: { sampler: SamplerName; steps: number; guidance: number; clip_x0: boolean; eta?: number };
   /** The validated model.json. */
   meta: ModelMeta;
 }
@@ -238,6 +240,9 @@ export function parseRequest(data: unknown): ParseResult {
       if (data.guidance !== undefined && !(typeof data.guidance === 'number' && Number.isFinite(data.guidance))) {
         return bad(`generate: guidance must be a finite number, got ${describe(data.guidance)}`, 'bad-option', rid);
       }
+      if (data.eta !== undefined && !(typeof data.eta === 'number' && data.eta >= 0 && data.eta <= 1)) {
+        return bad(`generate: eta must be a number within 0..1, got ${describe(data.eta)}`, 'bad-option', rid);
+      }
       if (!isInt(data.seed, 0, 0xffffffff)) {
         return bad(`generate: seed must be an integer in 0..2^32-1, got ${describe(data.seed)}`, 'bad-option', rid);
       }
@@ -258,6 +263,7 @@ export function parseRequest(data: unknown): ParseResult {
       };
       if (data.steps !== undefined) request.steps = data.steps as number;
       if (data.guidance !== undefined) request.guidance = data.guidance as number;
+      if (data.eta !== undefined) request.eta = data.eta as number;
       if (data.frameEvery !== undefined) request.frameEvery = data.frameEvery as number;
       return { ok: true, request };
     }

@@ -101,6 +101,15 @@ describe('worker protocol validation', () => {
     });
     expect(r).toMatchObject({ ok: true, request: { type: 'generate', requestId: 7, count: 2, steps: 4, guidance: 2 } });
   });
+
+  it('passes DDIM eta through and rejects one outside 0..1', () => {
+    const base = { type: 'generate', requestId: 8, contexts: ctx(), count: 1, sampler: 'ddim', seed: 1 };
+    expect(parseRequest({ ...base, eta: 0.5 })).toMatchObject({ ok: true, request: { eta: 0.5 } });
+    const bad = parseRequest({ ...base, eta: 1.5 });
+    expect(bad.ok).toBe(false);
+    if (!bad.ok) expect(bad.error).toMatchObject({ code: 'bad-option', requestId: 8 });
+    if (!bad.ok) expect(bad.error.message).toContain('eta must be a number within 0..1');
+  });
 });
 
 describe('worker message handler (driven directly in Node)', () => {

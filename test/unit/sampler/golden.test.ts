@@ -2,7 +2,12 @@
 // test/fixtures/golden.json; the TypeScript sampler must reproduce them.
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { DDPMSchedule, ddimTimesteps } from '../../../plugin/src/sampler/schedule.ts';
+import {
+  DDPMSchedule,
+  ddimCoefficients,
+  ddimTimesteps,
+  ddpmCoefficients,
+} from '../../../plugin/src/sampler/schedule.ts';
 import { applyUpdate, ddimStep, ddpmStep, guidedEps } from '../../../plugin/src/sampler/step.ts';
 
 interface Golden {
@@ -13,9 +18,14 @@ interface Golden {
   x: number[];
   eps: number[];
   z: number[];
-  cases: { kind: 'ddpm' | 'ddim'; t: number; t_prev?: number; clip_x0: boolean; out: number[] }[];
+  cases: { kind: 'ddpm' | 'ddim'; t: number; t_prev?: number; clip_x0: boolean; eta?: number; out: number[] }[];
   guidance: { scale: number; eps_cond: number[]; eps_uncond: number[]; out: number[] };
   update?: {
+    kind: 'ddpm' | 'ddim';
+    t: number;
+    t_prev: number;
+    clip_x0: boolean;
+    eta?: number;
     coef: number[];
     guidance: number;
     eps_rows: number;
@@ -73,18 +83,32 @@ describe('golden vectors from the Python reference', () => {
     const z = f32(g.z);
     for (const c of g.cases) {
       const out =
-        c.kind === 'ddpm' ? ddpmStep(s, x, c.t, eps, z, c.clip_x0) : ddimStep(s, x, c.t, c.t_prev ?? 0, eps, c.clip_x0);
+        c.kind === 'ddpm'
+          ? ddpmStep(s, x, c.t, eps, z, c.clip_x0)
+          : ddimStep(s, x, c.t, c.t_prev ?? 0, eps, c.clip_x0, c.eta ?? 0, z);
       // clip_x0 recomputes eps = (x - sqrt(ab) x0) / sqrt(1-ab): a float32 reference's rounding is
       // amplified by sqrt(ab)/sqrt(1-ab) (about 64 at t = 1), so the bound scales with it there.
       const ab = s.alphaBar[c.t] as number;
       const tol = c.clip_x0 ? 1e-5 * Math.max(1, Math.sqrt(ab / (1 - ab))) : 1e-5;
-      expectClose(out, c.out, tol, `${c.kind} t=${c.t} t_prev=${c.t_prev} clip=${c.clip_x0}`);
+      expectClose(out, c.out, tol, `${c.kind} t=${c.t} t_prev=${c.t_prev} clip=${c.clip_x0} eta=${c.eta}`);
     }
+    expect(g.cases.filter((c) => (c.eta ?? 0) > 0).length, 'cases with DDIM noise (eta > 0)').toBeGreaterThanOrEqual(4);
   });
 
   it('guidance matches to 1e-5', () => {
     const { scale, eps_cond, eps_uncond, out } = g.guidance;
     expectClose(guidedEps(f32(eps_cond), f32(eps_uncond), scale), out, 1e-5, 'guidedEps');
+  });
+
+  it('update-graph coefficients match to 1e-6', () => {
+    expect((g.update ?? []).some((u) => (u.eta ?? 0) > 0)).toBe(true);
+    for (const [i, u] of (g.update ?? []).entries()) {
+      const coef =
+        u.kind === 'ddpm'
+          ? ddpmCoefficients(s, u.t, u.clip_x0)
+          : ddimCoefficients(s, u.t, u.t_prev, u.clip_x0, u.eta ?? 0);
+      expectClose(coef, u.coef, 1e-6, `coef[${i}] ${u.kind} t=${u.t} eta=${u.eta}`);
+    }
   });
 
   it('update-graph cases (if present) match to 1e-5', () => {

@@ -209,6 +209,41 @@ describe('sample', () => {
     });
   });
 
+  it('DDIM with eta: a hand-rolled loop drawing z from the sprite streams; per-sprite split; model default', async () => {
+    const s = scheduleOf(meta);
+    const den = fakeDenoiser();
+    const cond = ctx('monster');
+    const rngs = spriteRngs(9, 1);
+    let x = initialNoise(meta, rngs);
+    const plan = planSteps(meta, 'ddim', 5);
+    for (const step of plan) {
+      const e = await den.predict(x, Float32Array.of(step.t), cond, 1);
+      const z = stepNoise(meta, rngs, 'ddim', step, 0.7);
+      expect(z === null, `noise at t_prev ${step.tPrev}`).toBe(step.tPrev === 0);
+      x = ddimStep(s, x, step.t, step.tPrev, e, true, 0.7, z);
+    }
+    const opts = { contexts: [cond], sampler: 'ddim' as const, steps: 5, seed: 9, guidance: 1, clipX0: true };
+    const got = await sample(den, meta, { ...opts, eta: 0.7 });
+    got.forEach((v, i) => {
+      expect(Math.abs(v - Math.min(1, Math.max(-1, x[i] as number)))).toBeLessThan(1e-5);
+    });
+    const plain = await sample(den, meta, opts);
+    expect(plain).not.toEqual(got);
+    expect(await sample(den, meta, { ...opts, eta: 0 })).toEqual(plain);
+    // a model that recommends eta samples with it unless the request says otherwise
+    const etaMeta = { ...meta, sampling: { ...meta.sampling, eta: 0.7 } };
+    expect(await sample(den, etaMeta, opts)).toEqual(got);
+    expect(await sample(den, etaMeta, { ...opts, eta: 0 })).toEqual(plain);
+    // noisy DDIM keeps sprite i's result independent of the batch it is sampled in
+    const contexts = [ctx('character'), cond];
+    const batch = await sample(den, meta, { ...opts, contexts, eta: 1 });
+    const second = await sample(den, meta, { ...opts, contexts: [cond], firstIndex: 1, eta: 1 });
+    expect(second).toEqual(batch.slice(D));
+    await expect(sample(den, meta, { ...opts, eta: 1.5 })).rejects.toThrow(/eta must be a number within 0..1/);
+    const first = plan[0] as (typeof plan)[number];
+    expect(() => ddimStep(s, x, first.t, first.tPrev, x, false, 1, null)).toThrow(/needs noise z/);
+  });
+
   it('DDIM with a zero denoiser follows the closed form x_T / sqrt(alpha_bar[T])', async () => {
     // T = 4, betas = 0.01, 0.0575, 0.105, 0.1525, 0.2 -> alpha_bar[4] = 0.99 * 0.9425 * 0.895 * 0.8475 * 0.8
     const small = testMeta((m) => {
