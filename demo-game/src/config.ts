@@ -2,9 +2,10 @@
  * Demo settings, read from the page's URL query so tests (and curious players) can pick the model
  * and sampler without rebuilding:
  *
- * - `model=/test-fixtures/tiny/model.json` model.json URL (default: the shipped `models/model.json`);
- *   `model=fast` is short for the distilled CPU model `models/fast/model.json`; `model=per-backend`
- *   loads the shipped model on WebGPU and the fast one on WASM
+ * - `model=/test-fixtures/tiny/model.json` model.json URL (default, like the plugin's: the shipped
+ *   `models/model.json` on WebGPU and the distilled CPU model `models/fast/model.json` on WASM);
+ *   `model=default` is `models/model.json` on every backend, `model=fast` the fast model on every
+ *   backend, `model=per-backend` the default
  * - `backend=auto|webgpu|wasm`            inference backend (default auto)
  * - `sampler=ddim|ddpm`, `steps=N`, `guidance=G`  sampler settings (default: the model's recommendation)
  * - `pool=N`                              textures kept ready per category (default 2)
@@ -61,12 +62,12 @@ export function parseConfig(search: string, baseHref: string): DemoConfig {
   const modelParam = q.get('model');
   const abs = (url: string) => new URL(url, baseHref).href;
   const modelUrl: ModelSource =
-    modelParam === 'per-backend'
+    modelParam === null || modelParam === 'per-backend'
       ? { webgpu: abs(DEFAULT_MODEL), wasm: abs(FAST_MODEL) }
       : abs(
           modelParam === 'fast'
             ? FAST_MODEL
-            : modelParam === null || modelParam === 'default'
+            : modelParam === 'default'
               ? DEFAULT_MODEL
               : modelParam,
         );

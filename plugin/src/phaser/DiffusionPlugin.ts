@@ -48,10 +48,11 @@ import {
 /** Plugin settings. Every field is optional in {@link DiffusionPlugin.configure}. */
 export interface DiffusionConfig {
   /**
-   * URL of model.json; default '/models/model.json'. Or one per backend, e.g.
-   * `{ webgpu: '/models/model.json', wasm: '/models/fast/model.json' }` to give CPUs the shipped
-   * fast model: the worker loads the one of the backend it starts on (and keeps it if it later
-   * falls back to WASM).
+   * URL of model.json, or one per backend. Default `{ webgpu: '/models/model.json', wasm:
+   * '/models/fast/model.json' }`: GPUs get the shipped full-size model, CPUs the shipped fast model
+   * (a seventh of the compute per sprite, quality measured on par in models/REPORT.md). The worker
+   * loads the one of the backend it starts on (and keeps it if it later falls back to WASM). One
+   * URL, e.g. '/models/model.json', serves every backend the same model.
    */
   modelUrl: ModelSource;
   /** 'auto' (default): WebGPU when available, else WASM. */
@@ -138,7 +139,7 @@ export interface DiffusionEvents {
 }
 
 const DEFAULTS: DiffusionConfig = {
-  modelUrl: '/models/model.json',
+  modelUrl: { webgpu: '/models/model.json', wasm: '/models/fast/model.json' },
   backend: 'auto',
   weights: 'auto',
   poolSize: 2,

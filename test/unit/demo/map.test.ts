@@ -93,7 +93,10 @@ describe('demo URL config', () => {
       wasm: 'http://x/game/models/fast/model.json',
     });
     const d = parseConfig('?backend=cuda&steps=-1&sampler=euler&pool=x', 'http://x/game/');
-    expect(d.modelUrl).toBe('http://x/game/models/model.json');
+    expect(d.modelUrl).toEqual({
+      webgpu: 'http://x/game/models/model.json',
+      wasm: 'http://x/game/models/fast/model.json',
+    });
     expect(d.backend).toBe('auto');
     expect(d.steps).toBeUndefined();
     expect(d.sampler).toBeUndefined();

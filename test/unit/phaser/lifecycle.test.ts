@@ -164,6 +164,37 @@ for (const { pkg, version, EventEmitter, SceneEvents } of majors) {
       vi.unstubAllGlobals();
     });
 
+    it('by default loads the shipped fast model on WASM and the full-size one on WebGPU', async () => {
+      for (const [backend, want] of [
+        ['wasm', '/models/fast/model.json'],
+        ['webgpu', '/models/model.json'],
+      ] as const) {
+        vi.stubGlobal('fetch', async () => new Response('{}', { status: 404 }));
+        const ctl = configure(`default-source-${pkg}-${backend}`);
+        const loaded: string[] = [];
+        DiffusionPlugin.resetConfig();
+        DiffusionPlugin.configure({
+          backend: 'auto',
+          cache: false,
+          workerFactory: () =>
+            new FakeWorker({
+              ...fakeDeps(ctl),
+              probeBackend: async () => backend,
+              loadModel: async (url) => {
+                loaded.push(url);
+                return fakeModel();
+              },
+            }),
+        });
+        const s = install(true);
+        s.plugin.boot();
+        const info = await s.plugin.whenReady();
+        expect(loaded, backend).toEqual([want]);
+        expect(info.modelUrl).toBe(want);
+        s.events.emit(SceneEvents.SHUTDOWN as string);
+      }
+    });
+
     it('boots on the scene BOOT event, fills pools, and shutdown leaves no listeners or textures', async () => {
       configure();
       const { events, textures, baseline, plugin } = install(false);
