@@ -64,13 +64,7 @@ export function parseConfig(search: string, baseHref: string): DemoConfig {
   const modelUrl: ModelSource =
     modelParam === null || modelParam === 'per-backend'
       ? { webgpu: abs(DEFAULT_MODEL), wasm: abs(FAST_MODEL) }
-      : abs(
-          modelParam === 'fast'
-            ? FAST_MODEL
-            : modelParam === 'default'
-              ? DEFAULT_MODEL
-              : modelParam,
-        );
+      : abs(modelParam === 'fast' ? FAST_MODEL : modelParam === 'default' ? DEFAULT_MODEL : modelParam);
   const cfg: DemoConfig = {
     modelUrl,
     backend,
