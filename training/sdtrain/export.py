@@ -200,6 +200,17 @@ def write_meta(out: Path, ck: Dict, model: ContextUnet, name: str, files: Dict[s
     return path
 
 
+def report_parity(results: List[Dict], tolerance: float, failure_note: str = "") -> None:
+    """Prints each parity result; raises ExportError at the first one at or above `tolerance`."""
+    for r in results:
+        extra = f" (its weights vs fp32: {r['vs_fp32']:.3e})" if "vs_fp32" in r else ""
+        print(f"parity {Path(r['model']).name}:{r['output']}: max |onnxruntime - pytorch| = "
+              f"{r['max_abs_diff']:.3e}{extra}")
+        if not r["max_abs_diff"] < tolerance:
+            raise ExportError(f"parity failed for {Path(r['model']).name}: max abs difference "
+                              f"{r['max_abs_diff']:.3e} >= {tolerance}{failure_note}")
+
+
 def export(run: Path, out: Path, name: str, check: bool = True, tolerance: float = 1e-4,
            sampling: Optional[Dict] = None, fp16: bool = True, int8: bool = True) -> Dict:
     ck = load_run(run)
@@ -227,14 +238,7 @@ def export(run: Path, out: Path, name: str, check: bool = True, tolerance: float
     results = []
     if check:
         results = parity(model, mpath, upath, extra_models=variants)
-        for r in results:
-            extra = f" (its weights vs fp32: {r['vs_fp32']:.3e})" if "vs_fp32" in r else ""
-            print(f"parity {Path(r['model']).name}:{r['output']}: max |onnxruntime - pytorch| = "
-                  f"{r['max_abs_diff']:.3e}{extra}")
-            limit = tolerance
-            if not r["max_abs_diff"] < limit:
-                raise ExportError(f"parity failed for {Path(r['model']).name}: max abs difference "
-                                  f"{r['max_abs_diff']:.3e} >= {limit}")
+        report_parity(results, tolerance)
     else:
         print("WARNING: parity check skipped (--no-parity)")
     samp = sampling or {"sampler": "ddim", "steps": 25, "guidance": 1.0, "clip_x0": True}
@@ -267,13 +271,7 @@ def requantize(model_json: Path, tolerance: float = 1e-4) -> List[Dict]:
             convert(mpath, tmp)
             fresh.append((key, tmp, transform))
         results = parity(model, mpath, upath, extra_models=[(t, f) for _, t, f in fresh])
-        for r in results:
-            extra = f" (its weights vs fp32: {r['vs_fp32']:.3e})" if "vs_fp32" in r else ""
-            print(f"parity {Path(r['model']).name}:{r['output']}: max |onnxruntime - pytorch| = "
-                  f"{r['max_abs_diff']:.3e}{extra}")
-            if not r["max_abs_diff"] < tolerance:
-                raise ExportError(f"parity failed for {Path(r['model']).name}: max abs difference "
-                                  f"{r['max_abs_diff']:.3e} >= {tolerance}; {model_json} is unchanged")
+        report_parity(results, tolerance, failure_note=f"; {model_json} is unchanged")
         for key, tmp, _ in fresh:
             dst = out / meta["files"][key]["path"]
             tmp.replace(dst)

@@ -49,14 +49,14 @@ def fake_quant_int8(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     """The ONNX variant's weights as PyTorch sees them after DequantizeLinear (or the Cast back)."""
     out = {}
     for k, v in state.items():
-        if v.is_floating_point() and quantizable(v.shape, v.numel()) and int8_keeps_fp16(k):
+        if not (v.is_floating_point() and quantizable(v.shape, v.numel())):
+            out[k] = v
+        elif int8_keeps_fp16(k):
             out[k] = v.half().to(v.dtype)
-        elif v.is_floating_point() and quantizable(v.shape, v.numel()):
+        else:
             q, s = quantize_per_channel(v.detach().cpu().numpy())
             deq = q.reshape(q.shape[0], -1).astype(np.float32) * s[:, None]
             out[k] = torch.from_numpy(deq.reshape(q.shape)).to(v.dtype)
-        else:
-            out[k] = v
     return out
 
 
