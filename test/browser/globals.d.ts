@@ -1,6 +1,6 @@
 // Globals the demo game (demo-game/src/main.ts) and the test pages (pages/*.ts) expose for the browser tests.
 import type { DiffusionStats } from '../../plugin/src/index.ts';
-import type { SpawnReport } from './pages/diffusion.ts';
+import type { SpawnReport, TextureInfo } from './pages/diffusion.ts';
 
 declare global {
   interface Window {
@@ -13,6 +13,8 @@ declare global {
       ready(): Promise<{ backend: string; categories: string[]; modelUrl: string }>;
       stats(): DiffusionStats;
       idle(): Promise<void>;
+      /** How a plugin texture is stored and sampled: canvas source, GL filters, alpha via Phaser. */
+      textureInfo(key: string): TextureInfo;
       /** RGBA of one sprite generated with an explicit seed (generate() bypasses pools and cache). */
       seeded(category: string, seed: number): Promise<number[]>;
       /**

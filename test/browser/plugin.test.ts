@@ -3,7 +3,8 @@
  * the plugin with the tiny test model (test/fixtures/tiny/) and spawns one sprite per category on
  * WebGPU and on WASM (DDIM, 3 steps). Checks: every texture has non-trivial pixels (read back through
  * a canvas), the WebGPU loop does no GPU->CPU readbacks inside the step loop, WebGPU and WASM agree,
- * and after a reload every sprite comes from the IndexedDB cache without running the model.
+ * and after a reload every sprite comes from the IndexedDB cache without running the model. On
+ * Phaser 3 and 4, without pixelArt: textures stay canvas-backed and sample NEAREST.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -107,6 +108,50 @@ describe('DiffusionPlugin in Chromium (tiny model)', () => {
       }
     });
   }
+
+  // The plugin's textures on both Phaser majors, in a game with the default (antialiased) filtering:
+  // canvas-backed (Phaser's pixel reads and pixel-perfect input need a canvas) and sampled NEAREST,
+  // read back from WebGL, both for placeholders redrawn when their sprite arrives and for sprites
+  // created with their pixels (from a pool).
+  const byMajor: Record<string, number[]> = {};
+  for (const major of ['3', '4'] as const) {
+    it(`Phaser ${major}: canvas textures that sample NEAREST without pixelArt, alpha readable by Phaser`, {
+      timeout: 180_000,
+    }, async () => {
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      const log = collectErrors(page);
+      try {
+        await openPage(page, `${srv.url}diffusion.html?backend=wasm&steps=2&pool=1&pixelArt=0&phaser=${major}`);
+        const categories = (await page.evaluate(() => window.__sdTest?.ready()))?.categories ?? [];
+        expect(categories.length).toBeGreaterThan(0);
+        const placeholders = (await page.evaluate(() => window.__sdTest?.spawnAll())) ?? [];
+        await page.evaluate(() => window.__sdTest?.idle());
+        const pooled = (await page.evaluate(() => window.__sdTest?.spawnAll())) ?? [];
+        expect(placeholders.some((r) => !r.fromPool)).toBe(true);
+        expect(pooled.every((r) => r.fromPool)).toBe(true);
+        for (const r of [...placeholders, ...pooled]) {
+          expect(r.nonTrivial).toBe(true);
+          const info = await page.evaluate((k) => window.__sdTest?.textureInfo(k), r.key);
+          expect(info?.phaser.startsWith(`${major}.`), info?.phaser).toBe(true);
+          expect(info?.isCanvas).toBe(true);
+          expect(info?.minFilter, `${r.key} min filter`).toBe(info?.nearest);
+          expect(info?.magFilter, `${r.key} mag filter`).toBe(info?.nearest);
+          expect(info?.alpha).toEqual(r.rgba.filter((_, i) => i % 4 === 3));
+        }
+        byMajor[major] = (await page.evaluate((c) => window.__sdTest?.seeded(c, 7), categories[0] as string)) ?? [];
+        expect(await page.evaluate(() => window.__sdTest?.errors)).toEqual([]);
+        expect(log.errors).toEqual([]);
+      } finally {
+        await context.close();
+      }
+    });
+  }
+
+  it('Phaser 3 and Phaser 4 show the same pixels for the same seed', () => {
+    if (!byMajor['3']?.length || !byMajor['4']?.length) throw new Error('the Phaser 3 and 4 tests did not both run');
+    expect(byMajor['3']).toEqual(byMajor['4']);
+  });
 
   it('vite build: the production bundle serves ORT itself and generates on WASM', async () => {
     const out = join(REPO_ROOT, 'test-results', 'pages-dist');

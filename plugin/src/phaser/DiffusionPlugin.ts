@@ -13,7 +13,7 @@
  * frameEvery and maxQueue apply in place; other changes restart the plugin's worker).
  *
  * The plugin does not import Phaser at runtime: it only uses the scene it is installed into
- * (`scene.sys.events`, `scene.sys.textures.createCanvas/remove/exists`, `scene.sys.add.sprite`),
+ * (`scene.sys.events`, `scene.sys.textures.addCanvas/get/remove/exists`, `scene.sys.add.sprite`),
  * APIs that Phaser 3.60+ and Phaser 4 share.
  *
  * Lifecycle: it boots with the scene, loads the model in a worker and fills one pool of textures
@@ -35,6 +35,7 @@ import type { WeightsChoice } from '../runtime/backend.ts';
 import { type ClientStats, DiffusionClient, type ReadyInfo, type WorkerFactory } from '../runtime/client.ts';
 import { Emitter } from '../runtime/emitter.ts';
 import type { BackendChoice, BackendName, ModelSource, SamplerName } from '../worker/protocol.ts';
+import { addSpriteTexture, drawSpriteTexture } from './spriteTexture.ts';
 import {
   likelyModelUrl,
   poolKey,
@@ -890,34 +891,13 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
 
   private createTexture(width: number, height: number, rgba: Uint8Array | Uint8ClampedArray | null): string {
     const key = `diffusion-${this.id}-${++this.textureCounter}`;
-    const tex = this.systems.textures.createCanvas(key, width, height);
-    if (!tex) throw new DiffusionError('backend', `could not create texture "${key}"`);
+    addSpriteTexture(this.systems.textures, key, width, height, rgba);
     this.owned.add(key);
-    tex.setFilter?.(1); // NEAREST: crisp pixel art
-    if (rgba) this.drawTexture(key, width, height, rgba);
-    else this.drawPlaceholder(key, width, height);
     return key;
   }
 
   private drawTexture(key: string, width: number, height: number, rgba: Uint8Array | Uint8ClampedArray): void {
-    if (!this.owned.has(key)) return;
-    const tex = this.systems.textures.get(key) as Phaser.Textures.CanvasTexture;
-    const ctx = tex?.context;
-    if (!ctx) return;
-    const img = ctx.createImageData(width, height);
-    img.data.set(rgba);
-    ctx.putImageData(img, 0, 0);
-    tex.refresh();
-  }
-
-  private drawPlaceholder(key: string, width: number, height: number): void {
-    const tex = this.systems.textures.get(key) as Phaser.Textures.CanvasTexture;
-    const ctx = tex?.context;
-    if (!ctx) return;
-    ctx.clearRect(0, 0, width, height);
-    ctx.fillStyle = 'rgba(128,128,128,0.35)';
-    ctx.fillRect(Math.floor(width / 4), Math.floor(height / 4), Math.ceil(width / 2), Math.ceil(height / 2));
-    tex.refresh();
+    if (this.owned.has(key)) drawSpriteTexture(this.systems.textures, key, width, height, rgba);
   }
 }
 

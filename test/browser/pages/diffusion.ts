@@ -1,11 +1,19 @@
 // Browser-test page: registers DiffusionPlugin with the tiny test model and exposes helpers on
 // window.__sdTest for test/browser/plugin.test.ts and test/bench/browser.ts.
 // Query: ?backend=webgpu|wasm&model=/tiny/model.json&steps=3&pool=1; split=1 gives the plugin one
-// model URL per backend (the same model, told apart by a `?for=<backend>` query).
-import * as Phaser from 'phaser';
+// model URL per backend (the same model, told apart by a `?for=<backend>` query); phaser=3 runs the
+// page on Phaser 3 (the `phaser3` package) instead of 4; pixelArt=0 leaves the game's default
+// (antialiased, LINEAR) texture filtering on.
 import { DiffusionPlugin, isNonTrivial, type DiffusionPlugin as Plugin } from '../../../plugin/src/index.ts';
 
 const params = new URLSearchParams(location.search);
+// Both majors share the API this page uses.
+const Phaser = (
+  params.get('phaser') === '3'
+    ? // @ts-expect-error Phaser 3's type declarations are a global namespace, not a module
+      await import('phaser3')
+    : await import('phaser')
+) as typeof import('phaser');
 const backend = (params.get('backend') ?? 'auto') as 'auto' | 'webgpu' | 'wasm';
 
 const model = params.get('model') ?? '/tiny/model.json';
@@ -42,6 +50,46 @@ export interface SpawnReport {
   rgba: number[];
 }
 
+/** How a plugin texture is stored and sampled (see `__sdTest.textureInfo`). */
+export interface TextureInfo {
+  phaser: string;
+  /** The texture's source is a canvas (Phaser's pixel reads and pixel-perfect input need one). */
+  isCanvas: boolean;
+  /** TEXTURE_MIN_FILTER / TEXTURE_MAG_FILTER read back from WebGL, and WebGL's NEAREST. */
+  minFilter: number | null;
+  magFilter: number | null;
+  nearest: number;
+  /** Alpha of every pixel through Phaser's `textures.getPixelAlpha` (what pixel-perfect input uses). */
+  alpha: (number | null)[];
+}
+
+function textureInfo(scene: Phaser.Scene, key: string): TextureInfo {
+  const tex = scene.textures.get(key);
+  const source = tex.source[0] as unknown as { image: unknown; glTexture: { webGLTexture?: WebGLTexture } | null };
+  const gl = (scene.game.renderer as unknown as { gl?: WebGLRenderingContext }).gl;
+  let minFilter: number | null = null;
+  let magFilter: number | null = null;
+  const glTex = source.glTexture?.webGLTexture;
+  if (gl && glTex) {
+    const bound = gl.getParameter(gl.TEXTURE_BINDING_2D) as WebGLTexture | null;
+    gl.bindTexture(gl.TEXTURE_2D, glTex);
+    minFilter = gl.getTexParameter(gl.TEXTURE_2D, gl.TEXTURE_MIN_FILTER) as number;
+    magFilter = gl.getTexParameter(gl.TEXTURE_2D, gl.TEXTURE_MAG_FILTER) as number;
+    gl.bindTexture(gl.TEXTURE_2D, bound);
+  }
+  const { width, height } = tex.getSourceImage() as HTMLCanvasElement;
+  const alpha: (number | null)[] = [];
+  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) alpha.push(scene.textures.getPixelAlpha(x, y, key));
+  return {
+    phaser: Phaser.VERSION,
+    isCanvas: source.image instanceof HTMLCanvasElement,
+    minFilter,
+    magFilter,
+    nearest: gl?.NEAREST ?? 0x2600,
+    alpha,
+  };
+}
+
 function readTexture(scene: Phaser.Scene, key: string): Uint8ClampedArray {
   const src = scene.textures.get(key).getSourceImage() as HTMLCanvasElement;
   const canvas = document.createElement('canvas');
@@ -70,6 +118,7 @@ class TestScene extends Phaser.Scene {
         plugin.whenReady().then((i) => ({ backend: i.backend, categories: i.categories, modelUrl: i.modelUrl })),
       stats: () => plugin.stats,
       idle: () => plugin.whenIdle(),
+      textureInfo: (key: string) => textureInfo(this, key),
       seeded: async (category: string, seed: number) => {
         const [key] = await plugin.generate(category, 1, { seed });
         return Array.from(readTexture(this, key as string));
@@ -138,7 +187,7 @@ new Phaser.Game({
   parent: 'game',
   width: 320,
   height: 120,
-  pixelArt: true,
+  pixelArt: params.get('pixelArt') !== '0',
   scene: [TestScene],
   plugins: { scene: [{ key: 'DiffusionPlugin', plugin: DiffusionPlugin, mapping: 'diffusion' }] },
 });

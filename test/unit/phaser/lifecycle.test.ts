@@ -13,6 +13,7 @@ import { DiffusionError } from '../../../plugin/src/errors.ts';
 import { DiffusionPlugin } from '../../../plugin/src/phaser/DiffusionPlugin.ts';
 import { MemoryStorage, modelJson } from '../helpers.ts';
 import { FakeWorker, fakeDeps, fakeModel } from '../runtime/fakes.ts';
+import { FakeTextures, stubCanvasDocument } from './fakeTextures.ts';
 
 const require = createRequire(import.meta.url);
 const root = fileURLToPath(new URL('../../../node_modules/', import.meta.url));
@@ -32,46 +33,6 @@ const majors = ['phaser', 'phaser3'].map((pkg) => {
   const version = (require(`${root}${pkg}/package.json`) as { version: string }).version;
   return { pkg, version, EventEmitter, SceneEvents };
 });
-
-class FakeTextures {
-  readonly map = new Map<string, { key: string; refreshed: number; data: Uint8ClampedArray | null }>();
-  createCanvas(key: string, w: number, h: number) {
-    if (this.map.has(key)) return null;
-    const entry = { key, refreshed: 0, data: null as Uint8ClampedArray | null };
-    const tex = {
-      key,
-      context: {
-        fillStyle: '',
-        createImageData: (iw: number, ih: number) => ({ data: new Uint8ClampedArray(iw * ih * 4) }),
-        putImageData: (img: { data: Uint8ClampedArray }) => {
-          entry.data = img.data;
-        },
-        clearRect() {},
-        fillRect() {},
-      },
-      refresh: () => {
-        entry.refreshed++;
-      },
-      setFilter() {},
-      width: w,
-      height: h,
-    };
-    this.map.set(key, entry);
-    this.objects.set(key, tex);
-    return tex;
-  }
-  readonly objects = new Map<string, unknown>();
-  exists(key: string) {
-    return this.map.has(key);
-  }
-  get(key: string) {
-    return this.objects.get(key);
-  }
-  remove(key: string) {
-    this.map.delete(key);
-    this.objects.delete(key);
-  }
-}
 
 function totalListeners(ee: EE): number {
   return ee.eventNames().reduce((n, e) => n + ee.listenerCount(e as string), 0);
@@ -102,7 +63,7 @@ function holdGetMany() {
 
 /** True once the texture has real pixels (a served or generated sprite, not a placeholder). */
 function textured(textures: FakeTextures, key: string): boolean {
-  return textures.map.get(key)?.data?.some((v) => v > 0) === true;
+  return textures.pixels(key)?.some((v) => v > 0) === true;
 }
 
 for (const { pkg, version, EventEmitter, SceneEvents } of majors) {
@@ -113,6 +74,7 @@ for (const { pkg, version, EventEmitter, SceneEvents } of majors) {
     function makeScene(isBooted = false) {
       const events = new EventEmitter();
       events.on('unrelated', () => {}); // the scene's own listeners must survive
+      stubCanvasDocument();
       const textures = new FakeTextures();
       const sprites: { x: number; y: number; texture: { key: string } }[] = [];
       const scene = {
@@ -209,13 +171,13 @@ for (const { pkg, version, EventEmitter, SceneEvents } of majors) {
       expect(readyEvents).toHaveLength(1);
       expect(plugin.categories).toEqual(['character', 'monster', 'item']);
       expect(plugin.stats.pools).toEqual({ character: 2, monster: 2, item: 2 });
-      expect(textures.map.size).toBe(6);
+      expect(textures.size).toBe(6);
 
       events.emit(SceneEvents.SHUTDOWN as string);
       expect(totalListeners(events)).toBe(baseline);
       expect(events.listenerCount('unrelated')).toBe(1);
       expect(plugin.listenerCount()).toBe(0);
-      expect(textures.map.size).toBe(0);
+      expect(textures.size).toBe(0);
       expect(workers[0]?.terminated).toBe(true);
       expect(workers[0]?.listenerCount()).toBe(0);
     });
@@ -229,7 +191,7 @@ for (const { pkg, version, EventEmitter, SceneEvents } of majors) {
       expect(textures.exists(sprite.texture.key)).toBe(true);
       events.emit(SceneEvents.DESTROY as string);
       expect(totalListeners(events)).toBe(baseline);
-      expect(textures.map.size).toBe(0);
+      expect(textures.size).toBe(0);
       expect(plugin.listenerCount()).toBe(0);
       expect(() => plugin.spawn('monster', 0, 0)).toThrow(DiffusionError);
     });
@@ -270,10 +232,10 @@ for (const { pkg, version, EventEmitter, SceneEvents } of majors) {
       const sprite = plugin.spawn('item', 0, 0); // restart: placeholder until ready
       expect(totalListeners(events)).toBe(baseline + 2);
       await plugin.whenIdle();
-      expect(textures.map.get(sprite.texture.key)?.data).not.toBeNull();
+      expect(textures.pixels(sprite.texture.key)).not.toBeNull();
       events.emit(SceneEvents.SHUTDOWN as string);
       expect(totalListeners(events)).toBe(baseline);
-      expect(textures.map.size).toBe(0);
+      expect(textures.size).toBe(0);
       expect(workers.every((w) => w.terminated)).toBe(true);
     });
 
@@ -302,7 +264,7 @@ for (const { pkg, version, EventEmitter, SceneEvents } of majors) {
       const first = install(true);
       first.plugin.boot();
       await first.plugin.whenIdle();
-      const pooledKey = first.textures.map.keys().next().value as string;
+      const pooledKey = first.textures.objects.keys().next().value as string;
       const sprite = first.plugin.spawn('character', 3, 4);
       expect(sprite.texture.key).toBe(pooledKey);
       const keys = await first.plugin.generate({ character: 0.5, monster: 0.5 }, 2);
@@ -506,7 +468,7 @@ for (const { pkg, version, EventEmitter, SceneEvents } of majors) {
       getMany.mockRestore();
       again.plugin.destroy();
       expect(fetches).toBeGreaterThan(0);
-      expect(textures.map.size).toBe(0);
+      expect(textures.size).toBe(0);
     });
 
     it("one model per backend: the worker loads its backend's model; the next visit reads that one early", async () => {

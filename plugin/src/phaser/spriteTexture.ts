@@ -1,0 +1,137 @@
+/**
+ * The plugin's sprite textures: Phaser canvas textures (so `getPixel`, pixel-perfect input, texture
+ * snapshots and the Canvas renderer all work on them) that always sample NEAREST, so upscaled pixel
+ * art stays crisp whatever the game's `pixelArt` / `antialias` setting.
+ *
+ * Phaser re-applies the game's default filter whenever a canvas texture is refreshed (3.60 to 4.x:
+ * `refresh()` goes through `canvasToTexture`, which picks LINEAR unless the game set `pixelArt`), and
+ * in Phaser 4 `setFilter` uploads the whole texture again. So pixels are drawn into the canvas before
+ * Phaser sees it, and a redraw uploads once, through the texture's GL wrapper, with NEAREST filters
+ * (Phaser 3.80+ and 4 have that wrapper; older versions and the Canvas renderer use `refresh()` and
+ * `setFilter()`).
+ */
+import type * as Phaser from 'phaser';
+import { DiffusionError } from '../errors.ts';
+
+/** WebGL's NEAREST filter (the same constant in WebGL 1 and 2). */
+const GL_NEAREST = 0x2600;
+/** Phaser.Textures.FilterMode.NEAREST. */
+const FILTER_NEAREST = 1;
+
+/** The Phaser 3.80+ / 4 WebGL texture wrapper (`TextureSource.glTexture`), as far as it is used here. */
+interface GlTextureWrapper {
+  update(
+    source: unknown,
+    width: number,
+    height: number,
+    flipY: boolean,
+    wrapS: number,
+    wrapT: number,
+    minFilter: number,
+    magFilter: number,
+    format: number,
+  ): void;
+  minFilter: number;
+  magFilter: number;
+  wrapS: number;
+  wrapT: number;
+  format: number;
+}
+
+interface SourceLike {
+  image: unknown;
+  flipY: boolean;
+  scaleMode: number;
+  glTexture: unknown;
+}
+
+/** The texture manager methods used here (Phaser 3.60+ and 4). */
+export type SpriteTextures = Pick<Phaser.Textures.TextureManager, 'addCanvas' | 'get'>;
+
+function wrapperOf(tex: Phaser.Textures.CanvasTexture): { source: SourceLike; gl: GlTextureWrapper } | null {
+  const source = (tex as unknown as { source?: SourceLike[] }).source?.[0];
+  const gl = source?.glTexture as Partial<GlTextureWrapper> | null | undefined;
+  if (!source || !gl || typeof gl.update !== 'function') return null;
+  return { source, gl: gl as GlTextureWrapper };
+}
+
+/** Uploads the texture's canvas (after a redraw) with NEAREST filters: one upload. */
+function upload(tex: Phaser.Textures.CanvasTexture): void {
+  const w = wrapperOf(tex);
+  if (w) {
+    const { source, gl } = w;
+    gl.update(source.image, tex.width, tex.height, source.flipY, gl.wrapS, gl.wrapT, GL_NEAREST, GL_NEAREST, gl.format);
+    source.scaleMode = FILTER_NEAREST;
+  } else {
+    tex.refresh();
+    tex.setFilter(FILTER_NEAREST);
+  }
+}
+
+/** Makes sure a freshly added texture samples NEAREST (re-uploading only if Phaser chose LINEAR). */
+function ensureNearest(tex: Phaser.Textures.CanvasTexture): void {
+  const w = wrapperOf(tex);
+  if (!w) {
+    tex.setFilter(FILTER_NEAREST); // Phaser 3.60-3.70 (texParameteri) or the Canvas renderer
+    return;
+  }
+  if (w.gl.minFilter !== GL_NEAREST || w.gl.magFilter !== GL_NEAREST) upload(tex);
+  else w.source.scaleMode = FILTER_NEAREST;
+}
+
+function context2d(canvas: HTMLCanvasElement, key: string): CanvasRenderingContext2D {
+  const ctx = canvas.getContext('2d');
+  if (!ctx) throw new DiffusionError('backend', `could not create texture "${key}": no 2D canvas context`);
+  return ctx;
+}
+
+function put(ctx: CanvasRenderingContext2D, width: number, height: number, rgba: Uint8Array | Uint8ClampedArray) {
+  const img = ctx.createImageData(width, height);
+  img.data.set(rgba);
+  ctx.putImageData(img, 0, 0);
+}
+
+/** A faint grey square: what a sprite shows until its pixels exist. */
+function drawPlaceholder(ctx: CanvasRenderingContext2D, width: number, height: number): void {
+  ctx.clearRect(0, 0, width, height);
+  ctx.fillStyle = 'rgba(128,128,128,0.35)';
+  ctx.fillRect(Math.floor(width / 4), Math.floor(height / 4), Math.ceil(width / 2), Math.ceil(height / 2));
+}
+
+/**
+ * Adds a `width` x `height` canvas texture under `key` holding `rgba` (or a placeholder when null).
+ *
+ * @throws DiffusionError `backend` when Phaser refuses the key or no 2D context can be made.
+ */
+export function addSpriteTexture(
+  textures: SpriteTextures,
+  key: string,
+  width: number,
+  height: number,
+  rgba: Uint8Array | Uint8ClampedArray | null,
+): void {
+  const canvas = document.createElement('canvas');
+  canvas.width = width;
+  canvas.height = height;
+  const ctx = context2d(canvas, key);
+  if (rgba) put(ctx, width, height, rgba);
+  else drawPlaceholder(ctx, width, height);
+  const tex = textures.addCanvas(key, canvas);
+  if (!tex) throw new DiffusionError('backend', `could not create texture "${key}" (is the key already in use?)`);
+  ensureNearest(tex);
+}
+
+/** Redraws a texture made by {@link addSpriteTexture} with new pixels (no-op if it is gone). */
+export function drawSpriteTexture(
+  textures: SpriteTextures,
+  key: string,
+  width: number,
+  height: number,
+  rgba: Uint8Array | Uint8ClampedArray,
+): void {
+  const tex = textures.get(key) as Phaser.Textures.CanvasTexture | undefined;
+  const ctx = tex?.context;
+  if (!tex || !ctx) return;
+  put(ctx, width, height, rgba);
+  upload(tex);
+}
