@@ -7,7 +7,8 @@
  *    onnxruntime-node (native reference) and onnxruntime-web WASM in Node, with the WASM/native ratio;
  *  - sprites/s for DDPM-500, DDIM-25 and DDIM-50 derived from those step times;
  *  - where a denoiser call spends its time: ORT's per-node profiler on both runtimes, by operator
- *    type (default model, 16 rows);
+ *    type (default model, 16 rows), with the bench's threads and with one thread on both runtimes
+ *    (per-core kernel speed apart from threading);
  *  - the trainer's images/s and achieved GFLOP/s on this CPU next to the model's FLOP count;
  *  - in headless Chromium (test/bench/browser.ts, shipped model only): per-step latency on
  *    onnxruntime-web WASM (batch 1, 8, 32) and WebGPU (batch 1, SwiftShader here), each as a ratio to
@@ -95,13 +96,28 @@ console.table(table);
 
 const first = models[0] as (typeof models)[number];
 let profile: OpProfile | null = null;
+// The same profile with one thread on both runtimes separates per-core kernel speed from threading.
+let profile1: OpProfile | null = null;
 try {
-  profile = await profileOps(first.meta, join(first.dir, first.meta.files.model.path), 16, threads);
+  const path = join(first.dir, first.meta.files.model.path);
+  profile = await profileOps(first.meta, path, 16, threads);
   console.log(
     `where the time goes (${first.meta.name}, one call on ${profile.rows} rows, ORT profiler, by operator): ` +
       `native ${profile.nativeTotalMs} ms, wasm ${profile.wasmTotalMs} ms in kernels`,
   );
   console.table(profile.table);
+  if (threads > 1) {
+    profile1 = await profileOps(first.meta, path, 16, 1);
+    const conv = (p: OpProfile) => p.table.find((r) => r.op === 'Conv');
+    const c1 = conv(profile1);
+    console.log(
+      `one thread each (per-core kernel speed): native ${profile1.nativeTotalMs} ms, wasm ${profile1.wasmTotalMs} ms ` +
+        `in kernels (${(profile1.wasmTotalMs / profile1.nativeTotalMs).toFixed(2)}x); Conv ${c1?.['native ms']} vs ` +
+        `${c1?.['wasm ms']} ms (${c1?.['x native']}x). Second thread: native ` +
+        `${(profile1.nativeTotalMs / profile.nativeTotalMs).toFixed(2)}x, wasm ` +
+        `${(profile1.wasmTotalMs / profile.wasmTotalMs).toFixed(2)}x faster`,
+    );
+  }
 } catch (err) {
   console.log(`operator profile failed: ${err instanceof Error ? err.message : String(err)}`);
 }
@@ -217,6 +233,6 @@ if (!noBrowser) {
 mkdirSync('bench-results', { recursive: true });
 writeFileSync(
   'bench-results/bench.json',
-  `${JSON.stringify({ date: new Date().toISOString(), cpus: cpus().length, threads, models: models.map((m) => m.path), model: meta.name, guidance, steps: table, profile, trainer, browser }, null, 2)}\n`,
+  `${JSON.stringify({ date: new Date().toISOString(), cpus: cpus().length, threads, models: models.map((m) => m.path), model: meta.name, guidance, steps: table, profile, profileOneThread: profile1, trainer, browser }, null, 2)}\n`,
 );
 console.log('wrote bench-results/bench.json');
