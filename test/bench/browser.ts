@@ -88,6 +88,12 @@ export interface BrowserBenchResult {
     seconds: number;
     /** Seconds of each timed generate() on the page, in order (the first right after the warm-up). */
     runs: number[];
+    /**
+     * The same calls with the page's game loop asleep: what the page's own rendering (software WebGL
+     * here) takes from the two cores. Median and each call.
+     */
+    idleSeconds: number;
+    idleRuns: number[];
     msPerStep: number;
     xNative: number | null;
   }[];
@@ -232,7 +238,8 @@ async function warmUp(page: Page, batch: number, ms: number): Promise<void> {
 
 /**
  * DDIM-25 generate() of 16 sprites per model on a fresh page (after a 3 s warm-up): three timed calls
- * (one in quick mode), the median reported (this shared machine's load drifts between calls).
+ * (one in quick mode), the median reported (this shared machine's load drifts between calls); then
+ * the same with the page's Phaser game loop asleep, which shows what rendering takes from the cores.
  */
 async function ddim25x16Bench(
   browser: Browser,
@@ -248,22 +255,32 @@ async function ddim25x16Bench(
       errors.push(collectErrors(page));
       await openTestPage(page, `${pagesUrl}diffusion.html?backend=wasm&model=${m.url}&pool=0`);
       await warmUp(page, 16, 3000);
-      const runs: { ms: number; msPerStep: number }[] = [];
-      for (let i = 0; i < (opts.quick ? 1 : 3); i++) {
-        const r = await bench(page, 'monster', 16, 25);
-        if (!r) throw new Error('__sdTest.bench returned nothing');
-        runs.push(r);
-      }
-      const med = [...runs].sort((a, b) => a.ms - b.ms)[Math.floor(runs.length / 2)] as (typeof runs)[number];
+      const timed = async () => {
+        const runs: { ms: number; msPerStep: number }[] = [];
+        for (let i = 0; i < (opts.quick ? 1 : 3); i++) {
+          const r = await bench(page, 'monster', 16, 25);
+          if (!r) throw new Error('__sdTest.bench returned nothing');
+          runs.push(r);
+        }
+        const med = [...runs].sort((a, b) => a.ms - b.ms)[Math.floor(runs.length / 2)] as (typeof runs)[number];
+        return { runs, med };
+      };
+      const { runs, med } = await timed();
+      await page.evaluate(() => window.__sdTest?.rendering(false));
+      const idle = await timed();
+      await page.evaluate(() => window.__sdTest?.rendering(true));
       const x = m.nativeMsPerStep16 ? round(med.msPerStep / m.nativeMsPerStep16, 2) : null;
       res.ddim25x16.push({
         model: m.label,
         seconds: round(med.ms / 1000, 2),
         runs: runs.map((r) => round(r.ms / 1000, 2)),
+        idleSeconds: round(idle.med.ms / 1000, 2),
+        idleRuns: idle.runs.map((r) => round(r.ms / 1000, 2)),
         msPerStep: round(med.msPerStep),
         xNative: x,
       });
-      console.log(`  browser wasm DDIM-25 x16 (${m.label}): ${runs.map((r) => (r.ms / 1000).toFixed(2)).join(', ')} s`);
+      const list = (rs: { ms: number }[]) => rs.map((r) => (r.ms / 1000).toFixed(2)).join(', ');
+      console.log(`  browser wasm DDIM-25 x16 (${m.label}): ${list(runs)} s; game loop asleep: ${list(idle.runs)} s`);
     } finally {
       await context.close();
     }

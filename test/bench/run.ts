@@ -215,7 +215,7 @@ if (!noBrowser) {
     for (const r of browser.ddim25x16) {
       console.log(
         `WASM DDIM-25, 16 sprites in one batch, ${r.model}: ${r.seconds} s median of [${r.runs.join(', ')}] ` +
-          `(${r.msPerStep} ms/step, ` +
+          `(game loop asleep: ${r.idleSeconds} s of [${r.idleRuns.join(', ')}]) (${r.msPerStep} ms/step, ` +
           `${r.xNative ?? '?'}x native) — target under 3 s: ${r.seconds < 3 ? 'met' : 'not met'}`,
       );
     }

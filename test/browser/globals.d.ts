@@ -15,6 +15,8 @@ declare global {
       idle(): Promise<void>;
       /** How a plugin texture is stored and sampled: canvas source, GL filters, alpha via Phaser. */
       textureInfo(key: string): TextureInfo;
+      /** Wakes or sleeps the page's Phaser game loop (no frames rendered while asleep). */
+      rendering(on: boolean): void;
       /** RGBA of one sprite generated with an explicit seed (generate() bypasses pools and cache). */
       seeded(category: string, seed: number): Promise<number[]>;
       /**

@@ -119,6 +119,7 @@ class TestScene extends Phaser.Scene {
       stats: () => plugin.stats,
       idle: () => plugin.whenIdle(),
       textureInfo: (key: string) => textureInfo(this, key),
+      rendering: (on: boolean) => (on ? this.game.loop.wake() : this.game.loop.sleep()),
       seeded: async (category: string, seed: number) => {
         const [key] = await plugin.generate(category, 1, { seed });
         return Array.from(readTexture(this, key as string));
