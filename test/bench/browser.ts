@@ -81,7 +81,7 @@ export interface BrowserBenchResult {
   /** ORT-web WASM threads the plugin uses: hardwareConcurrency when isolated, else 1. */
   wasmThreads: number;
   steps: BrowserStepRow[];
-  /** One DDIM-25 generate() of 16 sprites on WASM per model (empty when skipped). */
+  /** DDIM-25 generate() of 16 sprites on WASM, per model (empty when skipped). */
   ddim25x16: {
     model: string;
     /** The median of `runs` (the row's figure). */
