@@ -150,10 +150,10 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] as number;
-};
+/** The middle element by `key` (the upper one of an even count). */
+const medianBy = <T>(xs: readonly T[], key: (x: T) => number): T =>
+  [...xs].sort((a, b) => key(a) - key(b))[Math.floor(xs.length / 2)] as T;
+const median = (xs: number[]): number => medianBy(xs, (x) => x);
 const round = (x: number, d = 1): number => +x.toFixed(d);
 
 async function openTestPage(page: Page, url: string): Promise<{ backend: string }> {
@@ -262,8 +262,7 @@ async function ddim25x16Bench(
           if (!r) throw new Error('__sdTest.bench returned nothing');
           runs.push(r);
         }
-        const med = [...runs].sort((a, b) => a.ms - b.ms)[Math.floor(runs.length / 2)] as (typeof runs)[number];
-        return { runs, med };
+        return { runs, med: medianBy(runs, (r) => r.ms) };
       };
       const { runs, med } = await timed();
       await page.evaluate(() => window.__sdTest?.rendering(false));
@@ -503,8 +502,7 @@ export async function demoBench(
       });
     }
     const key = (w: (typeof runs)[number]) => w.firstOnScreenSinceBoot ?? Number.POSITIVE_INFINITY;
-    const median = [...runs].sort((a, b) => key(a) - key(b))[1] as (typeof runs)[number];
-    res.demo.warm = { ...median, sinceBootRuns: runs.map((w) => w.firstOnScreenSinceBoot) };
+    res.demo.warm = { ...medianBy(runs, key), sinceBootRuns: runs.map((w) => w.firstOnScreenSinceBoot) };
     console.log(`  demo warm: ${JSON.stringify(res.demo.warm)}`);
   } finally {
     await context?.close();

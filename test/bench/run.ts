@@ -108,8 +108,7 @@ try {
   console.table(profile.table);
   if (threads > 1) {
     profile1 = await profileOps(first.meta, path, 16, 1);
-    const conv = (p: OpProfile) => p.table.find((r) => r.op === 'Conv');
-    const c1 = conv(profile1);
+    const c1 = profile1.table.find((r) => r.op === 'Conv');
     console.log(
       `one thread each (per-core kernel speed): native ${profile1.nativeTotalMs} ms, wasm ${profile1.wasmTotalMs} ms ` +
         `in kernels (${(profile1.wasmTotalMs / profile1.nativeTotalMs).toFixed(2)}x); Conv ${c1?.['native ms']} vs ` +
