@@ -4,6 +4,12 @@
  *
  * Both run in one child process (profileChild.mjs) on the same inputs: native profiling writes a JSON
  * trace file; ORT-web's WASM build prints the same trace events to stdout, which is parsed here.
+ *
+ * Each runtime first runs the model for a few seconds, then `runs` more calls; only those last calls
+ * count. ORT cannot start its profiler mid-session, so every call is traced and the warm-up calls are
+ * cut out by their `model_run` events. They matter: V8 runs a fresh WASM module on its baseline
+ * compiler (Liftoff) until the hot functions are re-compiled by its optimizing one, so the first
+ * calls of a new ORT-web session run several times slower than later ones.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -27,26 +33,58 @@ export interface OpProfileRow {
 
 export interface OpProfile {
   rows: number;
+  /** Calls counted per runtime (after its warm-up calls, which are left out). */
   runs: number;
+  /** Warm-up calls left out: native, WASM. */
+  warmupCalls: [number, number];
   table: OpProfileRow[];
   nativeTotalMs: number;
   wasmTotalMs: number;
+  /** Median wall time of the counted calls (the profiler's `model_run` events). */
+  nativeRunMs: number;
+  wasmRunMs: number;
 }
 
-interface TraceEvent {
+export interface TraceEvent {
   cat?: string;
   name?: string;
+  ts?: number;
   dur?: number;
   args?: { op_name?: string };
 }
 
-function sumByOp(events: TraceEvent[], runs: number): Map<string, number> {
-  const by = new Map<string, number>();
+export interface TraceSummary {
+  /** Kernel ms per call, by operator type, over the last `runs` calls. */
+  byOp: Map<string, number>;
+  /** Wall ms of each counted call. */
+  runMs: number[];
+  /** Calls before them (warm-up). */
+  skipped: number;
+}
+
+/**
+ * Sums kernel time by operator type over the last `runs` calls of a trace, leaving out every call
+ * before them. @throws Error when the trace holds fewer than `runs` calls.
+ */
+export function summarizeTrace(events: TraceEvent[], runs: number): TraceSummary {
+  const calls = events
+    .filter((e) => e.name === 'model_run' && e.ts !== undefined)
+    .sort((a, b) => (a.ts ?? 0) - (b.ts ?? 0));
+  if (calls.length < runs) throw new Error(`the trace holds ${calls.length} model runs, expected at least ${runs}`);
+  const counted = calls.slice(calls.length - runs);
+  const from = counted[0]?.ts ?? 0;
+  const byOp = new Map<string, number>();
   for (const e of events) {
     if (e.cat !== 'Node' || !e.name?.endsWith('_kernel_time') || !e.args?.op_name) continue;
-    by.set(e.args.op_name, (by.get(e.args.op_name) ?? 0) + (e.dur ?? 0) / 1000 / runs);
+    if ((e.ts ?? -1) < from) continue;
+    byOp.set(e.args.op_name, (byOp.get(e.args.op_name) ?? 0) + (e.dur ?? 0) / 1000 / runs);
   }
-  return by;
+  return { byOp, runMs: counted.map((e) => (e.dur ?? 0) / 1000), skipped: calls.length - runs };
+}
+
+function medianOf(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? 0;
 }
 
 interface FeedSpec {
@@ -67,13 +105,17 @@ function feedSpec(meta: ModelMeta, rows: number): FeedSpec {
   };
 }
 
-/** Profiles `runs` denoiser calls on `rows` rows (after one unprofiled warm-up) on both runtimes. */
+/**
+ * Profiles `runs` denoiser calls on `rows` rows on both runtimes, each after `warmupMs` of calls that
+ * are left out of the figures.
+ */
 export async function profileOps(
   meta: ModelMeta,
   modelPath: string,
   rows: number,
   threads: number,
-  runs = 3,
+  runs = 4,
+  warmupMs = 3000,
 ): Promise<OpProfile> {
   const dir = mkdtempSync(join(tmpdir(), 'sd-prof-'));
   try {
@@ -90,6 +132,7 @@ export async function profileOps(
         SD_PROF_FEEDS: JSON.stringify(feedSpec(meta, rows)),
         SD_PROF_THREADS: String(threads),
         SD_PROF_RUNS: String(runs),
+        SD_PROF_WARMUP_MS: String(warmupMs),
       },
       maxBuffer: 256 * 1024 * 1024,
       encoding: 'utf8',
@@ -110,9 +153,10 @@ export async function profileOps(
     }
     if (!wasmEvents.some((e) => e.cat === 'Node')) throw new Error('onnxruntime-web printed no profile events');
 
-    // Both profiles include the warm-up run: count it in the division.
-    const n = sumByOp(nativeEvents, runs + 1);
-    const w = sumByOp(wasmEvents, runs + 1);
+    const native = summarizeTrace(nativeEvents, runs);
+    const wasm = summarizeTrace(wasmEvents, runs);
+    const n = native.byOp;
+    const w = wasm.byOp;
     const wasmTotal = [...w.values()].reduce((a, b) => a + b, 0);
     const nativeTotal = [...n.values()].reduce((a, b) => a + b, 0);
     const ops = [...new Set([...n.keys(), ...w.keys()])];
@@ -129,7 +173,16 @@ export async function profileOps(
         };
       })
       .sort((a, b) => b['wasm ms'] - a['wasm ms']);
-    return { rows, runs, table, nativeTotalMs: +nativeTotal.toFixed(1), wasmTotalMs: +wasmTotal.toFixed(1) };
+    return {
+      rows,
+      runs,
+      warmupCalls: [native.skipped, wasm.skipped],
+      table,
+      nativeTotalMs: +nativeTotal.toFixed(1),
+      wasmTotalMs: +wasmTotal.toFixed(1),
+      nativeRunMs: +medianOf(native.runMs).toFixed(1),
+      wasmRunMs: +medianOf(wasm.runMs).toFixed(1),
+    };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -102,8 +102,10 @@ try {
   const path = join(first.dir, first.meta.files.model.path);
   profile = await profileOps(first.meta, path, 16, threads);
   console.log(
-    `where the time goes (${first.meta.name}, one call on ${profile.rows} rows, ORT profiler, by operator): ` +
-      `native ${profile.nativeTotalMs} ms, wasm ${profile.wasmTotalMs} ms in kernels`,
+    `where the time goes (${first.meta.name}, ${profile.rows} rows, ORT profiler, mean of ${profile.runs} calls ` +
+      `after ${profile.warmupCalls[0]} / ${profile.warmupCalls[1]} warm-up calls, by operator): native ` +
+      `${profile.nativeTotalMs} ms, wasm ${profile.wasmTotalMs} ms in kernels (calls: ${profile.nativeRunMs} vs ` +
+      `${profile.wasmRunMs} ms wall)`,
   );
   console.table(profile.table);
   if (threads > 1) {
