@@ -183,6 +183,47 @@ describe('DiffusionPlugin in Chromium (tiny model)', () => {
     }
   });
 
+  // Cold start: the worker starts onnxruntime-web (fetch and compile of its WASM module, threads)
+  // while the model downloads, instead of after it. The model's files are held back until ORT's
+  // .wasm has been requested; before the overlap existed that request only came once they arrived.
+  it('wasm: onnxruntime-web starts while the model is still downloading', { timeout: 120_000 }, async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const log = collectErrors(page);
+    let ortWasmRequested: () => void = () => {};
+    const ortWasm = new Promise<void>((resolve) => {
+      ortWasmRequested = resolve;
+    });
+    context.on('request', (req) => {
+      // ORT's own fetch of its module (the dev server also serves `?import&url` modules by that name)
+      const url = new URL(req.url());
+      if (req.resourceType() === 'fetch' && /\/ort-wasm-simd-threaded\.wasm$/.test(url.pathname) && !url.search) {
+        ortWasmRequested();
+      }
+    });
+    const held: { url: string; ortStartedMeanwhile: boolean }[] = [];
+    await context.route(/\/tiny\/[^/?]+\.onnx(\?.*)?$/, async (route) => {
+      const ortStartedMeanwhile = await Promise.race([
+        ortWasm.then(() => true),
+        new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 15_000)),
+      ]);
+      held.push({ url: route.request().url(), ortStartedMeanwhile });
+      await route.continue();
+    });
+    try {
+      await openPage(page, `${srv.url}diffusion.html?backend=wasm&steps=2&pool=0`);
+      const ready = await page.evaluate(() => window.__sdTest?.ready());
+      expect(ready?.backend).toBe('wasm');
+      expect(held.length, 'the model files went through the held route').toBeGreaterThanOrEqual(2);
+      for (const h of held) expect(h.ortStartedMeanwhile, `ORT started only after ${h.url} arrived`).toBe(true);
+      const sprite = await page.evaluate(() => window.__sdTest?.spawnAll());
+      expect(sprite?.every((r) => r.nonTrivial)).toBe(true);
+      expect(log.errors).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  });
+
   it('WebGPU and WASM produce (nearly) the same sprite for the same seed', () => {
     const gpu = seeded.webgpu;
     const cpu = seeded.wasm;

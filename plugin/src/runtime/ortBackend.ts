@@ -43,6 +43,7 @@ import {
 } from '../sampler/sampler.ts';
 import type { BackendChoice, BackendName } from '../worker/protocol.ts';
 import type { BackendCounters, InferenceBackend, LoadedModel, SampleOptions } from './backend.ts';
+import { warmupGraph } from './warmupGraph.ts';
 
 // GPUBufferUsage flags (numeric, so this module also type-checks without WebGPU lib globals).
 const GPU_COPY_SRC = 0x04;
@@ -393,6 +394,22 @@ function clamp(x: Float32Array): Float32Array {
 
 function errText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
+}
+
+/**
+ * Starts onnxruntime-web for a backend before any model is there: loads its build, and creates and
+ * releases a session of a one-node graph, which makes ORT fetch and compile its WASM module and start
+ * its threads (on WebGPU also acquire the device). The worker runs this while the model downloads,
+ * so the two overlap; the model's own session then finds the runtime ready. Rejects with what ORT
+ * threw; the caller leaves reporting to the model's session creation, which fails the same way.
+ */
+export async function prepareOrtRuntime(backend: BackendName): Promise<void> {
+  const ort = await loadOrt(backend);
+  const session = await ort.InferenceSession.create(warmupGraph(), {
+    executionProviders: [backend],
+    logSeverityLevel: 3,
+  });
+  await session.release();
 }
 
 /** The backend {@link createOrtBackend} starts on for a choice (before any session exists). */

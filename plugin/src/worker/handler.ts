@@ -30,10 +30,17 @@ export interface HandlerDeps {
   /** Model loader; default fetches over HTTP and checks hashes ({@link loadModel}). */
   loadModel?: (modelUrl: string, weights?: WeightsChoice) => Promise<LoadedModel>;
   /**
-   * The backend `createBackend` will start on for a choice, asked only when the model source names
-   * one model per backend. Default: 'webgpu' for 'webgpu', else 'wasm'.
+   * The backend `createBackend` will start on for a choice, asked before the model downloads (it picks
+   * the model when the source names one per backend, and the runtime to prepare). Default: 'webgpu'
+   * for 'webgpu', else 'wasm'.
    */
   probeBackend?: (choice: BackendChoice) => Promise<BackendName>;
+  /**
+   * Starts the inference runtime of a backend while the model downloads (cold start: the runtime's
+   * own download and compilation overlap the model's). Its failure is ignored here: `createBackend`
+   * meets the same problem and reports it.
+   */
+  prepareBackend?: (backend: BackendName) => Promise<void>;
 }
 
 export interface WorkerHandler {
@@ -73,8 +80,11 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
       await backend.dispose();
       backend = null;
     }
-    const modelUrl = typeof source === 'string' ? source : modelUrlFor(source, await probe(choice));
+    const planned = await probe(choice);
+    const modelUrl = typeof source === 'string' ? source : modelUrlFor(source, planned);
+    const runtime = deps.prepareBackend?.(planned).catch(() => undefined);
     model = await load(modelUrl, weights);
+    await runtime; // the model's session is created once the runtime has started
     backend = await deps.createBackend(model, choice, (name, reason) => {
       post({ type: 'backend-changed', backend: name, reason });
     });

@@ -9,13 +9,14 @@ import type { LoadedModel } from '../../../plugin/src/runtime/backend.ts';
 import { testMeta } from '../helpers.ts';
 
 interface FakeState {
-  created: { build: string; eps: string[] }[];
+  created: { build: string; eps: string[]; bytes: Uint8Array }[];
+  released: number;
   gpuRunFailures: number;
   gpuRuns: number;
   wasmRuns: number;
 }
 
-const state: FakeState = { created: [], gpuRuns: 0, gpuRunFailures: 0, wasmRuns: 0 };
+const state: FakeState = { created: [], released: 0, gpuRuns: 0, gpuRunFailures: 0, wasmRuns: 0 };
 
 class FakeTensor {
   readonly location: string;
@@ -46,10 +47,12 @@ function fakeOrt(build: 'webgpu' | 'wasm') {
     env: { wasm: {} as Record<string, unknown>, webgpu: { device: Promise.resolve(device) }, logLevel: 'warning' },
     Tensor: FakeTensor,
     InferenceSession: {
-      create: async (_bytes: Uint8Array, opts: { executionProviders: string[] }) => {
-        state.created.push({ build, eps: opts.executionProviders });
+      create: async (bytes: Uint8Array, opts: { executionProviders: string[] }) => {
+        state.created.push({ build, eps: opts.executionProviders, bytes });
         return {
-          release: async () => {},
+          release: async () => {
+            state.released++;
+          },
           run: async (feeds: Record<string, FakeTensor>) => {
             if (build === 'webgpu') {
               state.gpuRuns++;
@@ -89,7 +92,7 @@ const model = (): LoadedModel => ({
 describe('ORT backend recovery (fake ORT modules)', () => {
   beforeEach(() => {
     vi.resetModules();
-    Object.assign(state, { created: [], gpuRuns: 0, gpuRunFailures: 0, wasmRuns: 0 });
+    Object.assign(state, { created: [], released: 0, gpuRuns: 0, gpuRunFailures: 0, wasmRuns: 0 });
     vi.stubGlobal('navigator', { gpu: { requestAdapter: async () => ({}) }, hardwareConcurrency: 2 });
   });
   afterEach(() => {
@@ -103,7 +106,7 @@ describe('ORT backend recovery (fake ORT modules)', () => {
     expect(b.name).toBe('wasm');
     const out = await b.sample({ contexts: [new Float32Array([1, 0, 0])], sampler: 'ddim', steps: 3, seed: 1 });
     expect(out.length).toBe(4 * 4 * 4);
-    expect(state.created).toEqual([{ build: 'wasm', eps: ['wasm'] }]);
+    expect(state.created.map(({ build, eps }) => ({ build, eps }))).toEqual([{ build: 'wasm', eps: ['wasm'] }]);
     expect(changes).toEqual([]);
   });
 
@@ -146,7 +149,20 @@ describe('ORT backend recovery (fake ORT modules)', () => {
     await expect(createOrtBackend(model(), 'webgpu', () => {})).rejects.toMatchObject({ code: 'webgpu-unavailable' });
     const b = await createOrtBackend(model(), 'auto', () => {});
     expect(b.name).toBe('wasm');
-    expect(state.created).toEqual([{ build: 'wasm', eps: ['wasm'] }]);
+    expect(state.created.map(({ build, eps }) => ({ build, eps }))).toEqual([{ build: 'wasm', eps: ['wasm'] }]);
+  });
+
+  it("prepareOrtRuntime starts a backend's build with a one-node session and releases it", async () => {
+    const { prepareOrtRuntime } = await import('../../../plugin/src/runtime/ortBackend.ts');
+    const { warmupGraph } = await import('../../../plugin/src/runtime/warmupGraph.ts');
+    await prepareOrtRuntime('wasm');
+    await prepareOrtRuntime('webgpu');
+    expect(state.created.map(({ build, eps }) => ({ build, eps }))).toEqual([
+      { build: 'wasm', eps: ['wasm'] },
+      { build: 'webgpu', eps: ['webgpu'] },
+    ]);
+    for (const c of state.created) expect(c.bytes).toEqual(warmupGraph());
+    expect(state.released).toBe(2);
   });
 
   it('probeOrtBackend names the backend createOrtBackend starts on, before any session', async () => {

@@ -220,10 +220,64 @@ describe('worker message handler (driven directly in Node)', () => {
       expect(probes).toEqual([choice]);
       expect(out[0]).toMatchObject({ type: 'ready', modelUrl: expected });
     }
-    // A single URL is loaded as is, without asking which backend will run.
+    // A single URL is loaded as is, whichever backend will run.
     const { out, handler } = harness();
     await handler.handle({ type: 'init', requestId: 1, modelUrl: '/m.json', backend: 'auto' });
     expect(out[0]).toMatchObject({ type: 'ready', modelUrl: '/m.json' });
+  });
+
+  it("starts the planned backend's runtime while the model downloads; the model's session waits for it", async () => {
+    const events: string[] = [];
+    const ctl = { created: 0, samples: 0, delayMs: 0 };
+    const deps = fakeDeps(ctl);
+    let finishLoad: () => void = () => {};
+    let finishPrepare: () => void = () => {};
+    const out: WorkerResponse[] = [];
+    const handler = createWorkerHandler((m) => out.push(m), {
+      ...deps,
+      probeBackend: async () => 'webgpu',
+      prepareBackend: (b) =>
+        new Promise<void>((resolve) => {
+          events.push(`prepare ${b}`);
+          finishPrepare = resolve;
+        }),
+      loadModel: (url) =>
+        new Promise((resolve) => {
+          events.push(`load ${url}`);
+          finishLoad = () => resolve(fakeModel());
+        }),
+      createBackend: (model, choice, onChange) => {
+        events.push('create');
+        return deps.createBackend(model, choice, onChange);
+      },
+    });
+    const init = handler.handle({ type: 'init', requestId: 1, modelUrl: '/m.json', backend: 'auto' });
+    await new Promise((r) => setTimeout(r, 5));
+    expect(events).toEqual(['prepare webgpu', 'load /m.json']); // both under way at once
+    finishLoad();
+    await new Promise((r) => setTimeout(r, 5));
+    expect(events).not.toContain('create'); // the runtime is still starting
+    finishPrepare();
+    await init;
+    expect(events).toEqual(['prepare webgpu', 'load /m.json', 'create']);
+    expect(out).toEqual([expect.objectContaining({ type: 'ready', requestId: 1 })]);
+  });
+
+  it('a runtime that fails to start early does not fail init (the backend reports its own errors)', async () => {
+    const out: WorkerResponse[] = [];
+    const ctl = { created: 0, samples: 0, delayMs: 0 };
+    const prepared: string[] = [];
+    const handler = createWorkerHandler((m) => out.push(m), {
+      ...fakeDeps(ctl),
+      prepareBackend: async (b) => {
+        prepared.push(b);
+        throw new Error('could not fetch ort-wasm-simd-threaded.wasm');
+      },
+    });
+    await handler.handle({ type: 'init', requestId: 1, modelUrl: '/m.json', backend: 'wasm' });
+    expect(prepared).toEqual(['wasm']);
+    expect(ctl.created).toBe(1);
+    expect(out).toEqual([expect.objectContaining({ type: 'ready', requestId: 1, backend: 'wasm' })]);
   });
 
   it('dispose answers disposed', async () => {
