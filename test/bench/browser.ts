@@ -11,7 +11,9 @@
  *    SwiftShader (software), so that figure says nothing about real GPUs. It also reports the
  *    plugin's GPU->CPU readbacks per denoising step (goal 0);
  *  - time to first sprite in the demo (production build, `?backend=wasm&steps=N`): cold (fresh
- *    context, model download included) and warm (reload with the IndexedDB cache populated).
+ *    context, model download included) and warm (reload with the IndexedDB cache populated); then
+ *    cold once more with the model's files answered 1.5 s late, which shows how much of a slow
+ *    model download the worker's early start of onnxruntime-web hides.
  *
  * Times are measured inside the page: `performance.now()` counts from navigation start, sampled
  * every animation frame (~16 ms resolution) through an init script that watches `window.__demo`.
@@ -123,6 +125,12 @@ export interface BrowserBenchResult {
           sinceBootRuns: (number | null)[];
         })
       | null;
+    /**
+     * Cold again in a fresh context, the model's .onnx files answered `delayMs` late (a slow network
+     * or model host): the worker starts onnxruntime-web meanwhile, so model-ready should move by
+     * less than the delay.
+     */
+    coldModelLate: { delayMs: number; modelReady: number | null; firstGenerated: number | null } | null;
     note: string;
   } | null;
   errors: string[];
@@ -396,6 +404,39 @@ const timing = (m: DemoMarks): DemoTiming => ({
   cacheReadSinceBoot: m.cached !== undefined && m.created !== undefined ? round(m.cached - m.created, 0) : null,
 });
 
+const MODEL_LATE_MS = 1500;
+
+/** A cold demo page (fresh context) whose model files arrive {@link MODEL_LATE_MS} late. */
+async function coldModelLate(
+  browser: Browser,
+  url: string,
+  errors: ErrorLog[],
+): Promise<NonNullable<BrowserBenchResult['demo']>['coldModelLate']> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 720 } });
+  try {
+    await context.addInitScript(DEMO_MARKS_SCRIPT);
+    await context.route(/\.onnx(\?.*)?$/, async (route) => {
+      await new Promise((r) => setTimeout(r, MODEL_LATE_MS));
+      await route.continue();
+    });
+    const page = await context.newPage();
+    errors.push(collectErrors(page));
+    await page.goto(url, { waitUntil: 'load', timeout: 120_000 });
+    await page.waitForFunction(
+      () => {
+        const m = (window as DemoWindow).__benchMarks;
+        return m?.firstGenerated !== undefined && m.modelReady !== undefined;
+      },
+      null,
+      { timeout: 180_000, polling: 200 },
+    );
+    const t = timing(await readMarks(page));
+    return { delayMs: MODEL_LATE_MS, modelReady: t.modelReady, firstGenerated: t.firstGenerated };
+  } finally {
+    await context.close();
+  }
+}
+
 /** Cold and warm time to first sprite in the demo's production build on WASM. */
 export async function demoBench(
   browser: Browser,
@@ -459,6 +500,7 @@ export async function demoBench(
         files: Object.fromEntries(Object.entries(coldFiles.files).map(([k, v]) => [k, v.bytes])),
       },
       warm: null,
+      coldModelLate: null,
       note: '',
     };
     console.log(`  demo cold: ${JSON.stringify(res.demo.cold)}`);
@@ -504,6 +546,11 @@ export async function demoBench(
     const key = (w: (typeof runs)[number]) => w.firstOnScreenSinceBoot ?? Number.POSITIVE_INFINITY;
     res.demo.warm = { ...medianBy(runs, key), sinceBootRuns: runs.map((w) => w.firstOnScreenSinceBoot) };
     console.log(`  demo warm: ${JSON.stringify(res.demo.warm)}`);
+    // The warm page may still be refilling its pools: close it before the next cold page.
+    await context.close();
+    context = null;
+    res.demo.coldModelLate = await coldModelLate(browser, url, errors);
+    console.log(`  demo cold, model files ${MODEL_LATE_MS} ms late: ${JSON.stringify(res.demo.coldModelLate)}`);
   } finally {
     await context?.close();
     await prod.close();

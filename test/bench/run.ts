@@ -225,6 +225,14 @@ if (!noBrowser) {
       console.log(`demo time to first sprite (production build, ?backend=wasm&steps=${d.steps}), ms since navigation:`);
       const { files: _files, ...cold } = d.cold;
       console.table({ cold, warm: d.warm ?? {} });
+      const late = d.coldModelLate;
+      if (late && late.modelReady !== null && d.cold.modelReady !== null) {
+        console.log(
+          `cold with the model files ${late.delayMs} ms late: model ready at ${late.modelReady} ms ` +
+            `(${late.modelReady - d.cold.modelReady} ms after the on-time cold page; onnxruntime-web starts ` +
+            `while the model downloads), first generated sprite at ${late.firstGenerated} ms`,
+        );
+      }
       if (d.note) console.log(`  note: ${d.note}`);
     }
     if (browser.errors.length) console.log(`browser errors:\n  ${browser.errors.join('\n  ')}`);
