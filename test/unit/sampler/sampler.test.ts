@@ -49,6 +49,26 @@ describe('rng', () => {
     expect(Math.abs(variance - 1)).toBeLessThan(0.05);
   });
 
+  it('fillNormal draws exactly what normal() draws one by one, carrying the spare across calls', () => {
+    for (const [offset, length] of [
+      [0, 7],
+      [1, 8],
+      [3, 1],
+      [2, 0],
+      [5, 4096],
+    ] as const) {
+      const bulk = createRng(9);
+      const single = createRng(9);
+      const out = new Float32Array(offset + length + 3).fill(Number.NaN);
+      bulk.fillNormal(out, offset, length);
+      bulk.fillNormal(out, offset + length, 3); // continues the same stream
+      const want = new Float32Array(out.length).fill(Number.NaN);
+      for (let i = offset; i < out.length; i++) want[i] = single.normal();
+      expect(out, `offset ${offset}, length ${length}`).toEqual(want);
+      expect(bulk.nextUint32()).toBe(single.nextUint32());
+    }
+  });
+
   it('gives different streams per seed and per sprite index', () => {
     const first = (r: ReturnType<typeof spriteRng>) => [r.nextUint32(), r.nextUint32()];
     expect(first(spriteRng(1, 0))).not.toEqual(first(spriteRng(2, 0)));
