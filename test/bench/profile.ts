@@ -5,11 +5,12 @@
  * Both run in one child process (profileChild.mjs) on the same inputs: native profiling writes a JSON
  * trace file; ORT-web's WASM build prints the same trace events to stdout, which is parsed here.
  *
- * Each runtime first runs the model for a few seconds, then `runs` more calls; only those last calls
- * count. ORT cannot start its profiler mid-session, so every call is traced and the warm-up calls are
- * cut out by their `model_run` events. They matter: V8 runs a fresh WASM module on its baseline
- * compiler (Liftoff) until the hot functions are re-compiled by its optimizing one, so the first
- * calls of a new ORT-web session run several times slower than later ones.
+ * Each runtime first runs the model for a few seconds in an unprofiled session, which matters: V8
+ * runs a fresh WASM module on its baseline compiler (Liftoff) until the hot functions are re-compiled
+ * by its optimizing one, so the first calls of ORT-web run several times slower than later ones (the
+ * module, and with it the optimized code, is shared by later sessions). Then a profiled session runs
+ * a few more warm-up calls (its own first-call allocations) and `runs` counted calls. ORT traces from
+ * session start, so the warm-up calls are cut out of the trace by their `model_run` events.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -35,7 +36,7 @@ export interface OpProfile {
   rows: number;
   /** Calls counted per runtime (after its warm-up calls, which are left out). */
   runs: number;
-  /** Warm-up calls left out: native, WASM. */
+  /** Calls of the profiled session left out (its first-call allocations): native, WASM. */
   warmupCalls: [number, number];
   table: OpProfileRow[];
   nativeTotalMs: number;
@@ -64,22 +65,30 @@ export interface TraceSummary {
 
 /**
  * Sums kernel time by operator type over the last `runs` calls of a trace, leaving out every call
- * before them. @throws Error when the trace holds fewer than `runs` calls.
+ * before them. `calls`, when given, is how many calls the session made: a trace with another count
+ * was cut short (ORT stops tracing after a million events; ORT-web prints its trace from a thread).
+ * @throws Error when the trace holds fewer than `runs` calls, or not `calls` of them
  */
-export function summarizeTrace(events: TraceEvent[], runs: number): TraceSummary {
-  const calls = events
+export function summarizeTrace(events: TraceEvent[], runs: number, calls?: number): TraceSummary {
+  if (!(Number.isInteger(runs) && runs >= 1)) throw new Error(`runs must be a positive integer, got ${runs}`);
+  const traced = events
     .filter((e) => e.name === 'model_run' && e.ts !== undefined)
     .sort((a, b) => (a.ts ?? 0) - (b.ts ?? 0));
-  if (calls.length < runs) throw new Error(`the trace holds ${calls.length} model runs, expected at least ${runs}`);
-  const counted = calls.slice(calls.length - runs);
+  if (calls !== undefined && traced.length !== calls) {
+    throw new Error(`the trace holds ${traced.length} model runs but the session made ${calls}: it was cut short`);
+  }
+  if (traced.length < runs) throw new Error(`the trace holds ${traced.length} model runs, expected at least ${runs}`);
+  const counted = traced.slice(traced.length - runs);
   const from = counted[0]?.ts ?? 0;
+  const last = counted[counted.length - 1];
+  const to = (last?.ts ?? 0) + (last?.dur ?? 0);
   const byOp = new Map<string, number>();
   for (const e of events) {
     if (e.cat !== 'Node' || !e.name?.endsWith('_kernel_time') || !e.args?.op_name) continue;
-    if ((e.ts ?? -1) < from) continue;
+    if ((e.ts ?? -1) < from || (e.ts ?? 0) > to) continue;
     byOp.set(e.args.op_name, (byOp.get(e.args.op_name) ?? 0) + (e.dur ?? 0) / 1000 / runs);
   }
-  return { byOp, runMs: counted.map((e) => (e.dur ?? 0) / 1000), skipped: calls.length - runs };
+  return { byOp, runMs: counted.map((e) => (e.dur ?? 0) / 1000), skipped: traced.length - runs };
 }
 
 function medianOf(xs: number[]): number {
@@ -153,8 +162,17 @@ export async function profileOps(
     }
     if (!wasmEvents.some((e) => e.cat === 'Node')) throw new Error('onnxruntime-web printed no profile events');
 
-    const native = summarizeTrace(nativeEvents, runs);
-    const wasm = summarizeTrace(wasmEvents, runs);
+    const made = out
+      .split('\n')
+      .map((l) => l.match(/^sd-prof-calls (\w+) (\d+)$/))
+      .filter((m): m is RegExpMatchArray => m !== null);
+    const callsOf = (rt: string): number => {
+      const m = made.find((x) => x[1] === rt);
+      if (!m) throw new Error(`the profiling child did not report its ${rt} calls`);
+      return Number(m[2]);
+    };
+    const native = summarizeTrace(nativeEvents, runs, callsOf('native'));
+    const wasm = summarizeTrace(wasmEvents, runs, callsOf('wasm'));
     const n = native.byOp;
     const w = wasm.byOp;
     const wasmTotal = [...w.values()].reduce((a, b) => a + b, 0);

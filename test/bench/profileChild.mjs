@@ -11,12 +11,24 @@ const threads = Number(env.SD_PROF_THREADS);
 const runs = Number(env.SD_PROF_RUNS);
 const warmupMs = Number(env.SD_PROF_WARMUP_MS);
 
-/** Calls for `warmupMs` (at least one), then `runs` more; the parent counts only the last `runs`. */
-async function exercise(session, feeds) {
+/** Calls made in the profiled session before the counted ones (its first-call allocations). */
+const SESSION_WARMUP = 2;
+
+/**
+ * Runs an unprofiled session for `warmupMs` (V8 optimizes ORT-web's WASM meanwhile), then a
+ * profiled one for SESSION_WARMUP + `runs` calls, and reports how many calls that session made.
+ */
+async function exercise(label, create, feeds) {
+  const warm = await create(false);
   const t0 = performance.now();
-  do await session.run(feeds);
+  do await warm.run(feeds);
   while (performance.now() - t0 < warmupMs);
-  for (let k = 0; k < runs; k++) await session.run(feeds);
+  await warm.release();
+  const session = await create(true);
+  for (let k = 0; k < SESSION_WARMUP + runs; k++) await session.run(feeds);
+  session.endProfiling();
+  await session.release();
+  console.log(`sd-prof-calls ${label} ${SESSION_WARMUP + runs}`);
 }
 
 /** Deterministic inputs: a fixed pseudo-noise image, t = 250, one-hot contexts. */
@@ -34,26 +46,25 @@ function feeds(ort) {
   };
 }
 
-// ORT starts profiling with the session, so the warm-up calls are traced too; the parent leaves
-// them out by their model_run events.
 const native = await import('onnxruntime-node');
-const ns = await native.InferenceSession.create(env.SD_PROF_MODEL, {
-  intraOpNumThreads: threads,
-  interOpNumThreads: 1,
-  enableProfiling: true,
-  profileFilePrefix: join(env.SD_PROF_DIR, 'native'),
-});
-await exercise(ns, feeds(native));
-ns.endProfiling();
-await ns.release();
+await exercise(
+  'native',
+  (profile) =>
+    native.InferenceSession.create(env.SD_PROF_MODEL, {
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      ...(profile ? { enableProfiling: true, profileFilePrefix: join(env.SD_PROF_DIR, 'native') } : {}),
+    }),
+  feeds(native),
+);
 
 const web = await import(env.SD_PROF_ORT);
 web.env.wasm.numThreads = threads;
-const ws = await web.InferenceSession.create(readFileSync(env.SD_PROF_MODEL), {
-  executionProviders: ['wasm'],
-  enableProfiling: true,
-});
-await exercise(ws, feeds(web));
-ws.endProfiling();
+const bytes = readFileSync(env.SD_PROF_MODEL);
+await exercise(
+  'wasm',
+  (profile) => web.InferenceSession.create(bytes, { executionProviders: ['wasm'], enableProfiling: profile }),
+  feeds(web),
+);
 await new Promise((r) => setTimeout(r, 500)); // the trace is printed from a worker thread
 process.exit(0);

@@ -52,6 +52,18 @@ describe('summarizeTrace', () => {
     expect(s.byOp.get('Conv')).toBeCloseTo(15, 6);
   });
 
+  it('leaves out kernels traced after the last counted call, and refuses a trace that was cut short', () => {
+    const ev = trace([
+      { conv: 50, add: 5 },
+      { conv: 10, add: 1 },
+    ]);
+    // A kernel event of a third call whose model_run event was lost.
+    ev.push({ cat: 'Node', name: '/a/Conv_kernel_time', ts: 1e9, dur: 999_000, args: { op_name: 'Conv' } });
+    expect(summarizeTrace(ev, 1).byOp.get('Conv')).toBeCloseTo(10, 6);
+    expect(() => summarizeTrace(ev, 1, 3)).toThrow(/2 model runs but the session made 3: it was cut short/);
+    expect(() => summarizeTrace(ev, 0)).toThrow(/runs must be a positive integer/);
+  });
+
   it('refuses a trace with fewer calls than asked for', () => {
     expect(() => summarizeTrace(trace([{ conv: 10, add: 2 }]), 3)).toThrow(/1 model runs, expected at least 3/);
   });

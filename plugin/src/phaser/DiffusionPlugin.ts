@@ -622,7 +622,19 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
       await this.syncPools(info.categories, info.modelSha, session);
       if (session.signal.aborted) throw new DiffusionError('aborted', 'the plugin was shut down');
       this.emit('ready', info);
-      for (const cat of info.categories) this.refill(cat);
+      // Pools refill in the next task: placeholders spawned while the model loaded wait on this
+      // promise, and their (high-priority) requests must reach the idle worker before a refill does,
+      // or the first visible sprite waits for a whole background job.
+      void this.track(
+        new Promise<void>((resolve) => {
+          setTimeout(() => {
+            if (!session.signal.aborted && this.session === session) {
+              for (const cat of info.categories) this.refill(cat);
+            }
+            resolve();
+          }, 0);
+        }),
+      );
       return info;
     })();
     this.readyPromise = ready;

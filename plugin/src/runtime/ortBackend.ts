@@ -404,6 +404,8 @@ function errText(e: unknown): string {
  * threw; the caller leaves reporting to the model's session creation, which fails the same way.
  */
 export async function prepareOrtRuntime(backend: BackendName): Promise<void> {
+  // 'webgpu' without an adapter: createOrtBackend reports it; loading the WebGPU build would be waste.
+  if (backend === 'webgpu' && !(await webgpuAvailable())) return;
   const ort = await loadOrt(backend);
   const session = await ort.InferenceSession.create(warmupGraph(), {
     executionProviders: [backend],

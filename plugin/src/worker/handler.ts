@@ -80,9 +80,16 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
       await backend.dispose();
       backend = null;
     }
-    const planned = await probe(choice);
-    const modelUrl = typeof source === 'string' ? source : modelUrlFor(source, planned);
-    const runtime = deps.prepareBackend?.(planned).catch(() => undefined);
+    // A single model URL downloads at once; one URL per backend waits for the probe to pick one.
+    const prepare = deps.prepareBackend;
+    const planned = typeof source !== 'string' || prepare ? probe(choice) : null;
+    const modelUrl = typeof source === 'string' ? source : modelUrlFor(source, await (planned as Promise<BackendName>));
+    const runtime = prepare
+      ? planned?.then(prepare).catch((err: unknown) => {
+          // Only a lost head start: createBackend meets the same problem and reports it.
+          console.debug('spritediffusion: starting the inference runtime early failed:', err);
+        })
+      : undefined;
     model = await load(modelUrl, weights);
     await runtime; // the model's session is created once the runtime has started
     backend = await deps.createBackend(model, choice, (name, reason) => {

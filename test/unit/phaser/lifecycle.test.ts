@@ -674,6 +674,40 @@ for (const { pkg, version, EventEmitter, SceneEvents } of majors) {
       }
     });
 
+    it('placeholders spawned while the model loads are generated before any pool refill', async () => {
+      vi.stubGlobal('fetch', async () => new Response(JSON.stringify(modelJson()), { status: 200 }));
+      const { promise: modelGate, release: releaseModel } = gate();
+      const ctl = configure();
+      const sent: { count: number }[][] = [];
+      DiffusionPlugin.configure({
+        workerFactory: () => {
+          const w = new FakeWorker({
+            ...fakeDeps(ctl),
+            loadModel: async () => {
+              await modelGate;
+              return fakeModel();
+            },
+          });
+          sent.push(w.sent as { count: number }[]);
+          return w;
+        },
+      });
+      const { plugin, textures } = install(true);
+      plugin.boot();
+      await plugin.whenCached(); // nothing cached: a cold start
+      const spawned = [plugin.spawn('monster', 0, 0), plugin.spawn('item', 1, 0), plugin.spawn('monster', 2, 0)];
+      releaseModel();
+      await plugin.whenIdle();
+      const generates = (sent[0] ?? []).filter((m) => (m as unknown as { type: string }).type === 'generate');
+      // Three spawns of one sprite each go first; then every pool refills (poolSize 2; the monster and
+      // item pools also refill after their spawns, so counts after the first three vary).
+      expect(generates.slice(0, 3).map((m) => m.count)).toEqual([1, 1, 1]);
+      expect(generates.length).toBeGreaterThan(3);
+      for (const s of spawned) expect(textured(textures, s.texture.key)).toBe(true);
+      expect(plugin.stats.pools).toEqual({ character: 2, monster: 2, item: 2 });
+      plugin.destroy();
+    });
+
     it('a restart fetches model.json again if the last read could not; an equal model source is no change', async () => {
       const urls: string[] = [];
       let online = false;

@@ -163,6 +163,10 @@ describe('ORT backend recovery (fake ORT modules)', () => {
     ]);
     for (const c of state.created) expect(c.bytes).toEqual(warmupGraph());
     expect(state.released).toBe(2);
+    // Without an adapter nothing is loaded for WebGPU (createOrtBackend reports it unavailable).
+    vi.stubGlobal('navigator', { gpu: { requestAdapter: async () => null }, hardwareConcurrency: 2 });
+    await prepareOrtRuntime('webgpu');
+    expect(state.created).toHaveLength(2);
   });
 
   it('probeOrtBackend names the backend createOrtBackend starts on, before any session', async () => {
