@@ -9,7 +9,7 @@
  * runs a fresh WASM module on its baseline compiler (Liftoff) until the hot functions are re-compiled
  * by its optimizing one, so the first calls of ORT-web run several times slower than later ones (the
  * module, and with it the optimized code, is shared by later sessions). Then a profiled session runs
- * a few more warm-up calls (its own first-call allocations) and `runs` counted calls. ORT traces from
+ * for another second (its own first-call allocations and thread pool) and `runs` counted calls. ORT traces from
  * session start, so the warm-up calls are cut out of the trace by their `model_run` events.
  */
 import { execFileSync } from 'node:child_process';
@@ -123,7 +123,7 @@ export async function profileOps(
   modelPath: string,
   rows: number,
   threads: number,
-  runs = 4,
+  runs = 6,
   warmupMs = 3000,
 ): Promise<OpProfile> {
   const dir = mkdtempSync(join(tmpdir(), 'sd-prof-'));

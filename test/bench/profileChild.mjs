@@ -11,24 +11,30 @@ const threads = Number(env.SD_PROF_THREADS);
 const runs = Number(env.SD_PROF_RUNS);
 const warmupMs = Number(env.SD_PROF_WARMUP_MS);
 
-/** Calls made in the profiled session before the counted ones (its first-call allocations). */
-const SESSION_WARMUP = 2;
+/** The profiled session's own warm-up (its first-call allocations, thread pool): at least 2 calls and 1 s. */
+const SESSION_WARMUP = { calls: 2, ms: 1000 };
 
 /**
  * Runs an unprofiled session for `warmupMs` (V8 optimizes ORT-web's WASM meanwhile), then a
- * profiled one for SESSION_WARMUP + `runs` calls, and reports how many calls that session made.
+ * profiled one for its own warm-up plus `runs` calls, and reports how many calls that session made.
  */
 async function exercise(label, create, feeds) {
   const warm = await create(false);
-  const t0 = performance.now();
+  let t0 = performance.now();
   do await warm.run(feeds);
   while (performance.now() - t0 < warmupMs);
   await warm.release();
   const session = await create(true);
-  for (let k = 0; k < SESSION_WARMUP + runs; k++) await session.run(feeds);
+  let calls = 0;
+  t0 = performance.now();
+  while (calls < SESSION_WARMUP.calls || performance.now() - t0 < SESSION_WARMUP.ms) {
+    await session.run(feeds);
+    calls++;
+  }
+  for (let k = 0; k < runs; k++) await session.run(feeds);
   session.endProfiling();
   await session.release();
-  console.log(`sd-prof-calls ${label} ${SESSION_WARMUP + runs}`);
+  console.log(`sd-prof-calls ${label} ${calls + runs}`);
 }
 
 /** Deterministic inputs: a fixed pseudo-noise image, t = 250, one-hot contexts. */
