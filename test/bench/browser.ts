@@ -433,7 +433,9 @@ async function coldModelLate(
   const context = await browser.newContext({ viewport: { width: 1280, height: 720 } });
   try {
     await context.addInitScript(DEMO_MARKS_SCRIPT);
+    let held = 0;
     await context.route(/\.onnx(\?.*)?$/, async (route) => {
+      held++;
       await new Promise((r) => setTimeout(r, MODEL_LATE_MS));
       await route.continue();
     });
@@ -448,6 +450,7 @@ async function coldModelLate(
       null,
       { timeout: 180_000, polling: 200 },
     );
+    if (held === 0) throw new Error('no .onnx request went through the delaying route: nothing was measured');
     const t = timing(await readMarks(page));
     return { delayMs: MODEL_LATE_MS, modelReady: t.modelReady, firstGenerated: t.firstGenerated };
   } finally {
