@@ -9,8 +9,9 @@
  * runs a fresh WASM module on its baseline compiler (Liftoff) until the hot functions are re-compiled
  * by its optimizing one, so the first calls of ORT-web run several times slower than later ones (the
  * module, and with it the optimized code, is shared by later sessions). Then a profiled session runs
- * for another second (its own first-call allocations and thread pool) and `runs` counted calls. ORT traces from
- * session start, so the warm-up calls are cut out of the trace by their `model_run` events.
+ * for another second (its own first-call allocations and thread pool) and `runs` counted calls. ORT
+ * traces from session start, so that second's calls are cut out of the trace by their `model_run`
+ * events.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -115,8 +116,8 @@ function feedSpec(meta: ModelMeta, rows: number): FeedSpec {
 }
 
 /**
- * Profiles `runs` denoiser calls on `rows` rows on both runtimes, each after `warmupMs` of calls that
- * are left out of the figures.
+ * Profiles `runs` denoiser calls on `rows` rows on both runtimes, each after `warmupMs` of calls in an
+ * unprofiled session and a second of calls in the profiled one, both left out of the figures.
  */
 export async function profileOps(
   meta: ModelMeta,
