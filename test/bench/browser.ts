@@ -422,6 +422,18 @@ const timing = (m: DemoMarks): DemoTiming => ({
   cacheReadSinceBoot: m.cached !== undefined && m.created !== undefined ? round(m.cached - m.created, 0) : null,
 });
 
+/** Waits until the init script has recorded every named mark. */
+function untilMarks(page: Page, names: string[], timeout: number, polling: number): Promise<unknown> {
+  return page.waitForFunction(
+    (keys) => {
+      const m = (window as DemoWindow).__benchMarks;
+      return m !== undefined && keys.every((k) => m[k] !== undefined);
+    },
+    names,
+    { timeout, polling },
+  );
+}
+
 const MODEL_LATE_MS = 1500;
 
 /** A cold demo page (fresh context) whose model files arrive {@link MODEL_LATE_MS} late. */
@@ -442,14 +454,7 @@ async function coldModelLate(
     const page = await context.newPage();
     errors.push(collectErrors(page));
     await page.goto(url, { waitUntil: 'load', timeout: 120_000 });
-    await page.waitForFunction(
-      () => {
-        const m = (window as DemoWindow).__benchMarks;
-        return m?.firstGenerated !== undefined && m.modelReady !== undefined;
-      },
-      null,
-      { timeout: 180_000, polling: 200 },
-    );
+    await untilMarks(page, ['firstGenerated', 'modelReady'], 180_000, 200);
     if (held === 0) throw new Error('no .onnx request went through the delaying route: nothing was measured');
     const t = timing(await readMarks(page));
     return { delayMs: MODEL_LATE_MS, modelReady: t.modelReady, firstGenerated: t.firstGenerated };
@@ -502,14 +507,7 @@ export async function demoBench(
     };
     const url = `${prod.url}?backend=wasm&steps=${steps}&pool=1&frameEvery=0&seed=2024`;
     await page.goto(url, { waitUntil: 'load', timeout: 120_000 });
-    await page.waitForFunction(
-      () => {
-        const m = (window as DemoWindow).__benchMarks;
-        return m?.firstGenerated !== undefined && m.firstPainted !== undefined;
-      },
-      null,
-      { timeout: 180_000, polling: 200 },
-    );
+    await untilMarks(page, ['firstGenerated', 'firstPainted'], 180_000, 200);
     const cold = timing(await readMarks(page));
     const coldFiles = await modelFiles();
     res.demo = {
@@ -539,14 +537,7 @@ export async function demoBench(
     const runs: NonNullable<NonNullable<BrowserBenchResult['demo']>['warm']>[] = [];
     for (let i = 0; i < 3; i++) {
       await page.reload({ waitUntil: 'load', timeout: 120_000 });
-      await page.waitForFunction(
-        () => {
-          const m = (window as DemoWindow).__benchMarks;
-          return m?.firstPainted !== undefined && m.modelReady !== undefined;
-        },
-        null,
-        { timeout: 120_000, polling: 100 },
-      );
+      await untilMarks(page, ['firstPainted', 'modelReady'], 120_000, 100);
       const warm = timing(await readMarks(page));
       const warmFiles = await modelFiles();
       const r = await page.evaluate(() => ({
