@@ -30,6 +30,7 @@ import {
   launchChromium,
   startPagesServer,
 } from '../browser/helpers.ts';
+import { median, medianBy } from './stats.ts';
 
 export interface BrowserBenchOptions {
   quick: boolean;
@@ -167,10 +168,6 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
 
-/** The middle element by `key` (the upper one of an even count). */
-const medianBy = <T>(xs: readonly T[], key: (x: T) => number): T =>
-  [...xs].sort((a, b) => key(a) - key(b))[Math.floor(xs.length / 2)] as T;
-const median = (xs: number[]): number => medianBy(xs, (x) => x);
 const round = (x: number, d = 1): number => +x.toFixed(d);
 
 async function openTestPage(page: Page, url: string): Promise<{ backend: string }> {

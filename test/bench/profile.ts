@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { ModelMeta } from '../../plugin/src/model/meta.ts';
+import { median } from './stats.ts';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const CHILD = fileURLToPath(new URL('./profileChild.mjs', import.meta.url));
@@ -90,11 +91,6 @@ export function summarizeTrace(events: TraceEvent[], runs: number, calls?: numbe
     byOp.set(e.args.op_name, (byOp.get(e.args.op_name) ?? 0) + (e.dur ?? 0) / 1000 / runs);
   }
   return { byOp, runMs: counted.map((e) => (e.dur ?? 0) / 1000), skipped: traced.length - runs };
-}
-
-function medianOf(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? 0;
 }
 
 interface FeedSpec {
@@ -199,8 +195,8 @@ export async function profileOps(
       table,
       nativeTotalMs: +nativeTotal.toFixed(1),
       wasmTotalMs: +wasmTotal.toFixed(1),
-      nativeRunMs: +medianOf(native.runMs).toFixed(1),
-      wasmRunMs: +medianOf(wasm.runMs).toFixed(1),
+      nativeRunMs: +median(native.runMs).toFixed(1),
+      wasmRunMs: +median(wasm.runMs).toFixed(1),
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });
