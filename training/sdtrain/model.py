@@ -44,6 +44,11 @@ class ModelConfig:
     # output, the input and the shuffled last features, plus a timestep bias:
     # out += conv(silu(conv([out, x, features]) + b(t))). Its last conv starts at zero.
     refine: int = 0
+    # Where the up path's resampling convolutions run: False upsamples (nearest) and then
+    # convolves, as the course does; True convolves at the lower resolution and then upsamples,
+    # 4x fewer FLOPs for those convolutions (about 12% of the fast network's), same parameters,
+    # so a trained network can be fine-tuned into this order with --init-from.
+    up_conv_first: bool = False
 
     def to_dict(self) -> Dict:
         d = asdict(self)
@@ -174,8 +179,10 @@ class ContextUnet(nn.Module):
         for i, block in enumerate(self.up_blocks):
             h = block(torch.cat([h, skips.pop()], dim=1), temb, cemb)
             if i < len(self.upsamples):
-                h = F.interpolate(h, scale_factor=2.0, mode="nearest")
-                h = self.upsamples[i](h)
+                if self.cfg.up_conv_first:
+                    h = F.interpolate(self.upsamples[i](h), scale_factor=2.0, mode="nearest")
+                else:
+                    h = self.upsamples[i](F.interpolate(h, scale_factor=2.0, mode="nearest"))
         feat = F.silu(self.norm_out(h))
         out = self.conv_out(feat)
         if self.cfg.input_skip:

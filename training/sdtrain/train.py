@@ -404,6 +404,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--refine", type=int, metavar="WIDTH",
                    help="add a zero-initialised full-resolution refinement head of this width after a --patch "
                         "stem (two 3x3 convolutions at full resolution; see sdtrain/model.py)")
+    p.add_argument("--up-conv-first", action="store_true",
+                   help="run the up path's resampling convolutions before upsampling instead of after (4x fewer "
+                        "FLOPs for them, same parameters; fine-tune a trained run into it with --init-from)")
     p.add_argument("--init-from", help="start from this checkpoint.pt's EMA weights (fine-tuning; new modules such "
                                        "as --input-skip keep their init, the optimizer and schedule start fresh)")
     p.add_argument("--emb-dim", type=int, help=f"embedding width (default {d.model.emb_dim})")
@@ -425,7 +428,7 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         fixed = {"data": a.data != TrainConfig().data and a.data != cfg.data, "batch": a.batch, "lr": a.lr,
                  "size": a.size, "widths": a.widths, "seed": a.seed, "patch": a.patch, "teacher": a.teacher,
                  "teacher-guidance": a.teacher_guidance, "input-skip": a.input_skip, "init-from": a.init_from,
-                 "refine": a.refine}
+                 "refine": a.refine, "up-conv-first": a.up_conv_first}
         bad = [k for k, v in fixed.items() if v]
         if bad:
             raise TrainError(f"--resume keeps the run's settings; cannot change {', '.join('--' + b for b in bad)}")
@@ -463,6 +466,8 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         m["input_skip"] = True
     if a.refine is not None:
         m["refine"] = a.refine
+    if a.up_conv_first:
+        m["up_conv_first"] = True
     cfg.model = ModelConfig.from_dict(m)
     cfg.model.validate()
     if not 0 <= cfg.balance <= 1:
