@@ -241,6 +241,7 @@ def test_up_conv_first_keeps_the_parameters_moves_the_convolutions_and_costs_les
             p.normal_(0, 0.05)
     fast = ContextUnet(ModelConfig.from_dict({**cfg.to_dict(), "up_conv_first": True}))
     fast.load_state_dict(base.state_dict())  # strict: the same parameters, the same shapes
+    x, t, ctx = torch.randn(2, 4, 32, 32), torch.tensor([3.0, 400.0]), torch.eye(11)[:2]
 
     def upsample_outputs(model):
         shapes = []
@@ -251,7 +252,6 @@ def test_up_conv_first_keeps_the_parameters_moves_the_convolutions_and_costs_les
             h.remove()
         return out, shapes
 
-    x, t, ctx = torch.randn(2, 4, 32, 32), torch.tensor([3.0, 400.0]), torch.eye(11)[:2]
     a, base_shapes = upsample_outputs(base)
     b, fast_shapes = upsample_outputs(fast)
     assert base_shapes == [(8, 8), (16, 16)], "upsample, then convolve"
