@@ -7,8 +7,8 @@
  * DiffusionPlugin.configure({ modelUrl: '/models/model.json', poolSize: 2 }); // optional, before the game starts
  * new Phaser.Game({ ..., plugins: { scene: [{ key: 'DiffusionPlugin', plugin: DiffusionPlugin, mapping: 'diffusion' }] } });
  * ```
- * In a scene: `this.diffusion.spawn('monster', 100, 100)` returns a Sprite at once (a pooled texture,
- * or a placeholder that is filled in when generation finishes); `await this.diffusion.generate('item', 4)`
+ * In a scene: `this.diffusion.spawn('monster', 100, 100)` returns a Sprite at once (a pooled or cached
+ * sprite, or a placeholder that is filled in when generation finishes); `await this.diffusion.generate('item', 4)`
  * resolves to texture keys. Per-scene overrides: `this.diffusion.configure({...})` (poolSize,
  * frameEvery and maxQueue apply in place; other changes restart the plugin's worker).
  *
@@ -76,7 +76,10 @@ export interface DiffusionConfig {
    * recommendation (model.json sampling.eta), else 0.
    */
   eta?: number;
-  /** Ready textures kept per category; default 2. 0 disables pools (every spawn generates). */
+  /**
+   * Sprites kept ready per category (cached ones count); default 2. 0 disables pools: a spawn then
+   * uses a cached sprite if one is left, else generates.
+   */
   poolSize: number;
   /** Base seed (integer); default random per boot. With a seed, generation is reproducible. */
   seed?: number;
@@ -127,7 +130,10 @@ export interface DiffusionStats {
   modelRuns: number;
   /** GPU readbacks inside sampling loops per step (0 on a GPU-resident loop). */
   readbacksPerStep: number;
-  /** Ready textures per category. */
+  /**
+   * Sprites per category that {@link DiffusionPlugin.spawn} can hand out at once: generated ones
+   * waiting as textures plus cached ones (a cached sprite becomes a texture when it is spawned).
+   */
   pools: Record<string, number>;
 }
 
@@ -393,7 +399,7 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
   get stats(): DiffusionStats {
     const c: ClientStats | null = this.client?.stats ?? null;
     const pools: Record<string, number> = {};
-    for (const [k, p] of this.pools) pools[k] = p.ready.length;
+    for (const [k, p] of this.pools) pools[k] = p.ready.length + p.cached.length;
     return {
       backend: c?.backend ?? null,
       msPerStep: c?.msPerStep ?? 0,
@@ -435,8 +441,8 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
   }
 
   /**
-   * A sprite of `category` at (x, y), returned at once: it uses a pooled texture when one is ready,
-   * otherwise a placeholder texture that is filled in when generation finishes (optionally
+   * A sprite of `category` at (x, y), returned at once: it uses a pooled sprite when one is ready
+   * (generated ones first, then cached ones, each made into a texture now), otherwise a placeholder texture that is filled in when generation finishes (optionally
    * showing intermediate frames). Refills the category's pool in the background.
    *
    * @throws DiffusionError `unknown-category` (listing the valid names) once model.json has been
@@ -449,7 +455,7 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     let key = pool?.ready.shift();
     const cached = key === undefined ? pool?.cached.shift() : undefined;
     if (cached) {
-      // Pool empty (or disabled) but the cache still has unused sprites: use one directly.
+      // No generated texture waiting: a cached sprite becomes a texture now.
       this.counters.cacheHits++;
       key = this.createTexture(cached.width, cached.height, cached.rgba);
       this.emit('texture', { key, category, fromCache: true });
@@ -538,7 +544,7 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     });
   }
 
-  /** Makes sure at least `count` textures of a category are pooled (raises the pool size if needed). */
+  /** Makes sure at least `count` sprites of a category are ready to spawn (cached or generated). */
   async prefetch(category: string, count: number): Promise<void> {
     this.start();
     await this.whenReady();
@@ -802,21 +808,16 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     }
   }
 
-  /** Keeps `target` (default poolSize) textures ready for a category. */
+  /** Keeps `target` (default poolSize) sprites of a category ready: cached ones first, else generated. */
   private refill(category: string, target = this.cfg.poolSize): void {
     const pool = this.pools.get(category);
     const client = this.client;
     if (!pool || !client || !this.session) return;
     const session = this.session;
-    while (pool.ready.length + pool.inflight < target && pool.cached.length > 0) {
-      const s = pool.cached.shift() as Sprite;
-      this.counters.cacheHits++;
-      const key = this.createTexture(s.width, s.height, s.rgba);
-      pool.ready.push(key);
-      this.emit('texture', { key, category, fromCache: true });
-    }
     if (!this.info) return; // generation starts once the model is ready (which refills every pool)
-    const missing = target - pool.ready.length - pool.inflight;
+    // Cached sprites count as pooled but stay pixels until a spawn takes one: a texture costs a
+    // canvas and a GPU upload, and on a return visit the first frame's spawns are all from the cache.
+    const missing = target - pool.ready.length - pool.cached.length - pool.inflight;
     if (missing <= 0) return;
     pool.inflight += missing;
     this.track(
