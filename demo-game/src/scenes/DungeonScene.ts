@@ -240,17 +240,28 @@ export class DungeonScene extends Phaser.Scene {
     this.levelKeys.clear();
   }
 
+  /**
+   * The stairs: drawn on a plain 2D canvas and added in one upload (a Graphics object's
+   * generateTexture costs several ms in Phaser 4, inside the scene's first task).
+   */
   private makeStairsTexture(): void {
     if (this.textures.exists(STAIRS_KEY)) return;
-    const g = this.make.graphics({}, false);
-    g.fillStyle(0x1a1410, 1).fillRect(0, 0, 32, 32);
+    const canvas = document.createElement('canvas');
+    canvas.width = 32;
+    canvas.height = 32;
+    const ctx = canvas.getContext('2d');
+    if (!ctx) return; // no 2D canvas: Phaser shows its missing-texture frame for the stairs
+    const hex = (c: number): string => `#${c.toString(16).padStart(6, '0')}`;
+    ctx.fillStyle = hex(0x1a1410);
+    ctx.fillRect(0, 0, 32, 32);
     for (let i = 0; i < 5; i++) {
-      const shade = 0x6b5a44 + i * 0x0a0a0a;
-      g.fillStyle(shade, 1).fillRect(3 + i * 2, 4 + i * 5, 26 - i * 4, 4);
+      ctx.fillStyle = hex(0x6b5a44 + i * 0x0a0a0a);
+      ctx.fillRect(3 + i * 2, 4 + i * 5, 26 - i * 4, 4);
     }
-    g.lineStyle(1, 0xc8b48c, 1).strokeRect(1, 1, 30, 30);
-    g.generateTexture(STAIRS_KEY, 32, 32);
-    g.destroy();
+    ctx.strokeStyle = hex(0xc8b48c);
+    ctx.lineWidth = 1;
+    ctx.strokeRect(1.5, 1.5, 29, 29);
+    this.textures.addCanvas(STAIRS_KEY, canvas);
   }
 
   // --- input and the player --------------------------------------------------------------------
