@@ -34,18 +34,26 @@ import { median, medianBy } from './stats.ts';
 
 export interface BrowserBenchOptions {
   quick: boolean;
-  /** onnxruntime-node ms per step by batch size, from the same run (for the ratios). */
+  /** The default (WebGPU) model's name, for the WebGPU row. */
+  defaultModel: string;
+  /** onnxruntime-node ms per step by batch size for the default model, from the same run (for the ratios). */
   nativeMsPerStep: Record<number, number>;
-  /** Guidance of the shipped model (the denoiser sees 2x batch rows when it is not 1). */
+  /** Guidance of the default model (the denoiser sees 2x batch rows when it is not 1). */
   guidance: number;
   /**
    * Models for the 16-sprite DDIM-25 run, as URLs under /models/ (the default model first), with
    * onnxruntime-node's ms per step at batch 16 from the same run (for the ratio), when measured.
    */
   ddim25x16Models: { label: string; url: string; nativeMsPerStep16?: number }[];
+  /**
+   * Models for the per-step WASM rows, each on a fresh page (the default model first, then the fast
+   * model WASM players get), with their guidance and onnxruntime-node's ms per step by batch size.
+   */
+  stepModels: { label: string; url: string; guidance: number; nativeMsPerStep: Record<number, number> }[];
 }
 
 export interface BrowserStepRow {
+  model: string;
   backend: string;
   batch: number;
   rows: number;
@@ -190,7 +198,7 @@ function bench(page: Page, category: string, count: number, steps: number) {
   return page.evaluate(([c, n, s]) => window.__sdTest?.bench(c, n, s), [category, count, steps] as const);
 }
 
-/** WASM rows at each batch (+ the 16-sprite DDIM-25 run) on one page. */
+/** WASM rows at each batch, per model, each model on a fresh page. */
 async function wasmBench(
   browser: Browser,
   pagesUrl: string,
@@ -198,51 +206,51 @@ async function wasmBench(
   res: BrowserBenchResult,
   errors: ErrorLog[],
 ): Promise<void> {
-  const context = await browser.newContext();
-  try {
-    const page = await context.newPage();
-    errors.push(collectErrors(page));
-    const { backend } = await openTestPage(
-      page,
-      `${pagesUrl}diffusion.html?backend=wasm&model=/models/model.json&pool=0`,
-    );
-    const env = await page.evaluate(() => ({
-      isolated: window.crossOriginIsolated,
-      cores: navigator.hardwareConcurrency,
-    }));
-    res.crossOriginIsolated = env.isolated;
-    res.hardwareConcurrency = env.cores;
-    res.wasmThreads = env.isolated ? Math.max(1, Math.min(16, env.cores)) : 1;
-    const batches = opts.quick ? [1, 8] : [1, 8, 32];
-    const stepsPerRun = opts.quick ? 3 : 5;
-    await warmUp(page, 1, opts.quick ? 2000 : 4000);
-    for (const b of batches) {
-      const runs = b >= 32 ? 2 : opts.quick ? 2 : 3;
-      await bench(page, 'monster', b, 2); // warm-up (first run of this batch shape)
-      const perStep: number[] = [];
-      let used = backend;
-      for (let i = 0; i < runs; i++) {
-        const r = await bench(page, 'monster', b, stepsPerRun);
-        if (!r) throw new Error('__sdTest.bench returned nothing');
-        perStep.push(r.msPerStep);
-        used = r.backend ?? used;
+  for (const m of opts.stepModels) {
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      errors.push(collectErrors(page));
+      const { backend } = await openTestPage(page, `${pagesUrl}diffusion.html?backend=wasm&model=${m.url}&pool=0`);
+      const env = await page.evaluate(() => ({
+        isolated: window.crossOriginIsolated,
+        cores: navigator.hardwareConcurrency,
+      }));
+      res.crossOriginIsolated = env.isolated;
+      res.hardwareConcurrency = env.cores;
+      res.wasmThreads = env.isolated ? Math.max(1, Math.min(16, env.cores)) : 1;
+      const batches = opts.quick ? [1, 8] : [1, 8, 32];
+      const stepsPerRun = opts.quick ? 3 : 5;
+      await warmUp(page, 1, opts.quick ? 2000 : 4000);
+      for (const b of batches) {
+        const runs = b >= 32 ? 2 : opts.quick ? 2 : 3;
+        await bench(page, 'monster', b, 2); // warm-up (first run of this batch shape)
+        const perStep: number[] = [];
+        let used = backend;
+        for (let i = 0; i < runs; i++) {
+          const r = await bench(page, 'monster', b, stepsPerRun);
+          if (!r) throw new Error('__sdTest.bench returned nothing');
+          perStep.push(r.msPerStep);
+          used = r.backend ?? used;
+        }
+        const ms = median(perStep);
+        const native = m.nativeMsPerStep[b];
+        res.steps.push({
+          model: m.label,
+          backend: `ort-web wasm (Chromium, ${res.wasmThreads} thr)`,
+          batch: b,
+          rows: m.guidance === 1 ? b : 2 * b,
+          'ms/step': round(ms),
+          'x native': native ? round(ms / native, 2) : null,
+          'DDIM-25 sprites/s': round((b * 1000) / (ms * 25), 2),
+          runs: `${runs}x${stepsPerRun} steps`,
+          note: used === 'wasm' ? '' : `backend was ${used}`,
+        });
+        console.log(`  browser wasm ${m.label} batch ${b}: ${ms.toFixed(1)} ms/step`);
       }
-      const ms = median(perStep);
-      const native = opts.nativeMsPerStep[b];
-      res.steps.push({
-        backend: `ort-web wasm (Chromium, ${res.wasmThreads} thr)`,
-        batch: b,
-        rows: opts.guidance === 1 ? b : 2 * b,
-        'ms/step': round(ms),
-        'x native': native ? round(ms / native, 2) : null,
-        'DDIM-25 sprites/s': round((b * 1000) / (ms * 25), 2),
-        runs: `${runs}x${stepsPerRun} steps`,
-        note: used === 'wasm' ? '' : `backend was ${used}`,
-      });
-      console.log(`  browser wasm batch ${b}: ${ms.toFixed(1)} ms/step`);
+    } finally {
+      await context.close();
     }
-  } finally {
-    await context.close();
   }
 }
 
@@ -359,6 +367,7 @@ async function webgpuBench(
   }
   const native = opts.nativeMsPerStep[1];
   res.steps.push({
+    model: opts.defaultModel,
     backend: `webgpu (${w.backend === 'webgpu' ? 'SwiftShader' : `fell back to ${w.backend}`})`,
     batch: 1,
     rows: opts.guidance === 1 ? 1 : 2,

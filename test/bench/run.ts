@@ -10,13 +10,14 @@
  *    type (default model, 16 rows), with the bench's threads and with one thread on both runtimes
  *    (per-core kernel speed apart from threading);
  *  - the trainer's images/s and achieved GFLOP/s on this CPU next to the model's FLOP count;
- *  - in headless Chromium (test/bench/browser.ts, shipped model only): per-step latency on
- *    onnxruntime-web WASM (batch 1, 8, 32) and WebGPU (batch 1, SwiftShader here), each as a ratio to
- *    onnxruntime-node at the same batch from this run; WebGPU readbacks per step; one DDIM-25 batch
- *    of 16 sprites per model; the demo's time to first sprite, cold and warm (IndexedDB cache).
+ *  - in headless Chromium (test/bench/browser.ts): per-step latency on onnxruntime-web WASM (batch 1,
+ *    8, 32) per model, and WebGPU (batch 1, default model, SwiftShader here), each as a ratio to
+ *    onnxruntime-node for the same model and batch from this run; WebGPU readbacks per step; one
+ *    DDIM-25 batch of 16 sprites per model; the demo's time to first sprite, cold and warm (IndexedDB
+ *    cache; on WASM the demo loads the fast model, the plugin's WASM default).
  * Options: --quick (batch 1 and 16, fewer runs, demo at 6 steps), --no-train, --no-browser,
- * --model path/to/model.json (repeatable; replaces the default list. The browser's per-step rows,
- * WebGPU and demo always use models/model.json; its 16-sprite run uses every listed model under models/).
+ * --model path/to/model.json (repeatable; replaces the default list. The browser's per-step and
+ * 16-sprite rows use every listed model under models/; WebGPU always uses models/model.json).
  * BENCHMARKS.md has the figures of one full run and the status of the performance targets.
  */
 import { execFileSync } from 'node:child_process';
@@ -190,15 +191,33 @@ if (!noBrowser) {
       const n16 = nativeMs(m.meta.name, 16);
       return { label: m.meta.name, url: `/models/${rel}`, ...(n16 === undefined ? {} : { nativeMsPerStep16: n16 }) };
     });
-  browser = await runBrowserBench({ quick, nativeMsPerStep, guidance: shipped.sampling.guidance, ddim25x16Models });
+  // Per-step rows for the default model and, after it, every other measured model under models/
+  // (the fast model is the one WASM players get).
+  const stepModels = ddim25x16Models.map((d) => {
+    const m = models.find((x) => x.meta.name === d.label);
+    const native: Record<number, number> = {};
+    for (const r of rows) if (r.model === d.label && r.backend === 'onnxruntime-node') native[r.batch] = r.msPerStep;
+    return { label: d.label, url: d.url, guidance: m?.meta.sampling.guidance ?? 1, nativeMsPerStep: native };
+  });
+  stepModels.sort((a, b) => Number(b.label === shipped.name) - Number(a.label === shipped.name));
+  browser = await runBrowserBench({
+    quick,
+    defaultModel: shipped.name,
+    nativeMsPerStep,
+    guidance: shipped.sampling.guidance,
+    ddim25x16Models,
+    stepModels,
+  });
   if (browser) {
     console.log(
       `browser (headless Chromium ${browser.chromium}; crossOriginIsolated ${browser.crossOriginIsolated}, ` +
         `hardwareConcurrency ${browser.hardwareConcurrency} -> ORT WASM threads ${browser.wasmThreads}):`,
     );
+    const stepped = new Set(browser.steps.map((r) => r.model));
     const nativeRows = table
-      .filter((r) => r.model === shipped.name && r.backend === 'onnxruntime-node')
+      .filter((r) => stepped.has(r.model) && r.backend === 'onnxruntime-node')
       .map((r) => ({
+        model: r.model,
         backend: 'onnxruntime-node (same run)',
         batch: r.batch,
         rows: r.rows,
@@ -208,7 +227,9 @@ if (!noBrowser) {
         runs: '',
         note: '',
       }));
-    console.table([...nativeRows, ...browser.steps].sort((a, b) => a.batch - b.batch));
+    console.table(
+      [...nativeRows, ...browser.steps].sort((a, b) => a.model.localeCompare(b.model) || a.batch - b.batch),
+    );
     const w = browser.webgpu;
     console.log(
       `WebGPU: backend ${w.backend} (adapter ${w.adapter}); first 1-step call ${w.firstCallMs} ms (shader compile); ` +
