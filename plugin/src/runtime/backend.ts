@@ -4,6 +4,7 @@
  */
 import { DiffusionError } from '../errors.ts';
 import { type ModelFile, type ModelMeta, parseModelMeta, sha256Hex } from '../model/meta.ts';
+import type { SeedPart } from '../sampler/sampler.ts';
 import type { BackendChoice, BackendName, SamplerName } from '../worker/protocol.ts';
 
 /** A loaded, integrity-checked model: metadata plus the ONNX bytes. */
@@ -25,6 +26,8 @@ export interface SampleOptions {
   /** DDIM's noise (0..1); default model.json's sampling.eta, else 0. */
   eta?: number;
   seed: number;
+  /** Requests merged into this batch, in order (see the sampler's SampleOptions.parts); overrides `seed`. */
+  parts?: readonly SeedPart[];
   clipX0?: boolean;
   /** Call `onFrame` every N steps (0 = never). */
   frameEvery?: number;

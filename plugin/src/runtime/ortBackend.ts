@@ -31,13 +31,13 @@ import type * as OrtModule from 'onnxruntime-web/webgpu';
 import { DiffusionError } from '../errors.ts';
 import type { ModelMeta } from '../model/meta.ts';
 import {
+  batchRngs,
   type Denoiser,
   initialNoise,
   type PlannedStep,
   planSteps,
   resolveEta,
   sample,
-  spriteRngs,
   stepCoefficients,
   stepNoise,
 } from '../sampler/sampler.ts';
@@ -292,7 +292,7 @@ class OrtBackend implements InferenceBackend {
     for (const c of opts.contexts) {
       if (c.length !== K) throw new DiffusionError('bad-option', `each context must have ${K} values, got ${c.length}`);
     }
-    const rngs = spriteRngs(opts.seed, B);
+    const rngs = batchRngs(opts, B);
     const x0 = initialNoise(meta, rngs);
     const ctx = new Float32Array(N * B * K); // unconditional rows stay zero
     opts.contexts.forEach((c, i) => {

@@ -31,6 +31,13 @@ export interface SampleOptions {
   seed: number;
   /** Index of contexts[0] within the whole request (for splitting a request into batches); default 0. */
   firstIndex?: number;
+  /**
+   * When one batch serves several requests (the client merges queued ones): the requests in batch
+   * order, each with its seed and sprite count; sprite j of a part uses the stream (its seed, j), so
+   * every sprite comes out as it would alone. Overrides `seed` and `firstIndex`; counts sum to
+   * `contexts.length`.
+   */
+  parts?: readonly SeedPart[];
   /** Clip predicted x0 to [-1, 1]; default meta.sampling.clip_x0. */
   clipX0?: boolean;
   /** Call onFrame after every `frameEvery`-th step and after the last step. */
@@ -41,6 +48,14 @@ export interface SampleOptions {
   signal?: AbortSignal;
   /** Called after step i (1-based) of total. */
   onStep?: (i: number, total: number) => void;
+}
+
+/** A run of sprites in a batch that belong to one request: sprite j of it uses the stream (seed, j). */
+export interface SeedPart {
+  /** The request's 32-bit seed. */
+  seed: number;
+  /** Its sprites (>= 1). */
+  count: number;
 }
 
 /** One planned update: from timestep t to tPrev. */
@@ -114,6 +129,28 @@ export function spriteRngs(seed: number, count: number, firstIndex = 0): Rng[] {
 
 function imageValues(meta: ModelMeta): number {
   return meta.image.channels * meta.image.size * meta.image.size;
+}
+
+/**
+ * The random streams of a batch of `count` sprites: one per sprite of each part when `parts` is
+ * given, else spriteRng(seed, firstIndex + i).
+ *
+ * @throws DiffusionError `bad-option` when the parts' counts do not add up to `count`
+ */
+export function batchRngs(
+  opts: { seed: number; firstIndex?: number; parts?: readonly SeedPart[] | undefined },
+  count: number,
+): Rng[] {
+  const parts = opts.parts;
+  if (!parts) return spriteRngs(opts.seed, count, opts.firstIndex ?? 0);
+  const total = parts.reduce((a, p) => a + p.count, 0);
+  if (total !== count || parts.some((p) => !(Number.isInteger(p.count) && p.count >= 1))) {
+    throw new DiffusionError(
+      'bad-option',
+      `parts must cover the batch: their counts (${parts.map((p) => p.count).join(', ')}) must be positive and add up to ${count}`,
+    );
+  }
+  return parts.flatMap((p) => spriteRngs(p.seed, p.count));
 }
 
 /**
@@ -195,7 +232,7 @@ export async function sample(denoiser: Denoiser, meta: ModelMeta, opts: SampleOp
     context.set(c, i * K);
   });
   const tIn = new Float32Array(n);
-  const rngs = spriteRngs(opts.seed, B, opts.firstIndex ?? 0);
+  const rngs = batchRngs(opts, B);
   let x = initialNoise(meta, rngs);
   const input = guided ? new Float32Array(n * d) : null;
 

@@ -131,6 +131,7 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
       contexts: contexts as Float32Array[],
       sampler: req.sampler,
       seed: req.seed,
+      ...(req.parts ? { parts: req.parts } : {}),
       signal: job.abort.signal,
       ...(req.steps === undefined ? {} : { steps: req.steps }),
       ...(req.guidance === undefined ? {} : { guidance: req.guidance }),

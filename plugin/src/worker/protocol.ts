@@ -7,6 +7,7 @@
 import type { DiffusionErrorCode } from '../errors.ts';
 import type { ModelMeta } from '../model/meta.ts';
 import type { WeightsChoice } from '../runtime/backend.ts';
+import type { SeedPart } from '../sampler/sampler.ts';
 
 /** Backend preference: 'auto' picks WebGPU when an adapter exists, else WASM. */
 export type BackendChoice = 'auto' | 'webgpu' | 'wasm';
@@ -47,6 +48,11 @@ export interface GenerateRequest {
   eta?: number;
   /** 32-bit seed; sprite i uses the stream (seed, i). */
   seed: number;
+  /**
+   * Several requests in one batch (the client merges queued ones): each part's seed and sprite
+   * count, in order; sprite j of a part uses the stream (its seed, j). Counts add up to `count`.
+   */
+  parts?: SeedPart[];
   /** Send a `frame` every N steps (0 / omitted = no intermediate frames, no extra readbacks). */
   frameEvery?: number;
 }
@@ -246,6 +252,27 @@ export function parseRequest(data: unknown): ParseResult {
       if (!isInt(data.seed, 0, 0xffffffff)) {
         return bad(`generate: seed must be an integer in 0..2^32-1, got ${describe(data.seed)}`, 'bad-option', rid);
       }
+      const parts = data.parts;
+      if (parts !== undefined) {
+        const valid =
+          Array.isArray(parts) &&
+          parts.length > 0 &&
+          parts.every(
+            (p: unknown) =>
+              typeof p === 'object' &&
+              p !== null &&
+              isInt((p as SeedPart).seed, 0, 0xffffffff) &&
+              isInt((p as SeedPart).count, 1, MAX_COUNT),
+          ) &&
+          (parts as SeedPart[]).reduce((a, p) => a + p.count, 0) === data.count;
+        if (!valid) {
+          return bad(
+            `generate: parts must be a non-empty array of { seed, count } whose counts add up to count (${data.count})`,
+            'bad-option',
+            rid,
+          );
+        }
+      }
       if (data.frameEvery !== undefined && !isInt(data.frameEvery, 0, 100_000)) {
         return bad(
           `generate: frameEvery must be a non-negative integer, got ${describe(data.frameEvery)}`,
@@ -265,6 +292,7 @@ export function parseRequest(data: unknown): ParseResult {
       if (data.guidance !== undefined) request.guidance = data.guidance as number;
       if (data.eta !== undefined) request.eta = data.eta as number;
       if (data.frameEvery !== undefined) request.frameEvery = data.frameEvery as number;
+      if (parts !== undefined) request.parts = (parts as SeedPart[]).map((p) => ({ seed: p.seed, count: p.count }));
       return { ok: true, request };
     }
     case 'cancel':

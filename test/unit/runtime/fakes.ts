@@ -22,6 +22,8 @@ export interface FakeBackendControl {
   samples: number;
   /** ms each sample takes. */
   delayMs: number;
+  /** When set, the sprite count of every sample call, in order. */
+  batches?: number[];
 }
 
 /** A backend producing a checkerboard of -1/+1 values (non-trivial RGBA) after `delayMs`. */
@@ -37,16 +39,27 @@ export function fakeBackendFactory(ctl: FakeBackendControl): BackendFactory {
         const meta = model.meta;
         const d = 4 * meta.image.size * meta.image.size;
         const steps = opts.steps ?? meta.sampling.steps;
+        // Sprite j of a request with seed s (one part per merged request) is a pattern shifted by s + j,
+        // so each sprite depends on its own (seed, index) stream only, as with the real samplers.
+        const streams = (opts.parts ?? [{ seed: opts.seed, count: opts.contexts.length }]).flatMap((p) =>
+          Array.from({ length: p.count }, (_, j) => p.seed + j),
+        );
+        const x = new Float32Array(opts.contexts.length * d);
+        for (let i = 0; i < x.length; i++) {
+          const k = i % d;
+          x[i] = (k + Math.floor(k / 3) + (streams[Math.floor(i / d)] ?? 0)) % 2 === 0 ? 1 : -1;
+        }
         for (let i = 1; i <= steps; i++) {
           throwIfAborted(opts.signal);
           await new Promise((r) => setTimeout(r, ctl.delayMs / steps));
           counters.modelRuns++;
           counters.steps++;
           opts.onStep?.(i, steps);
+          // Frames show the final pattern already (enough to tell sprites apart).
+          if (opts.frameEvery && i % opts.frameEvery === 0) opts.onFrame?.(x.slice(), i, steps);
         }
         throwIfAborted(opts.signal);
-        const x = new Float32Array(opts.contexts.length * d);
-        for (let i = 0; i < x.length; i++) x[i] = (i + Math.floor(i / 3) + opts.seed) % 2 === 0 ? 1 : -1;
+        ctl.batches?.push(opts.contexts.length);
         return x;
       },
       async dispose() {},

@@ -110,6 +110,32 @@ describe('worker protocol validation', () => {
     if (!bad.ok) expect(bad.error).toMatchObject({ code: 'bad-option', requestId: 8 });
     if (!bad.ok) expect(bad.error.message).toContain('eta must be a number within 0..1');
   });
+
+  it('passes merged requests (parts) through and rejects parts that do not cover the batch', () => {
+    const base = { type: 'generate', requestId: 9, contexts: ctx(), count: 3, sampler: 'ddim', seed: 1 };
+    const parts = [
+      { seed: 4, count: 2 },
+      { seed: 0xffffffff, count: 1 },
+    ];
+    expect(parseRequest({ ...base, parts })).toMatchObject({ ok: true, request: { parts } });
+    for (const bad of [
+      [{ seed: 4, count: 2 }],
+      [
+        { seed: 4, count: 2 },
+        { seed: -1, count: 1 },
+      ],
+      [
+        { seed: 4, count: 3 },
+        { seed: 5, count: 0 },
+      ],
+      [],
+      'all',
+    ]) {
+      const r = parseRequest({ ...base, parts: bad });
+      expect(r.ok, JSON.stringify(bad)).toBe(false);
+      if (!r.ok) expect(r.error.message).toContain('parts must be a non-empty array of { seed, count }');
+    }
+  });
 });
 
 describe('worker message handler (driven directly in Node)', () => {

@@ -179,6 +179,32 @@ describe('sample', () => {
     });
   }
 
+  it('a batch of merged requests (parts) equals each request sampled alone; bad parts are rejected', async () => {
+    const contexts = [ctx('character'), ctx('character'), ctx('monster'), ctx('item')];
+    const parts = [
+      { seed: 5, count: 2 },
+      { seed: 0xfffffff0, count: 1 },
+      { seed: 5, count: 1 },
+    ];
+    const opts = { sampler: 'ddim' as const, seed: 1, guidance: 2, eta: 1 };
+    const merged = await sample(fakeDenoiser(), meta, { ...opts, contexts, parts });
+    let offset = 0;
+    for (const p of parts) {
+      const alone = await sample(fakeDenoiser(), meta, {
+        ...opts,
+        contexts: contexts.slice(offset, offset + p.count),
+        seed: p.seed,
+      });
+      expect(alone, `part at ${offset}`).toEqual(merged.slice(offset * D, (offset + p.count) * D));
+      offset += p.count;
+    }
+    // The last part restarts seed 5's streams at index 0: it is the first sprite of its own request.
+    expect(merged.slice(3 * D, 4 * D)).not.toEqual(merged.slice(0, D));
+    await expect(
+      sample(fakeDenoiser(), meta, { ...opts, contexts, parts: [{ seed: 5, count: 3 }] }),
+    ).rejects.toMatchObject({ code: 'bad-option', message: expect.stringMatching(/add up to 4/) });
+  });
+
   it('with guidance the denoiser gets [x; x] and contexts [cond; zeros]; without, B rows', async () => {
     const calls: { n: number; t: number[]; context: number[] }[] = [];
     await sample(fakeDenoiser(calls), meta, {
