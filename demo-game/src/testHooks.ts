@@ -21,9 +21,11 @@ export interface DemoHooks {
   readyStats(): DiffusionStats | null;
   /**
    * performance.now() (ms since navigation) when the dungeon scene was created, the plugin's sprite
-   * cache was read, the first floor built, the model ready.
+   * cache was read, the first floor built, every sprite of the first floor materialised, the model ready.
    */
-  marks(): { created?: number; cached?: number; floorBuilt?: number; modelReady?: number };
+  marks(): { created?: number; cached?: number; floorBuilt?: number; floorComplete?: number; modelReady?: number };
+  /** Sprites of the current floor still showing a placeholder. */
+  pendingOnFloor(): number;
   /** How the current floor's sprites appeared (pool/cache vs placeholder). */
   floorSpawns(): { fromPool: number; placeholders: number };
   /** Resolves when the plugin has no generation or cache write pending. */
@@ -72,6 +74,7 @@ export function installTestHooks(game: Phaser.Game): void {
     errors: () => [...dungeon().errors],
     floorSpawns: () => ({ ...dungeon().floorSpawns }),
     marks: () => ({ ...dungeon().marks }),
+    pendingOnFloor: () => dungeon().pendingOnFloor(),
     idle: () => dungeon().diffusion.whenIdle(),
     categoriesOnScreen: () => dungeon().categoriesOnScreen(),
     openGallery: () => dungeon().openGallery(),

@@ -27,7 +27,8 @@ interface DemoHooks {
   stats(): DemoStats | null;
   readyStats(): DemoStats | null;
   floorSpawns(): { fromPool: number; placeholders: number };
-  marks(): { created?: number; floorBuilt?: number; modelReady?: number };
+  marks(): { created?: number; floorBuilt?: number; floorComplete?: number; modelReady?: number };
+  pendingOnFloor(): number;
   idle(): Promise<void>;
   errors(): string[];
   categoriesOnScreen(): string[];
@@ -176,6 +177,15 @@ describe('demo game', () => {
       const s = await stats(page);
       expect(s?.generated).toBeGreaterThan(0);
       expect(s?.msPerStep).toBeGreaterThan(0);
+      // Every placeholder of the first floor (generated in merged batches, with frames) materialised.
+      const floor = await page.evaluate(() => ({
+        pending: (window as DemoWindow).__demo?.pendingOnFloor(),
+        spawns: (window as DemoWindow).__demo?.floorSpawns(),
+        marks: (window as DemoWindow).__demo?.marks(),
+      }));
+      expect(floor.spawns?.placeholders).toBeGreaterThan(10);
+      expect(floor.pending).toBe(0);
+      expect(floor.marks?.floorComplete).toBeGreaterThan(floor.marks?.modelReady ?? Number.POSITIVE_INFINITY);
     });
 
     it('the gallery shows every category and exports a sprite sheet + atlas', async () => {

@@ -45,8 +45,17 @@ export class DungeonScene extends Phaser.Scene {
   /** Stats right after the plugin became ready (pools just filled from the cache, nothing generated yet). */
   readyStats: DiffusionStats | null = null;
   readyInfo: ReadyInfo | null = null;
-  /** performance.now() when the scene was created, its first floor built, and the model ready. */
-  readonly marks: { created?: number; cached?: number; floorBuilt?: number; modelReady?: number } = {};
+  /**
+   * performance.now() when the scene was created, the sprite cache read, the first floor built,
+   * every sprite of the first floor materialised (its final pixels in), and the model ready.
+   */
+  readonly marks: {
+    created?: number;
+    cached?: number;
+    floorBuilt?: number;
+    floorComplete?: number;
+    modelReady?: number;
+  } = {};
   status = 'loading model…';
   floor = 1;
   map: DungeonMap | null = null;
@@ -78,6 +87,7 @@ export class DungeonScene extends Phaser.Scene {
   create(): void {
     this.marks.created = performance.now();
     this.sprites = new SpriteRegistry(this.diffusion);
+    this.diffusion.on('texture', () => this.markFloorComplete());
     this.diffusion.on('error', (e) => {
       if (e.code === 'aborted') return;
       this.errors.push(`${e.code}: ${e.message}`);
@@ -218,6 +228,24 @@ export class DungeonScene extends Phaser.Scene {
     cam.startFollow(player, true, 0.2, 0.2);
     this.hud.say(`Floor ${this.floor}. Find the stairs!`, this.time.now);
     this.marks.floorBuilt ??= performance.now();
+    this.markFloorComplete();
+  }
+
+  /** Generated sprites and tiles of this floor still showing a placeholder. */
+  pendingOnFloor(): number {
+    let n = 0;
+    for (const obj of this.levelObjects) {
+      // The current texture: a placeholder may have been swapped for a pooled texture meanwhile.
+      const key = (obj as Partial<Phaser.GameObjects.Image>).texture?.key;
+      if (key && this.sprites.category(key) !== undefined && !this.sprites.isMaterialised(key)) n++;
+    }
+    return n;
+  }
+
+  private markFloorComplete(): void {
+    if (this.marks.floorComplete === undefined && this.map && this.floor === 1 && this.pendingOnFloor() === 0) {
+      this.marks.floorComplete = performance.now();
+    }
   }
 
   /** Spawns an invisible sprite just for its (pooled or placeholder) texture key. */
