@@ -60,6 +60,8 @@ export interface BrowserStepRow {
   'ms/step': number | null;
   'x native': number | null;
   'DDIM-25 sprites/s': number | null;
+  'DDIM-50 sprites/s': number | null;
+  'DDPM-500 sprites/s': number | null;
   /** Timed generate() calls and DDIM steps per call (median ms/step over the calls). */
   runs: string;
   note: string;
@@ -248,6 +250,8 @@ async function wasmBench(
           'ms/step': round(ms),
           'x native': native ? round(ms / native, 2) : null,
           'DDIM-25 sprites/s': round((b * 1000) / (ms * 25), 2),
+          'DDIM-50 sprites/s': round((b * 1000) / (ms * 50), 2),
+          'DDPM-500 sprites/s': round((b * 1000) / (ms * 500), 3),
           runs: `${runs}x${stepsPerRun} steps`,
           note: used === 'wasm' ? '' : `backend was ${used}`,
         });
@@ -379,6 +383,8 @@ async function webgpuBench(
     'ms/step': w.msPerStep,
     'x native': w.msPerStep !== null && native ? round(w.msPerStep / native, 2) : null,
     'DDIM-25 sprites/s': w.msPerStep !== null ? round(1000 / (w.msPerStep * 25), 3) : null,
+    'DDIM-50 sprites/s': w.msPerStep !== null ? round(1000 / (w.msPerStep * 50), 4) : null,
+    'DDPM-500 sprites/s': w.msPerStep !== null ? round(1000 / (w.msPerStep * 500), 5) : null,
     runs: `1x${opts.quick ? 1 : 2} steps`,
     note: `${SWIFTSHADER}; readbacks/step ${w.readbacksPerStep ?? '?'}`,
   });

@@ -224,6 +224,8 @@ if (!noBrowser) {
         'ms/step': r['ms/step'],
         'x native': 1,
         'DDIM-25 sprites/s': r['DDIM-25 sprites/s'],
+        'DDIM-50 sprites/s': r['DDIM-50 sprites/s'],
+        'DDPM-500 sprites/s': r['DDPM-500 sprites/s'],
         runs: '',
         note: '',
       }));
