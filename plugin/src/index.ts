@@ -26,6 +26,7 @@ export type { BackendCounters, InferenceBackend, LoadedModel, WeightsChoice } fr
 export {
   type ClientOptions,
   type ClientStats,
+  DEFAULT_BATCH_ROWS,
   DiffusionClient,
   type GenerateOptions,
   type GenerateResult,
@@ -36,11 +37,13 @@ export {
 export { isNonTrivial, toRGBA } from './sampler/pixels.ts';
 export { createRng, type Rng, spriteRng } from './sampler/rng.ts';
 export {
+  batchRngs,
   type Denoiser,
   initialNoise,
   type PlannedStep,
   planSteps,
   type SampleOptions,
+  type SeedPart,
   sample,
   scheduleOf,
   spriteRngs,
