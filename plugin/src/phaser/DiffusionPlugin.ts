@@ -442,8 +442,9 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
 
   /**
    * A sprite of `category` at (x, y), returned at once: it uses a pooled sprite when one is ready
-   * (generated ones first, then cached ones, each made into a texture now), otherwise a placeholder texture that is filled in when generation finishes (optionally
-   * showing intermediate frames). Refills the category's pool in the background.
+   * (generated ones first, then cached ones, each made into a texture now), otherwise a placeholder
+   * texture that is filled in when generation finishes (optionally showing intermediate frames).
+   * Refills the category's pool in the background.
    *
    * @throws DiffusionError `unknown-category` (listing the valid names) once model.json has been
    *   read; before that, an unknown category is reported through the `error` event.
