@@ -43,6 +43,7 @@ import {
 } from '../sampler/sampler.ts';
 import type { BackendChoice, BackendName } from '../worker/protocol.ts';
 import type { BackendCounters, InferenceBackend, LoadedModel, SampleOptions } from './backend.ts';
+import { warmupDenoiser } from './warmupDenoiser.ts';
 import { warmupGraph } from './warmupGraph.ts';
 
 // GPUBufferUsage flags (numeric, so this module also type-checks without WebGPU lib globals).
@@ -396,14 +397,40 @@ function errText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+/** Resolves in a later task (a message to itself: unlike nested timers, not clamped to 4 ms). */
+function nextTask(): Promise<void> {
+  if (typeof MessageChannel !== 'function') return new Promise((r) => setTimeout(r, 0));
+  return new Promise((resolve) => {
+    const ch = new MessageChannel();
+    ch.port1.onmessage = () => {
+      ch.port1.close();
+      resolve();
+    };
+    ch.port2.postMessage(null);
+  });
+}
+
+/** The longest the WASM warm-up runs while the model downloads (V8 optimises the hot code in ~1 s). */
+export const WARMUP_BUDGET_MS = 3000;
+
 /**
  * Starts onnxruntime-web for a backend before any model is there: loads its build, and creates and
  * releases a session of a one-node graph, which makes ORT fetch and compile its WASM module and start
  * its threads (on WebGPU also acquire the device). The worker runs this while the model downloads,
- * so the two overlap; the model's own session then finds the runtime ready. Rejects with what ORT
- * threw; the caller leaves reporting to the model's session creation, which fails the same way.
+ * so the two overlap; the model's own session then finds the runtime ready.
+ *
+ * On WASM, while `modelArrived()` is false, it then runs a small graph with the denoiser's operators
+ * ({@link warmupDenoiser}) for up to `budgetMs`: a fresh WASM module runs on V8's baseline code until
+ * its hot functions are optimised, which made the real model's first sprite ~3x slower than later
+ * ones (BENCHMARKS.md, Round 9); this spends download time on that instead. It stops at the first
+ * call boundary after the model arrives. Rejects with what ORT threw; the caller leaves reporting
+ * to the model's session creation, which fails the same way.
  */
-export async function prepareOrtRuntime(backend: BackendName): Promise<void> {
+export async function prepareOrtRuntime(
+  backend: BackendName,
+  modelArrived: () => boolean = () => true,
+  budgetMs = WARMUP_BUDGET_MS,
+): Promise<void> {
   // 'webgpu' without an adapter: createOrtBackend reports it; loading the WebGPU build would be waste.
   if (backend === 'webgpu' && !(await webgpuAvailable())) return;
   const ort = await loadOrt(backend);
@@ -412,6 +439,31 @@ export async function prepareOrtRuntime(backend: BackendName): Promise<void> {
     logSeverityLevel: 3,
   });
   await session.release();
+  if (backend !== 'wasm') return;
+  await nextTask(); // let a finished download report itself first
+  if (modelArrived()) return;
+  const t0 = performance.now();
+  const warm = await ort.InferenceSession.create(warmupDenoiser(), {
+    executionProviders: ['wasm'],
+    graphOptimizationLevel: 'all',
+    logSeverityLevel: 3,
+  });
+  try {
+    const feeds = {
+      image: new ort.Tensor('float32', new Float32Array(4 * 32 * 32), [1, 4, 32, 32]),
+      timestep: new ort.Tensor('float32', Float32Array.of(250), [1]),
+      context: new ort.Tensor('float32', new Float32Array(11), [1, 11]),
+    };
+    while (!modelArrived() && performance.now() - t0 < budgetMs) {
+      const out = await warm.run(feeds);
+      for (const t of Object.values(out)) t.dispose();
+      // ORT's WASM run returns without giving the event loop a turn: yield one, or the model's
+      // download could not complete (and `modelArrived` turn true) until the budget ran out.
+      await nextTask();
+    }
+  } finally {
+    await warm.release();
+  }
 }
 
 /** The backend {@link createOrtBackend} starts on for a choice (before any session exists). */

@@ -37,10 +37,11 @@ export interface HandlerDeps {
   probeBackend?: (choice: BackendChoice) => Promise<BackendName>;
   /**
    * Starts the inference runtime of a backend while the model downloads (cold start: the runtime's
-   * own download and compilation overlap the model's). Its failure is ignored here: `createBackend`
-   * meets the same problem and reports it.
+   * own download and compilation overlap the model's); `modelArrived` turns true once the model's
+   * bytes are in (a warm-up may run until then). Its failure is ignored here: `createBackend` meets
+   * the same problem and reports it.
    */
-  prepareBackend?: (backend: BackendName) => Promise<void>;
+  prepareBackend?: (backend: BackendName, modelArrived: () => boolean) => Promise<void>;
 }
 
 export interface WorkerHandler {
@@ -84,13 +85,19 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
     const prepare = deps.prepareBackend;
     const planned = typeof source !== 'string' || prepare ? probe(choice) : null;
     const modelUrl = typeof source === 'string' ? source : modelUrlFor(source, await (planned as Promise<BackendName>));
+    let arrived = false;
+    const loading = load(modelUrl, weights).finally(() => {
+      arrived = true;
+    });
     const runtime = prepare
-      ? planned?.then(prepare).catch((err: unknown) => {
-          // Only a lost head start: createBackend meets the same problem and reports it.
-          console.debug('spritediffusion: starting the inference runtime early failed:', err);
-        })
+      ? planned
+          ?.then((b) => prepare(b, () => arrived))
+          .catch((err: unknown) => {
+            // Only a lost head start: createBackend meets the same problem and reports it.
+            console.debug('spritediffusion: starting the inference runtime early failed:', err);
+          })
       : undefined;
-    model = await load(modelUrl, weights);
+    model = await loading;
     await runtime; // the model's session is created once the runtime has started
     backend = await deps.createBackend(model, choice, (name, reason) => {
       post({ type: 'backend-changed', backend: name, reason });

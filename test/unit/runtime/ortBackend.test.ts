@@ -169,6 +169,36 @@ describe('ORT backend recovery (fake ORT modules)', () => {
     expect(state.created).toHaveLength(2);
   });
 
+  it('prepareOrtRuntime on WASM runs the warm-up denoiser until the model arrives, within its budget', async () => {
+    const { prepareOrtRuntime } = await import('../../../plugin/src/runtime/ortBackend.ts');
+    const { warmupGraph } = await import('../../../plugin/src/runtime/warmupGraph.ts');
+    const { warmupDenoiser } = await import('../../../plugin/src/runtime/warmupDenoiser.ts');
+    // The model arrives after the fifth warm-up call.
+    await prepareOrtRuntime('wasm', () => state.wasmRuns >= 5);
+    expect(state.created.map((c) => c.bytes)).toEqual([warmupGraph(), warmupDenoiser()]);
+    expect(state.wasmRuns).toBe(5);
+    expect(state.released).toBe(2);
+    // Never past the budget, however long the download takes.
+    const t0 = performance.now();
+    await prepareOrtRuntime('wasm', () => false, 50);
+    expect(performance.now() - t0).toBeLessThan(1000);
+    expect(state.released).toBe(4);
+    // The download completes in a task of its own: the warm-up gives the event loop a turn between
+    // calls, so it sees the model arrive at once instead of spinning until its budget is spent.
+    let arrived = false;
+    setTimeout(() => {
+      arrived = true;
+    }, 20);
+    const t1 = performance.now();
+    await prepareOrtRuntime('wasm', () => arrived, 2000);
+    expect(performance.now() - t1).toBeLessThan(500);
+    // A model already there, or WebGPU: the one-node session only.
+    state.created.length = 0;
+    await prepareOrtRuntime('wasm', () => true);
+    await prepareOrtRuntime('webgpu', () => false);
+    expect(state.created.map((c) => c.bytes)).toEqual([warmupGraph(), warmupGraph()]);
+  });
+
   it('probeOrtBackend names the backend createOrtBackend starts on, before any session', async () => {
     const { probeOrtBackend } = await import('../../../plugin/src/runtime/ortBackend.ts');
     expect(await probeOrtBackend('auto')).toBe('webgpu'); // an adapter exists

@@ -258,13 +258,15 @@ describe('worker message handler (driven directly in Node)', () => {
     const deps = fakeDeps(ctl);
     let finishLoad: () => void = () => {};
     let finishPrepare: () => void = () => {};
+    let modelArrived: () => boolean = () => false;
     const out: WorkerResponse[] = [];
     const handler = createWorkerHandler((m) => out.push(m), {
       ...deps,
       probeBackend: async () => 'webgpu',
-      prepareBackend: (b) =>
+      prepareBackend: (b, arrived) =>
         new Promise<void>((resolve) => {
           events.push(`prepare ${b}`);
+          modelArrived = arrived;
           finishPrepare = resolve;
         }),
       loadModel: (url) =>
@@ -280,8 +282,11 @@ describe('worker message handler (driven directly in Node)', () => {
     const init = handler.handle({ type: 'init', requestId: 1, modelUrl: '/m.json', backend: 'auto' });
     await new Promise((r) => setTimeout(r, 5));
     expect([...events].sort()).toEqual(['load /m.json', 'prepare webgpu']); // both under way at once
+    // The runtime can tell when the model is in (the WASM warm-up runs until then).
+    expect(modelArrived()).toBe(false);
     finishLoad();
     await new Promise((r) => setTimeout(r, 5));
+    expect(modelArrived()).toBe(true);
     expect(events).not.toContain('create'); // the runtime is still starting
     finishPrepare();
     await init;
