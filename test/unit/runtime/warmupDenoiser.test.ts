@@ -29,7 +29,11 @@ describe('warmupDenoiser', () => {
     const s = await ort.InferenceSession.create(warmupDenoiser(), { executionProviders: ['wasm'] });
     for (const B of [1, 3]) {
       const out = await s.run({
-        image: new ort.Tensor('float32', new Float32Array(B * 4096).map((_, i) => Math.sin(i)), [B, 4, 32, 32]),
+        image: new ort.Tensor(
+          'float32',
+          new Float32Array(B * 4096).map((_, i) => Math.sin(i)),
+          [B, 4, 32, 32],
+        ),
         timestep: new ort.Tensor('float32', new Float32Array(B).fill(250), [B]),
         context: new ort.Tensor('float32', new Float32Array(B * 11).fill(0.5), [B, 11]),
       });
