@@ -359,8 +359,9 @@ export class DiffusionClient extends Emitter<ClientEvents> {
     let rows = this.rowsOf(head.opts);
     let n = 0;
     for (const next of this.waiting) {
-      if (!alike(head.opts, next.opts) || rows + this.rowsOf(next.opts) > cap) break;
-      rows += this.rowsOf(next.opts);
+      const more = this.rowsOf(next.opts);
+      if (!alike(head.opts, next.opts) || rows + more > cap) break;
+      rows += more;
       n++;
     }
     return this.waiting.splice(0, n);
@@ -371,13 +372,7 @@ export class DiffusionClient extends Emitter<ClientEvents> {
     for (const { job, offset } of batch.parts) {
       job.cleanup();
       if (err !== undefined) job.reject(err);
-      else if (result) {
-        job.resolve(
-          batch.parts.length === 1 && offset === 0 && result.rgba.length === job.opts.count
-            ? result
-            : { ...result, rgba: result.rgba.slice(offset, offset + job.opts.count) },
-        );
-      }
+      else if (result) job.resolve({ ...result, rgba: result.rgba.slice(offset, offset + job.opts.count) });
     }
     queueMicrotask(() => this.pump());
   }
