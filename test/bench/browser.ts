@@ -30,7 +30,7 @@ import {
   launchChromium,
   startPagesServer,
 } from '../browser/helpers.ts';
-import { median, medianBy } from './stats.ts';
+import { median, medianBy, spriteRates } from './stats.ts';
 
 export interface BrowserBenchOptions {
   quick: boolean;
@@ -249,9 +249,7 @@ async function wasmBench(
           rows: m.guidance === 1 ? b : 2 * b,
           'ms/step': round(ms),
           'x native': native ? round(ms / native, 2) : null,
-          'DDIM-25 sprites/s': round((b * 1000) / (ms * 25), 2),
-          'DDIM-50 sprites/s': round((b * 1000) / (ms * 50), 2),
-          'DDPM-500 sprites/s': round((b * 1000) / (ms * 500), 3),
+          ...spriteRates(b, ms, [2, 2, 3]),
           runs: `${runs}x${stepsPerRun} steps`,
           note: used === 'wasm' ? '' : `backend was ${used}`,
         });
@@ -382,9 +380,9 @@ async function webgpuBench(
     rows: opts.guidance === 1 ? 1 : 2,
     'ms/step': w.msPerStep,
     'x native': w.msPerStep !== null && native ? round(w.msPerStep / native, 2) : null,
-    'DDIM-25 sprites/s': w.msPerStep !== null ? round(1000 / (w.msPerStep * 25), 3) : null,
-    'DDIM-50 sprites/s': w.msPerStep !== null ? round(1000 / (w.msPerStep * 50), 4) : null,
-    'DDPM-500 sprites/s': w.msPerStep !== null ? round(1000 / (w.msPerStep * 500), 5) : null,
+    ...(w.msPerStep !== null
+      ? spriteRates(1, w.msPerStep, [3, 4, 5])
+      : { 'DDIM-25 sprites/s': null, 'DDIM-50 sprites/s': null, 'DDPM-500 sprites/s': null }),
     runs: `1x${opts.quick ? 1 : 2} steps`,
     note: `${SWIFTSHADER}; readbacks/step ${w.readbacksPerStep ?? '?'}`,
   });

@@ -27,6 +27,7 @@ import { join, relative, sep } from 'node:path';
 import { type BrowserBenchResult, runBrowserBench } from './browser.ts';
 import { loadMeta, nativeRunner, type StepTiming, timeStep, wasmRunner } from './node.ts';
 import { type OpProfile, profileOps } from './profile.ts';
+import { spriteRates } from './stats.ts';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -78,21 +79,22 @@ for (const [backend, create] of [
 
 const nativeMs = (model: string, batch: number): number | undefined =>
   rows.find((n) => n.model === model && n.backend === 'onnxruntime-node' && n.batch === batch)?.msPerStep;
-const table = rows.map((r) => {
-  const perSprite = (steps: number) => (r.batch * 1000) / (r.msPerStep * steps);
-  return {
-    model: r.model,
-    backend: r.backend,
-    batch: r.batch,
-    rows: r.rows,
-    'ms/step': +r.msPerStep.toFixed(1),
-    'x native': +(r.msPerStep / (nativeMs(r.model, r.batch) ?? Number.NaN)).toFixed(2),
-    'DDIM-25 sprites/s': +perSprite(25).toFixed(2),
-    'DDIM-50 sprites/s': +perSprite(50).toFixed(2),
-    'DDPM-500 sprites/s': +perSprite(500).toFixed(3),
-    'DDIM-25 x16 (s)': r.batch === 16 ? +((25 * r.msPerStep) / 1000).toFixed(2) : null,
-  };
-});
+const table = rows.map((r) => ({
+  model: r.model,
+  backend: r.backend,
+  batch: r.batch,
+  rows: r.rows,
+  'ms/step': +r.msPerStep.toFixed(1),
+  'x native': +(r.msPerStep / (nativeMs(r.model, r.batch) ?? Number.NaN)).toFixed(2),
+  ...spriteRates(r.batch, r.msPerStep, [2, 2, 3]),
+  'DDIM-25 x16 (s)': r.batch === 16 ? +((25 * r.msPerStep) / 1000).toFixed(2) : null,
+}));
+/** onnxruntime-node's ms per step of a model, by batch size, from this run. */
+const nativeByBatch = (model: string): Record<number, number> => {
+  const out: Record<number, number> = {};
+  for (const r of rows) if (r.model === model && r.backend === 'onnxruntime-node') out[r.batch] = r.msPerStep;
+  return out;
+};
 console.table(table);
 
 const first = models[0] as (typeof models)[number];
@@ -180,30 +182,27 @@ if (!noBrowser) {
   const shipped = loadMeta('models/model.json').meta;
   if (!models.some((m) => m.meta.name === shipped.name))
     console.log(`browser part: shipped model ${shipped.name} was not measured in Node, so no ratios to native`);
-  const nativeMsPerStep: Record<number, number> = {};
-  for (const r of rows)
-    if (r.model === shipped.name && r.backend === 'onnxruntime-node') nativeMsPerStep[r.batch] = r.msPerStep;
   // Models under models/ are served by the test pages at /models/...
-  const ddim25x16Models = models
-    .map((m) => ({ m, rel: relative('models', m.path).split(sep).join('/') }))
-    .filter(({ rel }) => !rel.startsWith('..'))
-    .map(({ m, rel }) => {
-      const n16 = nativeMs(m.meta.name, 16);
-      return { label: m.meta.name, url: `/models/${rel}`, ...(n16 === undefined ? {} : { nativeMsPerStep16: n16 }) };
-    });
+  const served = models
+    .map((m) => ({ m, url: `/models/${relative('models', m.path).split(sep).join('/')}` }))
+    .filter(({ url }) => !url.startsWith('/models/..'));
+  const ddim25x16Models = served.map(({ m, url }) => {
+    const n16 = nativeMs(m.meta.name, 16);
+    return { label: m.meta.name, url, ...(n16 === undefined ? {} : { nativeMsPerStep16: n16 }) };
+  });
   // Per-step rows for the default model and, after it, every other measured model under models/
   // (the fast model is the one WASM players get).
-  const stepModels = ddim25x16Models.map((d) => {
-    const m = models.find((x) => x.meta.name === d.label);
-    const native: Record<number, number> = {};
-    for (const r of rows) if (r.model === d.label && r.backend === 'onnxruntime-node') native[r.batch] = r.msPerStep;
-    return { label: d.label, url: d.url, guidance: m?.meta.sampling.guidance ?? 1, nativeMsPerStep: native };
-  });
+  const stepModels = served.map(({ m, url }) => ({
+    label: m.meta.name,
+    url,
+    guidance: m.meta.sampling.guidance,
+    nativeMsPerStep: nativeByBatch(m.meta.name),
+  }));
   stepModels.sort((a, b) => Number(b.label === shipped.name) - Number(a.label === shipped.name));
   browser = await runBrowserBench({
     quick,
     defaultModel: shipped.name,
-    nativeMsPerStep,
+    nativeMsPerStep: nativeByBatch(shipped.name),
     guidance: shipped.sampling.guidance,
     ddim25x16Models,
     stepModels,
