@@ -47,6 +47,8 @@ const dungeon = new DungeonScene(cfg);
 const game = new Phaser.Game({
   type: Phaser.AUTO,
   parent: 'game',
+  // The HUD's text is DOM (see ui/hud.ts): Phaser scales this container with the canvas.
+  dom: { createContainer: true },
   width: 960,
   height: 720,
   pixelArt: true,

@@ -188,12 +188,42 @@ describe('demo game', () => {
       expect(floor.marks?.floorComplete).toBeGreaterThan(floor.marks?.modelReady ?? Number.POSITIVE_INFINITY);
     });
 
+    it('the HUD text is DOM laid over the canvas: it shows the stats and follows the canvas when the window resizes', async () => {
+      const boxes = () =>
+        page.evaluate(() => {
+          const box = (e: Element | null) => {
+            const r = e?.getBoundingClientRect();
+            return r ? [r.x, r.y, r.width, r.height].map((v) => Math.round(v)) : null;
+          };
+          return {
+            canvas: box(document.querySelector('#game canvas')),
+            hud: box(document.querySelector('#hud')),
+            status: document.querySelector('#hud-status')?.textContent ?? '',
+          };
+        });
+      const wide = await boxes();
+      expect(wide.status).toMatch(/^HP \d+\/50 .* Floor 1$/);
+      expect(wide.hud).toEqual(wide.canvas);
+      // Centred by Phaser alone (the page used to centre it a second time with flexbox).
+      expect(wide.canvas).toEqual([160, 0, 960, 720]);
+      await page.setViewportSize({ width: 700, height: 900 });
+      await expect.poll(async () => (await boxes()).canvas?.[2], { timeout: 5_000 }).toBe(700);
+      const narrow = await boxes();
+      expect(narrow.hud).toEqual(narrow.canvas);
+      await page.setViewportSize({ width: 1280, height: 720 });
+      await expect.poll(async () => (await boxes()).canvas, { timeout: 5_000 }).toEqual(wide.canvas);
+    });
+
     it('the gallery shows every category and exports a sprite sheet + atlas', async () => {
       const report = await openGallery(page, 60_000);
       for (const c of CATEGORIES) expect(report.rows[c], c).toBe(4);
       expect(report.rows.mix).toBe(4);
       expect(report.msPerSprite).toBeGreaterThan(0);
       expect(await page.evaluate(() => window.__game?.scene.isActive('dungeon'))).toBe(false);
+      // The dungeon sleeps, and its DOM HUD with it.
+      expect(await page.evaluate(() => getComputedStyle(document.querySelector('#hud') as Element).display)).toBe(
+        'none',
+      );
 
       const sheet = await page.evaluate(() => (window as DemoWindow).__demo?.gallerySheet());
       expect(Object.keys(sheet?.atlas.frames ?? {})).toHaveLength(48);
@@ -209,6 +239,11 @@ describe('demo game', () => {
       await page.click('#g-close');
       await page.waitForFunction(() => window.__game?.scene.isActive('dungeon') === true, null, { timeout: 10_000 });
       expect(await page.evaluate(() => document.querySelector('#gallery-panel'))).toBeNull();
+      await expect
+        .poll(() => page.evaluate(() => getComputedStyle(document.querySelector('#hud') as Element).display), {
+          timeout: 5_000,
+        })
+        .not.toBe('none');
       expect(log.errors).toEqual([]);
     });
 

@@ -277,7 +277,8 @@ export class DungeonScene extends Phaser.Scene {
     const canvas = document.createElement('canvas');
     canvas.width = 32;
     canvas.height = 32;
-    const ctx = canvas.getContext('2d');
+    // CPU-backed, as Phaser's CanvasTexture asks for it (the first getContext call decides).
+    const ctx = canvas.getContext('2d', { willReadFrequently: true });
     if (!ctx) return; // no 2D canvas: Phaser shows its missing-texture frame for the stairs
     const hex = (c: number): string => `#${c.toString(16).padStart(6, '0')}`;
     ctx.fillStyle = hex(0x1a1410);

@@ -20,7 +20,7 @@ export class StatsOverlay {
     el.id = 'stats-overlay';
     el.style.cssText =
       'position:fixed;left:8px;top:8px;z-index:10;font:12px/1.4 monospace;color:#dfe;background:#000a;' +
-      'padding:6px 10px;border-radius:4px;pointer-events:auto;min-width:190px';
+      'padding:6px 10px;border-radius:4px;pointer-events:auto;min-width:120px';
     this.body = document.createElement('pre');
     this.body.style.margin = '0';
     const button = document.createElement('button');

@@ -35,8 +35,12 @@ export class FakeCanvas {
   width = 300;
   height = 150;
   readonly ctx = new FakeContext2D(this);
-  getContext(kind: string) {
-    return kind === '2d' ? this.ctx : null;
+  /** The attributes of the first getContext('2d') call: as in a browser, they fix the context's kind. */
+  contextAttributes: CanvasRenderingContext2DSettings | undefined | null = null;
+  getContext(kind: string, attributes?: CanvasRenderingContext2DSettings) {
+    if (kind !== '2d') return null;
+    if (this.contextAttributes === null) this.contextAttributes = attributes;
+    return this.ctx;
   }
 }
 

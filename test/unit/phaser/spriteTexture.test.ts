@@ -29,6 +29,9 @@ for (const shape of ['wrapper', 'raw', 'canvas'] as RendererShape[]) {
         expect(tex?.height).toBe(H);
         expect(t.pixels('k')).toEqual(new Uint8ClampedArray(rgba));
         expect(tex?.source[0]?.scaleMode).toBe(1);
+        // CPU-backed, as Phaser's CanvasTexture asks (it reads the pixels back): a GPU-backed 2D
+        // canvas made each putImageData a GPU upload in Chromium.
+        expect(tex?.source[0]?.image.contextAttributes).toEqual({ willReadFrequently: true });
         const up = t.uploads.get('k');
         if (shape === 'canvas') {
           expect(up?.count).toBe(0);
