@@ -27,7 +27,7 @@ export interface DemoHooks {
   /** Sprites of the current floor still showing a placeholder. */
   pendingOnFloor(): number;
   /** How the current floor's sprites appeared (pool/cache vs placeholder). */
-  floorSpawns(): { fromPool: number; placeholders: number };
+  floorSpawns(): { fromPool: number; placeholders: number; ms: number };
   /** Resolves when the plugin has no generation or cache write pending. */
   idle(): Promise<void>;
   /** Plugin errors seen by the game. */

@@ -150,12 +150,19 @@ export interface BrowserBenchResult {
           modelRuns: number;
           fromPool: number;
           placeholders: number;
+          /**
+           * ms the demo spent inside the plugin's `spawn` calls while building the first floor (exact):
+           * the plugin's share of floorBuiltSinceBoot.
+           */
+          spawnMs: number | null;
           /** firstOnScreenSinceBoot of every warm reload (the row is the median one). */
           sinceBootRuns: (number | null)[];
           /** firstPaintedSinceBoot of every warm reload. */
           paintedRuns: (number | null)[];
           /** floorBuiltSinceBoot of every warm reload. */
           floorBuiltRuns: (number | null)[];
+          /** spawnMs of every warm reload. */
+          spawnMsRuns: (number | null)[];
         })
       | null;
     /**
@@ -175,7 +182,7 @@ interface DemoHooks {
   stats(): { generated: number; queueLength: number; cacheHits: number; modelRuns: number } | null;
   readyStats(): { cacheHits: number; modelRuns: number } | null;
   marks(): { created?: number; cached?: number; floorBuilt?: number; floorComplete?: number; modelReady?: number };
-  floorSpawns(): { fromPool: number; placeholders: number };
+  floorSpawns(): { fromPool: number; placeholders: number; ms: number };
   idle(): Promise<void>;
   categoriesOnScreen(): string[];
 }
@@ -587,9 +594,11 @@ export async function demoBench(
         modelRuns: r.ready?.modelRuns ?? 0,
         fromPool: r.floor?.fromPool ?? 0,
         placeholders: r.floor?.placeholders ?? 0,
+        spawnMs: r.floor ? round(r.floor.ms, 1) : null,
         sinceBootRuns: [],
         paintedRuns: [],
         floorBuiltRuns: [],
+        spawnMsRuns: [],
       });
     }
     const key = (w: (typeof runs)[number]) => w.firstOnScreenSinceBoot ?? Number.POSITIVE_INFINITY;
@@ -598,6 +607,7 @@ export async function demoBench(
       sinceBootRuns: runs.map((w) => w.firstOnScreenSinceBoot),
       paintedRuns: runs.map((w) => w.firstPaintedSinceBoot),
       floorBuiltRuns: runs.map((w) => w.floorBuiltSinceBoot),
+      spawnMsRuns: runs.map((w) => w.spawnMs),
     };
     console.log(`  demo warm: ${JSON.stringify(res.demo.warm)}`);
     // The warm page may still be refilling its pools: close it before the next cold page.

@@ -24,10 +24,13 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
+import { DEFAULT_MODEL_URLS } from '../../plugin/src/phaser/DiffusionPlugin.ts';
+import { pickWeights } from '../../plugin/src/runtime/backend.ts';
 import { type BrowserBenchResult, runBrowserBench } from './browser.ts';
 import { loadMeta, nativeRunner, type StepTiming, timeStep, wasmRunner } from './node.ts';
 import { type OpProfile, profileOps } from './profile.ts';
 import { spriteRates } from './stats.ts';
+import { judgeTargets } from './targets.ts';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -262,9 +265,28 @@ if (!noBrowser) {
   }
 }
 
+// The targets of issue 6, judged on this run. WASM players get the model at the plugin's default wasm URL.
+const wasmDefault = models.find((m) => `/${m.path.split(sep).join('/')}` === DEFAULT_MODEL_URLS.wasm);
+const targets = judgeTargets({
+  wasmModel: wasmDefault?.meta.name ?? first.meta.name,
+  wasmSteps: (browser?.steps ?? [])
+    .filter((r) => r.backend.startsWith('ort-web wasm'))
+    .map((r) => ({ model: r.model, batch: r.batch, xNative: r['x native'] })),
+  ddim25x16: browser?.ddim25x16 ?? [],
+  readbacksPerStep: browser?.webgpu.readbacksPerStep ?? null,
+  warmSinceBootRuns: browser?.demo?.warm?.sinceBootRuns ?? [],
+  downloadBytes: models.map((m) => ({
+    model: m.meta.name,
+    bytes: pickWeights(m.meta, 'auto').bytes + m.meta.files.update.bytes,
+  })),
+  wireBytes: browser?.demo?.cold.modelBytes ?? null,
+});
+console.log('targets (issue 6):');
+console.table(targets.map((t) => ({ ...t, met: t.met === null ? 'not measured' : t.met ? 'met' : 'NOT MET' })));
+
 mkdirSync('bench-results', { recursive: true });
 writeFileSync(
   'bench-results/bench.json',
-  `${JSON.stringify({ date: new Date().toISOString(), cpus: cpus().length, threads, models: models.map((m) => m.path), model: meta.name, guidance, steps: table, profile, profileOneThread: profile1, trainer, browser }, null, 2)}\n`,
+  `${JSON.stringify({ date: new Date().toISOString(), cpus: cpus().length, threads, models: models.map((m) => m.path), model: meta.name, guidance, steps: table, profile, profileOneThread: profile1, trainer, browser, targets }, null, 2)}\n`,
 );
 console.log('wrote bench-results/bench.json');

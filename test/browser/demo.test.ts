@@ -26,7 +26,7 @@ interface DemoHooks {
   readonly player: { x: number; y: number; tileX: number; tileY: number } | null;
   stats(): DemoStats | null;
   readyStats(): DemoStats | null;
-  floorSpawns(): { fromPool: number; placeholders: number };
+  floorSpawns(): { fromPool: number; placeholders: number; ms: number };
   marks(): { created?: number; floorBuilt?: number; floorComplete?: number; modelReady?: number };
   pendingOnFloor(): number;
   idle(): Promise<void>;

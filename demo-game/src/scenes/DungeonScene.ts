@@ -64,8 +64,11 @@ export class DungeonScene extends Phaser.Scene {
   stats: PlayerStats = newPlayerStats();
   monsters: Monster[] = [];
   items: Item[] = [];
-  /** How this floor's sprites appeared: from a pool (instantly) or as a placeholder that materialises. */
-  floorSpawns = { fromPool: 0, placeholders: 0 };
+  /**
+   * How this floor's sprites appeared: from a pool (instantly) or as a placeholder that materialises;
+   * `ms`: time spent inside the plugin's `spawn` calls while building it (the plugin's share).
+   */
+  floorSpawns = { fromPool: 0, placeholders: 0, ms: 0 };
   /** Plugin errors (also logged). */
   readonly errors: string[] = [];
 
@@ -162,9 +165,11 @@ export class DungeonScene extends Phaser.Scene {
 
   /** A sprite of a category at a tile (from a pool, or a placeholder that materialises). */
   private spawn(category: string, at: Point): Phaser.GameObjects.Sprite {
+    const t0 = performance.now();
     const sprite = this.diffusion.spawn(category, at.x * TILE + TILE / 2, at.y * TILE + TILE / 2, {
       frameEvery: this.cfg.frameEvery,
     });
+    this.floorSpawns.ms += performance.now() - t0;
     sprite.setScale(2);
     if (this.sprites.isMaterialised(sprite.texture.key)) this.floorSpawns.fromPool++;
     else this.floorSpawns.placeholders++;
@@ -176,7 +181,7 @@ export class DungeonScene extends Phaser.Scene {
 
   private buildFloor(): void {
     this.clearLevel();
-    this.floorSpawns = { fromPool: 0, placeholders: 0 };
+    this.floorSpawns = { fromPool: 0, placeholders: 0, ms: 0 };
     const seed = this.floorSeed();
     const map = generateMap(seed);
     this.map = map;

@@ -145,8 +145,11 @@ export interface DiffusionEvents {
   error: DiffusionError;
 }
 
+/** The shipped models each backend loads by default (`modelUrl`'s default). */
+export const DEFAULT_MODEL_URLS = { webgpu: '/models/model.json', wasm: '/models/fast/model.json' } as const;
+
 const DEFAULTS: DiffusionConfig = {
-  modelUrl: { webgpu: '/models/model.json', wasm: '/models/fast/model.json' },
+  modelUrl: { ...DEFAULT_MODEL_URLS },
   backend: 'auto',
   weights: 'auto',
   poolSize: 2,
