@@ -2,7 +2,7 @@
  * `window.__demo`: read-only views of the running game for the browser tests (and the console).
  */
 import type * as Phaser from 'phaser';
-import type { DiffusionStats } from 'spritediffusion';
+import type { DiffusionStats, LoadTimings } from 'spritediffusion';
 import type { DungeonScene } from './scenes/DungeonScene.ts';
 import type { GalleryReport, GalleryScene } from './scenes/GalleryScene.ts';
 import type { Atlas } from './ui/spriteSheet.ts';
@@ -19,6 +19,8 @@ export interface DemoHooks {
   stats(): DiffusionStats | null;
   /** Stats right after the plugin became ready (before anything new was generated). */
   readyStats(): DiffusionStats | null;
+  /** Where the model load's time went (the plugin's `ready` info), or null before it is ready. */
+  loadTimings(): LoadTimings | null;
   /**
    * performance.now() (ms since navigation) when the dungeon scene was created, the plugin's sprite
    * cache was read, the first floor built, every sprite of the first floor materialised, the model ready.
@@ -71,6 +73,7 @@ export function installTestHooks(game: Phaser.Game): void {
     },
     stats: () => (dungeon().diffusion ? dungeon().diffusion.stats : null),
     readyStats: () => dungeon().readyStats,
+    loadTimings: () => dungeon().readyInfo?.timings ?? null,
     errors: () => [...dungeon().errors],
     floorSpawns: () => ({ ...dungeon().floorSpawns }),
     marks: () => ({ ...dungeon().marks }),

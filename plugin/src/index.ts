@@ -30,6 +30,7 @@ export {
   DiffusionClient,
   type GenerateOptions,
   type GenerateResult,
+  type LoadTimings,
   type ReadyInfo,
   type WorkerFactory,
   type WorkerLike,
@@ -58,6 +59,7 @@ export type {
   GenerateStats,
   ModelSource,
   SamplerName,
+  WorkerLoadTimings,
   WorkerRequest,
   WorkerResponse,
 } from './worker/protocol.ts';

@@ -22,6 +22,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { LoadTimings } from '../../plugin/src/runtime/client.ts';
 import {
   buildAndPreviewDemo,
   collectErrors,
@@ -141,11 +142,18 @@ export interface BrowserBenchResult {
   demo: {
     steps: number;
     /** modelFetched: ms from navigation until the last .onnx file arrived; modelBytes: bytes over the wire. */
-    cold: DemoTiming & { modelFetched: number | null; modelBytes: number; files: Record<string, number> };
+    /** load: where the plugin's model load went (its `ready` info: worker-side phases and the page's total). */
+    cold: DemoTiming & {
+      modelFetched: number | null;
+      modelBytes: number;
+      files: Record<string, number>;
+      load: LoadTimings | null;
+    };
     warm:
       | (DemoTiming & {
           modelFetched: number | null;
           modelBytes: number;
+          load: LoadTimings | null;
           cacheHits: number;
           modelRuns: number;
           fromPool: number;
@@ -181,6 +189,7 @@ interface DemoHooks {
   readonly ready: boolean;
   stats(): { generated: number; queueLength: number; cacheHits: number; modelRuns: number } | null;
   readyStats(): { cacheHits: number; modelRuns: number } | null;
+  loadTimings(): LoadTimings | null;
   marks(): { created?: number; cached?: number; floorBuilt?: number; floorComplete?: number; modelReady?: number };
   floorSpawns(): { fromPool: number; placeholders: number; ms: number };
   idle(): Promise<void>;
@@ -557,6 +566,7 @@ export async function demoBench(
         modelFetched: coldFiles.fetchedMs,
         modelBytes: coldFiles.bytes,
         files: Object.fromEntries(Object.entries(coldFiles.files).map(([k, v]) => [k, v.bytes])),
+        load: await page.evaluate(() => (window as DemoWindow).__demo?.loadTimings() ?? null),
       },
       warm: null,
       coldModelLate: null,
@@ -585,11 +595,13 @@ export async function demoBench(
       const r = await page.evaluate(() => ({
         ready: (window as DemoWindow).__demo?.readyStats() ?? null,
         floor: (window as DemoWindow).__demo?.floorSpawns() ?? null,
+        load: (window as DemoWindow).__demo?.loadTimings() ?? null,
       }));
       runs.push({
         ...warm,
         modelFetched: warmFiles.fetchedMs,
         modelBytes: warmFiles.bytes,
+        load: r.load,
         cacheHits: r.ready?.cacheHits ?? 0,
         modelRuns: r.ready?.modelRuns ?? 0,
         fromPool: r.floor?.fromPool ?? 0,

@@ -249,8 +249,21 @@ if (!noBrowser) {
     const d = browser.demo;
     if (d) {
       console.log(`demo time to first sprite (production build, ?backend=wasm&steps=${d.steps}), ms since navigation:`);
-      const { files: _files, ...cold } = d.cold;
-      console.table({ cold, warm: d.warm ?? {} });
+      const { files: _files, load: coldLoad, ...cold } = d.cold;
+      const { load: warmLoad, ...warm } = d.warm ?? { load: null };
+      console.table({ cold, warm });
+      // Where the model load went (the plugin's ready info): worker-side phases, then the page's total.
+      for (const [label, t] of [
+        ['cold', coldLoad],
+        ['warm (median reload)', warmLoad],
+      ] as const) {
+        if (!t) continue;
+        console.log(
+          `model load, ${label}: files in ${t.modelMs} ms, runtime started ${t.runtimeMs ?? '-'} ms, sessions ` +
+            `ready ${t.readyMs} ms after the worker got init; ${t.totalMs} ms from the plugin's init ` +
+            `(${Math.round(t.totalMs - t.readyMs)} ms starting the worker)`,
+        );
+      }
       const late = d.coldModelLate;
       if (late && late.modelReady !== null && d.cold.modelReady !== null) {
         console.log(

@@ -8,7 +8,7 @@ import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DiffusionStats } from '../../plugin/src/index.ts';
+import type { DiffusionStats, LoadTimings } from '../../plugin/src/index.ts';
 import {
   collectErrors,
   type DemoServer,
@@ -26,6 +26,7 @@ interface DemoHooks {
   readonly player: { x: number; y: number; tileX: number; tileY: number } | null;
   stats(): DemoStats | null;
   readyStats(): DemoStats | null;
+  loadTimings(): LoadTimings | null;
   floorSpawns(): { fromPool: number; placeholders: number; ms: number };
   marks(): { created?: number; floorBuilt?: number; floorComplete?: number; modelReady?: number };
   pendingOnFloor(): number;
@@ -144,6 +145,13 @@ describe('demo game', () => {
       expect(state.dungeon).toBe(true);
       expect(state.backend).toBe('wasm');
       expect(state.overlay).toContain('backend');
+      // The ready info says where the load went: the worker started ORT while the model downloaded.
+      await page.waitForFunction(() => (window as DemoWindow).__demo?.modelReady === true, null, { timeout: 60_000 });
+      const t = await page.evaluate(() => (window as DemoWindow).__demo?.loadTimings());
+      expect(t?.modelMs).toBeGreaterThan(0);
+      expect(t?.runtimeMs).toBeGreaterThan(0);
+      expect(t?.readyMs).toBeGreaterThanOrEqual(Math.max(t?.modelMs ?? 0, t?.runtimeMs ?? 0));
+      expect(t?.totalMs).toBeGreaterThan(t?.readyMs ?? 0);
       expect(log.errors).toEqual([]);
     });
 

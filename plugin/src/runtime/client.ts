@@ -17,6 +17,7 @@ import type {
   GenerateStats,
   ModelSource,
   ReadyResponse,
+  WorkerLoadTimings,
   WorkerRequest,
   WorkerResponse,
 } from '../worker/protocol.ts';
@@ -58,8 +59,17 @@ export interface ClientOptions {
  */
 export const DEFAULT_BATCH_ROWS: Readonly<Record<BackendName, number>> = { wasm: 8, webgpu: 32 };
 
+/** Where a model load's time went (ms). */
+export interface LoadTimings extends WorkerLoadTimings {
+  /**
+   * From `init` to ready as the page saw it: the worker's own start (its script) and messaging
+   * included, so `totalMs - readyMs` is what starting the worker took.
+   */
+  totalMs: number;
+}
+
 /** What `init` resolves to. */
-export type ReadyInfo = Omit<ReadyResponse, 'type' | 'requestId'>;
+export type ReadyInfo = Omit<ReadyResponse, 'type' | 'requestId' | 'timings'> & { timings: LoadTimings };
 
 /** Options of {@link DiffusionClient.generate}: the worker's generate request plus client-side extras. */
 export interface GenerateOptions extends Omit<GenerateRequest, 'type' | 'requestId'> {
@@ -165,6 +175,7 @@ export class DiffusionClient extends Emitter<ClientEvents> {
     backend: BackendChoice = 'auto',
     weights: WeightsChoice = 'auto',
   ): Promise<ReadyInfo> {
+    const t0 = performance.now();
     this.ensureWorker();
     const res = (await this.request({
       type: 'init',
@@ -173,7 +184,11 @@ export class DiffusionClient extends Emitter<ClientEvents> {
       backend,
       weights,
     })) as ReadyResponse;
-    const { type: _t, requestId: _r, ...info } = res;
+    const { type: _t, requestId: _r, timings, ...rest } = res;
+    const info: ReadyInfo = {
+      ...rest,
+      timings: { ...timings, totalMs: Math.round((performance.now() - t0) * 10) / 10 },
+    };
     this.ready = info;
     return info;
   }

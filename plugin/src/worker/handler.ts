@@ -81,6 +81,10 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
       await backend.dispose();
       backend = null;
     }
+    const t0 = performance.now();
+    const since = (): number => Math.round((performance.now() - t0) * 10) / 10;
+    let modelMs = 0;
+    let runtimeMs: number | null = null;
     // A single model URL downloads at once; one URL per backend waits for the probe to pick one.
     const prepare = deps.prepareBackend;
     const planned = typeof source !== 'string' || prepare ? probe(choice) : null;
@@ -88,10 +92,14 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
     let arrived = false;
     const loading = load(modelUrl, weights).finally(() => {
       arrived = true;
+      modelMs = since();
     });
     const runtime = prepare
       ? planned
           ?.then((b) => prepare(b, () => arrived))
+          .then(() => {
+            runtimeMs = since();
+          })
           .catch((err: unknown) => {
             // Only a lost head start: createBackend meets the same problem and reports it.
             console.debug('spritediffusion: starting the inference runtime early failed:', err);
@@ -106,6 +114,7 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
     post({
       type: 'ready',
       requestId,
+      timings: { modelMs, runtimeMs, readyMs: since() },
       backend: backend.name,
       categories: [...m.categories],
       modelSha: model.sha256,

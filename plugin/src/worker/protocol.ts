@@ -85,9 +85,24 @@ export interface GenerateStats {
   readbacksPerStep: number;
 }
 
+/** Where the worker's load went, in ms since it received the init request. */
+export interface WorkerLoadTimings {
+  /** The model's files downloaded and checked against model.json's hashes. */
+  modelMs: number;
+  /**
+   * The inference runtime started (onnxruntime-web's wasm compiled, its threads up; on WASM also the
+   * warm-up while the model downloads); it runs beside the download. null: not started early.
+   */
+  runtimeMs: number | null;
+  /** The model's sessions created: ready to sample (the end of the load). */
+  readyMs: number;
+}
+
 export interface ReadyResponse {
   type: 'ready';
   requestId: number;
+  /** Where the load's time went. */
+  timings: WorkerLoadTimings;
   backend: BackendName;
   categories: string[];
   modelSha: string;

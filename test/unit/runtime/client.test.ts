@@ -33,6 +33,12 @@ describe('DiffusionClient', () => {
     const { client } = setup(1);
     const info = await client.init('/m.json', 'wasm');
     expect(info).toMatchObject({ backend: 'wasm', categories: ['character', 'monster', 'item'], imageSize: 4 });
+    // The worker's load timings, plus the page's view of the whole init (the worker's start included).
+    const t = info.timings;
+    expect(t.modelMs).toBeGreaterThanOrEqual(0);
+    expect(t.readyMs).toBeGreaterThanOrEqual(t.modelMs);
+    expect(t.totalMs).toBeGreaterThanOrEqual(t.readyMs);
+    expect(client.info?.timings).toEqual(t);
     const steps: number[] = [];
     const r = await client.generate(gen({ count: 2, onProgress: (s) => steps.push(s) }));
     expect(r.rgba).toHaveLength(2);

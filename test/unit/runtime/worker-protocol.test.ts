@@ -285,13 +285,18 @@ describe('worker message handler (driven directly in Node)', () => {
     // The runtime can tell when the model is in (the WASM warm-up runs until then).
     expect(modelArrived()).toBe(false);
     finishLoad();
-    await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 20));
     expect(modelArrived()).toBe(true);
     expect(events).not.toContain('create'); // the runtime is still starting
     finishPrepare();
     await init;
     expect(events.slice(2)).toEqual(['create']);
     expect(out).toEqual([expect.objectContaining({ type: 'ready', requestId: 1 })]);
+    // Where the load went: the model in after ~5 ms, the runtime ~20 ms later, then the session.
+    const t = (out[0] as Extract<WorkerResponse, { type: 'ready' }>).timings;
+    expect(t.modelMs).toBeGreaterThanOrEqual(4);
+    expect(t.runtimeMs).toBeGreaterThanOrEqual(t.modelMs + 15);
+    expect(t.readyMs).toBeGreaterThanOrEqual(t.runtimeMs as number);
   });
 
   it('a runtime that fails to start early does not fail init (the backend reports its own errors)', async () => {
@@ -309,6 +314,8 @@ describe('worker message handler (driven directly in Node)', () => {
     expect(prepared).toEqual(['wasm']);
     expect(ctl.created).toBe(1);
     expect(out).toEqual([expect.objectContaining({ type: 'ready', requestId: 1, backend: 'wasm' })]);
+    // No early start: no runtime time to report.
+    expect((out[0] as Extract<WorkerResponse, { type: 'ready' }>).timings.runtimeMs).toBeNull();
   });
 
   it('a failed model download is reported at once, without waiting for the runtime to start', async () => {
