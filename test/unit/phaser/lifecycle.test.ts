@@ -427,6 +427,70 @@ for (const { pkg, version, EventEmitter, SceneEvents } of majors) {
       plugin.destroy();
     });
 
+    it('on a first visit configure() also starts the worker, which loads the model while the game boots; the first matching plugin adopts it', async () => {
+      vi.stubGlobal('localStorage', new MemoryStorage());
+      configure(`early-worker-${pkg}`);
+      expect(workers).toHaveLength(0);
+      await Promise.resolve(); // configure()'s microtask
+      // No scene exists yet, and the model is already loading.
+      expect(workers).toHaveLength(1);
+      const inits = (w: FakeWorker) => w.sent.filter((m) => (m as { type: string }).type === 'init');
+      expect(inits(workers[0] as FakeWorker)).toEqual([expect.objectContaining({ modelUrl: '/m.json' })]);
+      const { plugin, textures } = install(true);
+      plugin.boot();
+      const info = await plugin.whenReady();
+      expect(info.timings.readyMs).toBeGreaterThanOrEqual(0);
+      // Adopted: one worker, one model load, and it generates.
+      expect(workers).toHaveLength(1);
+      expect(inits(workers[0] as FakeWorker)).toHaveLength(1);
+      const sprite = plugin.spawn('monster', 0, 0);
+      await plugin.whenIdle();
+      expect(textured(textures, sprite.texture.key)).toBe(true);
+      plugin.destroy();
+      expect(workers[0]?.terminated).toBe(true);
+
+      // A plugin whose settings load another model (here: another backend) stops it and starts its own.
+      configure(`early-worker-other-${pkg}`);
+      await Promise.resolve();
+      const early = workers[1] as FakeWorker;
+      const other = install(true);
+      other.plugin.configure({ backend: 'auto' });
+      other.plugin.boot();
+      expect(early.terminated).toBe(true);
+      await other.plugin.whenReady();
+      expect(workers).toHaveLength(3);
+      other.plugin.destroy();
+
+      // One nobody takes is stopped by resetConfig().
+      configure(`early-worker-unused-${pkg}`);
+      await Promise.resolve();
+      const unused = workers[3] as FakeWorker;
+      expect(unused.terminated).toBe(false);
+      DiffusionPlugin.resetConfig();
+      expect(unused.terminated).toBe(true);
+    });
+
+    it('on a return visit (the boot snapshot has sprites) configure() leaves the worker for the plugin to start', async () => {
+      vi.stubGlobal('localStorage', new MemoryStorage());
+      vi.stubGlobal('fetch', async () => new Response(JSON.stringify(modelJson()), { status: 200 }));
+      const dbName = `early-worker-warm-${pkg}`;
+      configure(dbName);
+      const first = install(true);
+      first.plugin.boot();
+      await first.plugin.whenIdle(); // fills the cache and its boot snapshot
+      first.plugin.destroy();
+      workers.length = 0;
+
+      configure(dbName);
+      await Promise.resolve();
+      expect(workers).toHaveLength(0); // the snapshot's sprites come first; the worker waits for IndexedDB
+      const { plugin } = install(true);
+      plugin.boot();
+      await plugin.whenReady();
+      expect(workers).toHaveLength(1);
+      plugin.destroy();
+    });
+
     it('per-scene poolSize/frameEvery/maxQueue apply in place; other changes restart and reuse the cache read', async () => {
       const urls: string[] = [];
       vi.stubGlobal('fetch', async (url: string) => {
