@@ -32,13 +32,7 @@ import { type CachedSprite, SpriteCache, type SpriteCacheOptions } from '../cach
 import { DiffusionError } from '../errors.ts';
 import { type ModelMeta, resolveContext } from '../model/meta.ts';
 import type { WeightsChoice } from '../runtime/backend.ts';
-import {
-  type ClientEvents,
-  type ClientStats,
-  DiffusionClient,
-  type ReadyInfo,
-  type WorkerFactory,
-} from '../runtime/client.ts';
+import { type ClientStats, DiffusionClient, type ReadyInfo, type WorkerFactory } from '../runtime/client.ts';
 import { Emitter } from '../runtime/emitter.ts';
 import type { BackendChoice, BackendName, ModelSource, SamplerName } from '../worker/protocol.ts';
 import { addSpriteTexture, drawSpriteTexture } from './spriteTexture.ts';
@@ -172,79 +166,18 @@ let pendingWarmStart: WarmStart | null = null;
 let readScheduled = false;
 
 /**
- * A worker configure() started on a first visit (nothing cached to show), loading the model while
- * the game boots, until a plugin start adopts it (same model source, backend, weights and worker
- * factory) or discards it (any other settings).
- */
-interface EarlyWorker {
-  key: string;
-  factory: WorkerFactory | undefined;
-  client: DiffusionClient;
-  ready: Promise<ReadyInfo>;
-  /** Backend changes during the load, passed on to the adopting plugin. */
-  changes: ClientEvents['backend-changed'][];
-  record: (e: ClientEvents['backend-changed']) => void;
-}
-let earlyWorker: EarlyWorker | null = null;
-
-/** The settings that decide what a worker loads. */
-function workerKey(cfg: DiffusionConfig): string {
-  return `${sourceKey(cfg.modelUrl)}|${cfg.backend}|${cfg.weights}`;
-}
-
-function startEarlyWorker(cfg: DiffusionConfig): void {
-  const key = workerKey(cfg);
-  if (earlyWorker && earlyWorker.key === key && earlyWorker.factory === cfg.workerFactory) return;
-  discardEarlyWorker();
-  if (!cfg.workerFactory && typeof Worker === 'undefined') return;
-  const client = new DiffusionClient({
-    maxQueue: cfg.maxQueue,
-    ...(cfg.workerFactory ? { workerFactory: cfg.workerFactory } : {}),
-  });
-  const changes: ClientEvents['backend-changed'][] = [];
-  const record = (e: ClientEvents['backend-changed']): void => {
-    changes.push(e);
-  };
-  client.on('backend-changed', record);
-  const ready = client.init(cfg.modelUrl, cfg.backend, cfg.weights);
-  ready.catch(() => undefined); // the adopting plugin sees a failure
-  earlyWorker = { key, factory: cfg.workerFactory, client, ready, changes, record };
-}
-
-function discardEarlyWorker(): void {
-  if (earlyWorker) void earlyWorker.client.dispose();
-  earlyWorker = null;
-}
-
-/** The early worker if it loads what `cfg` asks for (any start consumes it). */
-function takeEarlyWorker(cfg: DiffusionConfig): EarlyWorker | null {
-  const w = earlyWorker;
-  earlyWorker = null;
-  if (w && w.key === workerKey(cfg) && w.factory === cfg.workerFactory) return w;
-  if (w) void w.client.dispose();
-  return null;
-}
-
-/**
  * Starts the read for the current static settings, unless one for the same settings is pending.
  * configure() schedules it in a microtask, so several configure() calls in a row (model URL, then
- * steps, ...) start one read with their combined settings; a plugin start runs it at once. When the
- * boot snapshot has no sprites to show (a first visit, or no cache), the model is what the first
- * scene will wait for, so its worker starts too.
+ * steps, ...) start one read with their combined settings; a plugin start runs it at once.
  */
 function flushWarmStart(): void {
   if (!readScheduled) return;
   readScheduled = false;
   const cfg = { ...DEFAULTS, ...globalConfig };
   const settings = warmStartSettings(cfg);
-  if (!(pendingWarmStart && sameWarmStart(pendingWarmStart.settings, settings))) {
-    const cache = typeof indexedDB === 'undefined' ? null : newCache(cfg);
-    pendingWarmStart = cache ? startWarmStart(settings, cache) : null;
-  }
-  // A return visit's pools come from the snapshot, and its worker waits for the IndexedDB read
-  // (see start()); only a first visit gains from loading the model during the game's boot.
-  if (pendingWarmStart?.quick) discardEarlyWorker();
-  else startEarlyWorker(cfg);
+  if (pendingWarmStart && sameWarmStart(pendingWarmStart.settings, settings)) return;
+  const cache = typeof indexedDB === 'undefined' ? null : newCache(cfg);
+  pendingWarmStart = cache ? startWarmStart(settings, cache) : null;
 }
 
 /** A model source as a comparable string (one URL, or the per-backend pair). */
@@ -340,11 +273,8 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
    * With the sprite cache on (the default), this also starts reading model.json and the cached
    * sprites right away, while the game is still booting. The next plugin start takes that read and
    * uses it if its settings (model URL, weights, sampling, cache) are the same, so on a return
-   * visit its pools are already full when its scene's `create()` runs. On a first visit (nothing
-   * cached to show) it also starts the worker, which loads the model; the next plugin start takes
-   * it over if it loads the same model (source, backend, weights), so a game whose plugin scene
-   * comes after a title or menu scene finds the model loaded. Call it before `new Phaser.Game(...)`
-   * to get that head start.
+   * visit its pools are already full when its scene's `create()` runs. Call it before
+   * `new Phaser.Game(...)` to get that head start.
    */
   static configure(config: Partial<DiffusionConfig>): void {
     globalConfig = { ...globalConfig, ...config };
@@ -353,12 +283,11 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     queueMicrotask(flushWarmStart);
   }
 
-  /** Restores the built-in defaults (tests); a worker configure() started and no plugin took is stopped. */
+  /** Restores the built-in defaults (tests). */
   static resetConfig(): void {
     globalConfig = { ...DEFAULTS };
     pendingWarmStart = null;
     readScheduled = false;
-    discardEarlyWorker();
   }
 
   readonly scene: Phaser.Scene;
@@ -654,42 +583,24 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
       this.listening = true;
     }
     this.baseSeed = this.cfg.seed === undefined ? randomSeed() : this.cfg.seed >>> 0;
-    // Adopt the read (and on a first visit the worker) configure() started if they are for these
-    // settings; any start consumes them. A restart (per-scene configure(), scene restart) reuses this
-    // plugin's last read while it holds.
-    flushWarmStart();
-    const early = takeEarlyWorker(this.cfg);
-    const client =
-      early?.client ??
-      new DiffusionClient({
-        maxQueue: this.cfg.maxQueue,
-        ...(this.cfg.workerFactory ? { workerFactory: this.cfg.workerFactory } : {}),
-      });
+    const client = new DiffusionClient({
+      maxQueue: this.cfg.maxQueue,
+      ...(this.cfg.workerFactory ? { workerFactory: this.cfg.workerFactory } : {}),
+    });
     this.client = client;
-    client.setMaxQueue(this.cfg.maxQueue);
     client.on('backend-changed', (e) => this.emit('backend', e));
     client.on('error', (e) => this.emit('error', e));
-    if (early) {
-      client.off('backend-changed', early.record);
-      // A change during the early load reaches listeners added in the scene's create(), as it would
-      // have without the head start (the load is asynchronous either way).
-      const changes = early.changes;
-      if (changes.length) {
-        queueMicrotask(() => {
-          if (this.session === session) for (const e of changes) this.emit('backend', e);
-        });
-      }
-    }
-    const initClient = (): Promise<ReadyInfo> =>
-      early ? early.ready : client.init(this.cfg.modelUrl, this.cfg.backend, this.cfg.weights);
-    const earlyRead = pendingWarmStart;
+    // Adopt the read configure() started if it is for these settings; any start consumes it. A
+    // restart (per-scene configure(), scene restart) reuses this plugin's last read while it holds.
+    flushWarmStart();
+    const early = pendingWarmStart;
     pendingWarmStart = null;
     const settings = warmStartSettings(this.cfg);
     this.settings = settings;
     const last = this.lastRead;
     const warm =
-      earlyRead && sameWarmStart(earlyRead.settings, settings)
-        ? earlyRead
+      early && sameWarmStart(early.settings, settings)
+        ? early
         : last && sameWarmStart(last.settings, settings)
           ? last
           : null;
@@ -704,7 +615,7 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
       // cold start has nothing cached to show, so its model loads at once, beside the read.
       if (read.warm) await this.storedPromise;
       if (session.signal.aborted) throw new DiffusionError('aborted', 'the plugin was shut down');
-      const info = await initClient();
+      const info = await client.init(this.cfg.modelUrl, this.cfg.backend, this.cfg.weights);
       await this.storedPromise; // the pools the cache read builds come first
       if (session.signal.aborted) throw new DiffusionError('aborted', 'the plugin was shut down');
       this.info = info;
