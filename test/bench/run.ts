@@ -23,7 +23,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
-import { join, relative, sep } from 'node:path';
+import { join, relative, resolve, sep } from 'node:path';
 import { DEFAULT_MODEL_URLS } from '../../plugin/src/phaser/DiffusionPlugin.ts';
 import { pickWeights } from '../../plugin/src/runtime/backend.ts';
 import { type BrowserBenchResult, runBrowserBench } from './browser.ts';
@@ -278,8 +278,15 @@ if (!noBrowser) {
   }
 }
 
-// The targets of issue 6, judged on this run. WASM players get the model at the plugin's default wasm URL.
-const wasmDefault = models.find((m) => `/${m.path.split(sep).join('/')}` === DEFAULT_MODEL_URLS.wasm);
+// The targets of issue 6, judged on this run. WASM players get the model at the plugin's default wasm URL
+// (served from the repository root, so it names a path under it).
+const wasmDefaultPath = resolve(`.${DEFAULT_MODEL_URLS.wasm}`);
+const wasmDefault = models.find((m) => resolve(m.path) === wasmDefaultPath);
+if (!wasmDefault) {
+  console.log(
+    `targets: ${DEFAULT_MODEL_URLS.wasm} (what WASM players get) was not among the models; the 16-sprite target is judged on ${first.meta.name}`,
+  );
+}
 const targets = judgeTargets({
   wasmModel: wasmDefault?.meta.name ?? first.meta.name,
   wasmSteps: (browser?.steps ?? [])

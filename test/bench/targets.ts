@@ -39,16 +39,18 @@ const list = (xs: readonly (number | null)[]): string => xs.map((x) => (x === nu
 export function judgeTargets(i: TargetInputs): TargetRow[] {
   const rows: TargetRow[] = [];
 
-  const ratios = i.wasmSteps.filter((r) => r.xNative !== null);
-  const byModel = [...new Set(ratios.map((r) => r.model))].map((m) => {
-    const xs = ratios.filter((r) => r.model === m);
-    return `${m}: ${xs.map((r) => `${r.xNative}x (batch ${r.batch})`).join(', ')}`;
+  // A row without its native figure cannot pass: "every batch size" includes it.
+  const steps = i.wasmSteps;
+  const measuredAny = steps.some((r) => r.xNative !== null);
+  const byModel = [...new Set(steps.map((r) => r.model))].map((m) => {
+    const xs = steps.filter((r) => r.model === m);
+    return `${m}: ${xs.map((r) => `${r.xNative ?? '?'}x (batch ${r.batch})`).join(', ')}`;
   });
   rows.push({
     target: 'WASM (threads, Chromium) per step vs native',
     goal: 'within 2x at every batch size',
-    measured: ratios.length ? byModel.join('; ') : 'not measured',
-    met: ratios.length ? ratios.every((r) => (r.xNative as number) <= 2) : null,
+    measured: measuredAny ? byModel.join('; ') : 'not measured',
+    met: measuredAny ? steps.every((r) => r.xNative !== null && r.xNative <= 2) : null,
   });
 
   const d16 = i.ddim25x16.find((r) => r.model === i.wasmModel);
@@ -66,12 +68,15 @@ export function judgeTargets(i: TargetInputs): TargetRow[] {
     met: i.readbacksPerStep === null ? null : i.readbacksPerStep === 0,
   });
 
-  const warm = i.warmSinceBootRuns.filter((x): x is number => x !== null);
+  // A reload that never showed a sprite counts as infinitely slow (as the bench's median row does).
+  const runs = i.warmSinceBootRuns;
+  const warmMedian = median(runs.map((x) => x ?? Number.POSITIVE_INFINITY));
+  const warmMeasured = runs.some((x) => x !== null);
   rows.push({
     target: 'Warm first sprite (demo reload, from scene creation to the first sprite on screen)',
     goal: 'under 50 ms (median reload)',
-    measured: warm.length ? `${median(warm)} ms (median of ${list(i.warmSinceBootRuns)})` : 'not measured',
-    met: warm.length ? median(warm) < 50 : null,
+    measured: warmMeasured ? `${warmMedian} ms (median of ${list(runs)})` : 'not measured',
+    met: warmMeasured ? warmMedian < 50 : null,
   });
 
   const files = i.downloadBytes.map((d) => `${d.model} ${(d.bytes / MB).toFixed(2)} MB`);

@@ -34,9 +34,15 @@ describe('judgeTargets', () => {
     expect(warm?.measured).toBe('36 ms (median of 101, 36, 34, 31, 39)');
   });
 
-  it('one WASM row over 2x fails the ratio target, whichever model it belongs to', () => {
+  it('one WASM row over 2x, or one without its native figure, fails the ratio target', () => {
     const r = verdicts({ ...base, wasmSteps: [...base.wasmSteps, { model: 'full', batch: 32, xNative: 2.01 }] });
     expect(r[0]).toBe(false);
+    const missing = judgeTargets({
+      ...base,
+      wasmSteps: [...base.wasmSteps, { model: 'full', batch: 32, xNative: null }],
+    });
+    expect(missing[0]?.met).toBe(false);
+    expect(missing[0]?.measured).toContain('?x (batch 32)');
   });
 
   it('the 16-sprite target is judged on the WASM default model only', () => {
@@ -47,8 +53,10 @@ describe('judgeTargets', () => {
 
   it('a readback, a slow median reload or a download over 2 MB fails its target', () => {
     expect(verdicts({ ...base, readbacksPerStep: 0.04 })[2]).toBe(false);
-    // The median of the reloads counts, not the best one.
+    // The median of the reloads counts, not the best one; a reload that showed no sprite is the slowest.
     expect(verdicts({ ...base, warmSinceBootRuns: [30, 55, 60, 52, 20] })[3]).toBe(false);
+    expect(verdicts({ ...base, warmSinceBootRuns: [null, null, 30, 40, null] })[3]).toBe(false);
+    expect(verdicts({ ...base, warmSinceBootRuns: [null, 30, 30, 30, 30] })[3]).toBe(true);
     expect(verdicts({ ...base, wireBytes: 2_000_001 })[4]).toBe(false);
     expect(verdicts({ ...base, downloadBytes: [{ model: 'full', bytes: 2_100_000 }] })[4]).toBe(false);
   });

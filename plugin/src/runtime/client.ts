@@ -275,10 +275,11 @@ export class DiffusionClient extends Emitter<ClientEvents> {
     const worker = this.worker;
     if (worker) {
       try {
-        await Promise.race([
-          this.request({ type: 'dispose', requestId: this.nextId++ }),
-          new Promise((r) => setTimeout(r, 1000)),
-        ]);
+        // Straight to the worker: request() refuses once the client is disposed. If the worker does
+        // not answer within a second, the request is rejected below with everything else pending.
+        const released = this.request({ type: 'dispose', requestId: this.nextId++ }, worker);
+        released.catch(() => undefined);
+        await Promise.race([released, new Promise((r) => setTimeout(r, 1000))]);
       } catch {
         // terminating anyway
       }
@@ -310,8 +311,7 @@ export class DiffusionClient extends Emitter<ClientEvents> {
     this.worker?.postMessage(msg);
   }
 
-  private request(msg: WorkerRequest): Promise<unknown> {
-    const worker = this.ensureWorker();
+  private request(msg: WorkerRequest, worker: WorkerLike = this.ensureWorker()): Promise<unknown> {
     return new Promise((resolve, reject) => {
       this.control.set(msg.requestId, { resolve, reject });
       worker.postMessage(msg);

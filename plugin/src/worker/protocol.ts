@@ -91,7 +91,8 @@ export interface WorkerLoadTimings {
   modelMs: number;
   /**
    * The inference runtime started (onnxruntime-web's wasm compiled, its threads up; on WASM also the
-   * warm-up while the model downloads); it runs beside the download. null: not started early.
+   * warm-up while the model downloads); it runs beside the download. null: not started early, or
+   * that start failed (creating the sessions then meets the problem and reports it).
    */
   runtimeMs: number | null;
   /** The model's sessions created: ready to sample (the end of the load). */

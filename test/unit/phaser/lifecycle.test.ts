@@ -178,7 +178,9 @@ for (const { pkg, version, EventEmitter, SceneEvents } of majors) {
       expect(events.listenerCount('unrelated')).toBe(1);
       expect(plugin.listenerCount()).toBe(0);
       expect(textures.size).toBe(0);
-      expect(workers[0]?.terminated).toBe(true);
+      // The worker is asked to release its sessions, then terminated once it has answered.
+      expect(workers[0]?.sent.at(-1)).toMatchObject({ type: 'dispose' });
+      await vi.waitFor(() => expect(workers[0]?.terminated).toBe(true));
       expect(workers[0]?.listenerCount()).toBe(0);
     });
 
@@ -236,7 +238,7 @@ for (const { pkg, version, EventEmitter, SceneEvents } of majors) {
       events.emit(SceneEvents.SHUTDOWN as string);
       expect(totalListeners(events)).toBe(baseline);
       expect(textures.size).toBe(0);
-      expect(workers.every((w) => w.terminated)).toBe(true);
+      await vi.waitFor(() => expect(workers.every((w) => w.terminated)).toBe(true));
     });
 
     it('unknown category throws a DiffusionError listing the valid ones', async () => {

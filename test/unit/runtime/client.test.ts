@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { DiffusionError } from '../../../plugin/src/errors.ts';
 import { DiffusionClient } from '../../../plugin/src/runtime/client.ts';
-import { FakeWorker, fakeDeps } from './fakes.ts';
+import { type FakeBackendControl, FakeWorker, fakeDeps } from './fakes.ts';
 
 function setup(delayMs: number, maxQueue = 64, maxBatchRows?: { wasm?: number; webgpu?: number }) {
-  const ctl = { created: 0, samples: 0, delayMs, batches: [] as number[] };
+  const ctl: FakeBackendControl = { created: 0, samples: 0, delayMs, batches: [] };
   const workers: FakeWorker[] = [];
   const client = new DiffusionClient({
     maxQueue,
@@ -46,6 +46,16 @@ describe('DiffusionClient', () => {
     expect(steps).toEqual([1, 2]);
     expect(client.stats).toMatchObject({ backend: 'wasm', generated: 2, modelRuns: 2, queueLength: 0 });
     await client.dispose();
+  });
+
+  it("dispose asks the worker to release its backend's sessions, then terminates it", async () => {
+    const { client, ctl, workers } = setup(1);
+    ctl.disposed = 0;
+    await client.init('/m.json', 'wasm');
+    await client.dispose();
+    expect(workers[0]?.sent.at(-1)).toMatchObject({ type: 'dispose' });
+    expect(ctl.disposed).toBe(1);
+    expect(workers[0]?.terminated).toBe(true);
   });
 
   it('bounds the queue: rejects beyond maxQueue waiting requests', async () => {
@@ -253,9 +263,13 @@ describe('DiffusionClient', () => {
     await client.init('/m.json');
     const a = client.generate(gen());
     const b = client.generate(gen());
+    // Handlers first: dispose waits for the worker to release its sessions before it resolves.
+    const rejected = [
+      expect(a).rejects.toMatchObject({ code: 'aborted' }),
+      expect(b).rejects.toMatchObject({ code: 'aborted' }),
+    ];
     await client.dispose();
-    await expect(a).rejects.toMatchObject({ code: 'aborted' });
-    await expect(b).rejects.toMatchObject({ code: 'aborted' });
+    await Promise.all(rejected);
     expect(workers[0]?.terminated).toBe(true);
     expect(workers[0]?.listenerCount()).toBe(0);
     await expect(client.generate(gen())).rejects.toMatchObject({ code: 'worker' });

@@ -24,6 +24,8 @@ export interface FakeBackendControl {
   delayMs: number;
   /** When set, the sprite count of every sample call, in order. */
   batches?: number[];
+  /** When set, counts backends disposed (the worker's dispose request releases its sessions). */
+  disposed?: number;
 }
 
 /** A backend producing a checkerboard of -1/+1 values (non-trivial RGBA) after `delayMs`. */
@@ -62,7 +64,9 @@ export function fakeBackendFactory(ctl: FakeBackendControl): BackendFactory {
         ctl.batches?.push(opts.contexts.length);
         return x;
       },
-      async dispose() {},
+      async dispose() {
+        if (ctl.disposed !== undefined) ctl.disposed++;
+      },
     };
     return backend;
   };

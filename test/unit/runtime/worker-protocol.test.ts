@@ -314,7 +314,7 @@ describe('worker message handler (driven directly in Node)', () => {
     expect(prepared).toEqual(['wasm']);
     expect(ctl.created).toBe(1);
     expect(out).toEqual([expect.objectContaining({ type: 'ready', requestId: 1, backend: 'wasm' })]);
-    // No early start: no runtime time to report.
+    // The early start failed: no runtime time to report.
     expect((out[0] as Extract<WorkerResponse, { type: 'ready' }>).timings.runtimeMs).toBeNull();
   });
 
