@@ -79,12 +79,14 @@ export function judgeTargets(i: TargetInputs): TargetRow[] {
     met: warmMeasured ? warmMedian < 50 : null,
   });
 
-  const files = i.downloadBytes.map((d) => `${d.model} ${(d.bytes / MB).toFixed(2)} MB`);
-  const wire = i.wireBytes === null ? '' : `; ${(i.wireBytes / MB).toFixed(2)} MB over the wire (cold demo, WASM)`;
+  const parts = [
+    i.downloadBytes.map((d) => `${d.model} ${(d.bytes / MB).toFixed(2)} MB`).join(', '),
+    i.wireBytes === null ? '' : `${(i.wireBytes / MB).toFixed(2)} MB over the wire (cold demo, WASM)`,
+  ].filter((p) => p !== '');
   rows.push({
     target: 'Model download (default weights plus update.onnx)',
     goal: 'at most 2 MB',
-    measured: files.length || wire ? `${files.join(', ')}${wire}` : 'not measured',
+    measured: parts.length ? parts.join('; ') : 'not measured',
     met:
       i.downloadBytes.length === 0
         ? null
