@@ -80,8 +80,13 @@ for (const [backend, create] of [
   }
 }
 
-const nativeMs = (model: string, batch: number): number | undefined =>
-  rows.find((n) => n.model === model && n.backend === 'onnxruntime-node' && n.batch === batch)?.msPerStep;
+/** onnxruntime-node's ms per step of a model, by batch size, from this run. */
+const nativeByBatch = (model: string): Record<number, number> => {
+  const out: Record<number, number> = {};
+  for (const r of rows) if (r.model === model && r.backend === 'onnxruntime-node') out[r.batch] = r.msPerStep;
+  return out;
+};
+const nativeMs = (model: string, batch: number): number | undefined => nativeByBatch(model)[batch];
 const table = rows.map((r) => ({
   model: r.model,
   backend: r.backend,
@@ -92,12 +97,6 @@ const table = rows.map((r) => ({
   ...spriteRates(r.batch, r.msPerStep, [2, 2, 3]),
   'DDIM-25 x16 (s)': r.batch === 16 ? +((25 * r.msPerStep) / 1000).toFixed(2) : null,
 }));
-/** onnxruntime-node's ms per step of a model, by batch size, from this run. */
-const nativeByBatch = (model: string): Record<number, number> => {
-  const out: Record<number, number> = {};
-  for (const r of rows) if (r.model === model && r.backend === 'onnxruntime-node') out[r.batch] = r.msPerStep;
-  return out;
-};
 console.table(table);
 
 const first = models[0] as (typeof models)[number];
