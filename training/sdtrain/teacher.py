@@ -105,9 +105,36 @@ class Teacher:
         return guided_eps(both[:b], both[b:], scale)
 
 
+def load_checkpoint_teacher(path: Path) -> Teacher:
+    """The EMA network of a training checkpoint.pt (a run's own or a lean EMA-only one), as a teacher.
+
+    Lets a GPU session distil a student straight from the teacher it just trained, before any export."""
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+        cfg = ck["config"]
+        weights = ck["ema"]
+    except Exception as e:
+        raise TeacherError(f"{path} is not a readable training checkpoint ({e}); pass a model.json or a "
+                           "checkpoint.pt written by `npm run train`") from e
+    model = ContextUnet(ModelConfig.from_dict(cfg["model"]))
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as e:
+        raise TeacherError(f"{path}: its EMA weights do not fit its own config ({e})") from e
+    meta = {"name": Path(cfg.get("out", "")).name or path.stem, "categories": list(ck["categories"]),
+            "schedule": {"name": "linear", **cfg["schedule"]}, "training": {"steps": ck.get("step"),
+                                                                         "model": cfg["model"]}}
+    return Teacher(model, meta)
+
+
 def load_teacher(model_json: Path) -> Teacher:
-    """Rebuild the fp32 network described by an exported model.json (see plugin/MODEL_FORMAT.md)."""
+    """Rebuild the fp32 network described by an exported model.json (see plugin/MODEL_FORMAT.md),
+    or take the EMA network of a training checkpoint (any path that does not end in .json)."""
     model_json = Path(model_json)
+    if model_json.suffix != ".json":
+        if not model_json.exists():
+            raise TeacherError(f"no teacher at {model_json}; pass an exported model.json or a checkpoint.pt")
+        return load_checkpoint_teacher(model_json)
     try:
         meta = json.loads(model_json.read_text())
     except FileNotFoundError:

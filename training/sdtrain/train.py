@@ -210,11 +210,20 @@ class Trainer:
 
     def _init_from(self, path: Path) -> None:
         """Starts model and EMA from another run's EMA weights (fine-tuning); new modules keep their init."""
-        try:
-            ck = torch.load(path, map_location="cpu", weights_only=False)
-            weights = ck["ema"]
-        except Exception as e:
-            raise TrainError(f"--init-from {path}: not a readable checkpoint ({e})") from e
+        if path.suffix == ".json":
+            try:
+                src = load_teacher(path)
+            except TeacherError as e:
+                raise TrainError(f"--init-from {path}: {e}") from None
+            ck = {"categories": src.categories, "step": src.meta.get("training", {}).get("steps")}
+            weights = src.model.state_dict()
+        else:
+            try:
+                ck = torch.load(path, map_location="cpu", weights_only=False)
+                weights = ck["ema"]
+            except Exception as e:
+                raise TrainError(f"--init-from {path}: not a readable checkpoint ({e}); pass a checkpoint.pt "
+                                 "or an exported model.json") from e
         if ck.get("categories") != self.categories:
             raise TrainError(f"--init-from {path}: its categories {ck.get('categories')} differ from the "
                              f"dataset's {self.categories}")
@@ -280,7 +289,7 @@ class Trainer:
             torch._foreach_add_(ema_p, [p.detach() for p in self.model.parameters()], alpha=1 - decay)
         self.step += 1
         self.images_seen += cfg.batch
-        return float(loss.detach())
+        return loss.detach()
 
     # ---- outputs -----------------------------------------------------
     def sample_grid(self, path: Path, per_row: int = 8, steps: int = 50) -> None:
@@ -326,20 +335,23 @@ class Trainer:
         session_start_step = self.step
         session_start_secs = self.train_seconds
         acc, acc_n = 0.0, 0
+        last_loss: Optional[float] = None
         try:
             while self.step < cfg.steps and not self._stop:
                 t0 = time.time()
                 loss = self.train_step()
                 self.train_seconds += time.time() - t0
-                acc += loss
+                acc = acc + loss
                 acc_n += 1
+                # Reading the loss waits for the device; on a GPU, only every 25 steps.
                 if self.step % 25 == 0 or self.step == cfg.steps:
                     self.history["step"].append(self.step)
-                    self.history["loss"].append(acc / acc_n)
+                    self.history["loss"].append(float(acc) / acc_n)
                     self.history["lr"].append(lr_at(cfg, self.step - 1))
                     acc, acc_n = 0.0, 0
+                    last_loss = float(loss)
                 if bar:
-                    bar.update(1, postfix=f"loss {loss:.4f}")
+                    bar.update(1, postfix=f"loss {last_loss:.4f}" if last_loss is not None else "")
                 if cfg.max_minutes and (time.time() - t_start) / 60 >= cfg.max_minutes:
                     if self.rank == 0:
                         print(f"\nstopping: --max-minutes {cfg.max_minutes} reached at step {self.step}", flush=True)
@@ -394,7 +406,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--widths", help="channel widths per level, e.g. 32,64,128")
     p.add_argument("--patch", type=int, help="pixel-unshuffle stem: 2 runs the U-Net on 16x16 positions for 32px "
                                              f"sprites, about 4x fewer FLOPs (default {d.model.patch})")
-    p.add_argument("--teacher", help="distil from this exported model.json: the student learns the teacher's guided "
+    p.add_argument("--teacher", help="distil from this exported model.json (or a training checkpoint.pt): the student learns the teacher's guided "
                                      "noise prediction and samples without guidance (half the rows per step)")
     p.add_argument("--teacher-guidance", type=float,
                    help=f"guidance scale baked into the student (default {d.teacher_guidance})")
@@ -407,7 +419,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--up-conv-first", action="store_true",
                    help="run the up path's resampling convolutions before upsampling instead of after (4x fewer "
                         "FLOPs for them, same parameters; fine-tune a trained run into it with --init-from)")
-    p.add_argument("--init-from", help="start from this checkpoint.pt's EMA weights (fine-tuning; new modules such "
+    p.add_argument("--init-from", help="start from this checkpoint.pt's EMA weights or an exported model.json (fine-tuning; new modules such "
                                        "as --input-skip keep their init, the optimizer and schedule start fresh)")
     p.add_argument("--emb-dim", type=int, help=f"embedding width (default {d.model.emb_dim})")
     p.add_argument("--sample-every", type=int, help=f"write a sample grid every N steps (default {d.sample_every})")
