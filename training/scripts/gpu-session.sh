@@ -33,6 +33,12 @@ EVAL_S=${EVAL_S:-70}
 EVAL_PER_CATEGORY=${EVAL_PER_CATEGORY:-64}
 EVAL_EPOCHS=${EVAL_EPOCHS:-15}
 PROBE_STEPS=${PROBE_STEPS:-100}
+# Fixed step counts skip the probe (a probe's rate includes start-up and undercounts a GPU's pace).
+TEACH_STEPS=${TEACH_STEPS:-}
+STUDENT_STEPS=${STUDENT_STEPS:-}
+# Continue a teacher: start from this checkpoint's EMA weights (fresh optimizer and schedule).
+TEACH_INIT=${TEACH_INIT:-}
+TEACH_WARMUP=${TEACH_WARMUP:-500}
 T_RUN=runs/gpu-teacher
 S_RUN=runs/gpu-student
 E_DIR=runs/gpu-eval
@@ -65,9 +71,10 @@ rm -rf "$T_RUN" "$S_RUN" "$E_DIR"
 mkdir -p runs
 
 # ---- 1. the teacher: the wide default model -------------------------------------------------
-TEACH_ARGS=(--widths "$TEACH_WIDTHS" --lr "$TEACH_LR")
+TEACH_ARGS=(--widths "$TEACH_WIDTHS" --lr "$TEACH_LR" --warmup "$TEACH_WARMUP")
+[ -n "$TEACH_INIT" ] && TEACH_ARGS+=(--init-from "$TEACH_INIT")
 secs=$(($(left) - STUDENT_S - EVAL_S - 25))
-steps=$(size_steps "$secs" "$TEACH_BATCH" "${TEACH_ARGS[@]}") || exit 1
+steps=${TEACH_STEPS:-$(size_steps "$secs" "$TEACH_BATCH" "${TEACH_ARGS[@]}")} || exit 1
 say "teacher: $steps steps of $TEACH_BATCH in ~${secs}s"
 mins=$($PY -c "print(max(0.2, ($(left) - $STUDENT_S - $EVAL_S - 15) / 60))")
 $PY -m sdtrain.train --data "$DATA" --out "$T_RUN" --steps "$steps" --batch "$TEACH_BATCH" "${TEACH_ARGS[@]}" \
@@ -91,7 +98,7 @@ S_ARGS=(--patch 2 --widths "$STUDENT_WIDTHS" --input-skip --refine "$STUDENT_REF
   --teacher "$T_RUN/checkpoint.pt" --teacher-guidance 3 --lr "$STUDENT_LR" --warmup 100)
 [ -n "$STUDENT_INIT" ] && S_ARGS+=(--init-from "$STUDENT_INIT")
 secs=$(($(left) - EVAL_S - 20))
-steps=$(size_steps "$secs" "$STUDENT_BATCH" "${S_ARGS[@]}") || exit 1
+steps=${STUDENT_STEPS:-$(size_steps "$secs" "$STUDENT_BATCH" "${S_ARGS[@]}")} || exit 1
 say "student: $steps steps of $STUDENT_BATCH in ~${secs}s"
 mins=$($PY -c "print(max(0.2, ($(left) - $EVAL_S - 10) / 60))")
 $PY -m sdtrain.train --data "$DATA" --out "$S_RUN" --steps "$steps" --batch "$STUDENT_BATCH" "${S_ARGS[@]}" \
