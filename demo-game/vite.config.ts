@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { defineConfig, type Plugin } from 'vite';
+import { defaultClientConditions, defineConfig, type Plugin } from 'vite';
 import { crossOriginIsolation, serveDir } from './devServer.ts';
 
 const demoRoot = fileURLToPath(new URL('.', import.meta.url));
@@ -47,6 +47,9 @@ export default defineConfig({
   // Relative asset URLs: the build works from any folder of any static server.
   base: './',
   plugins: [modelFiles()],
+  // The workspace runs the plugin from its TypeScript source (plugin/package.json's
+  // `spritediffusion-source` export condition); an installed copy resolves to its built dist/.
+  resolve: { conditions: ['spritediffusion-source', ...defaultClientConditions] },
   server: {
     headers: crossOriginIsolation,
     fs: {

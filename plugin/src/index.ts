@@ -2,9 +2,10 @@
  * spritediffusion: a Phaser plugin that generates game sprites at runtime with a small
  * diffusion model (onnxruntime-web in a Web Worker).
  *
- * This is the package entry point. The runtime (sampler, worker, ORT backend, cache,
- * Phaser ScenePlugin) lands here in later changes.
+ * The package entry point: the Phaser scene plugin, its settings and events, and the pieces
+ * under it (worker client, sampler, model metadata, sprite cache) for tools and tests.
  */
+import './phaser/sceneTypes.ts';
 
 /** Library version; kept equal to plugin/package.json "version" (a unit test enforces it). */
 export const VERSION = '0.1.0';
@@ -15,6 +16,7 @@ export { DiffusionError, type DiffusionErrorCode } from './errors.ts';
 export { type ModelFile, type ModelMeta, parseModelMeta, resolveContext, sha256Hex } from './model/meta.ts';
 // Runtime: Phaser plugin, worker client, protocol types.
 export {
+  DEFAULT_MODEL_URLS,
   type DiffusionConfig,
   type DiffusionEvents,
   DiffusionPlugin,

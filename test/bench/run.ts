@@ -279,7 +279,7 @@ if (!noBrowser) {
 
 // The targets of issue 6, judged on this run. WASM players get the model at the plugin's default wasm URL
 // (served from the repository root, so it names a path under it).
-const wasmDefaultPath = resolve(`.${DEFAULT_MODEL_URLS.wasm}`);
+const wasmDefaultPath = resolve(DEFAULT_MODEL_URLS.wasm);
 const wasmDefault = models.find((m) => resolve(m.path) === wasmDefaultPath);
 if (!wasmDefault) {
   console.log(

@@ -14,7 +14,7 @@
  * models: [[url, model.json text], ...] }`, most recently used first. Any failure (no localStorage,
  * quota, corrupt JSON) turns the snapshot off for the session; it never throws.
  */
-import type { CachedSprite } from './spriteCache.ts';
+import type { CachedSprite } from './cachedSprite.ts';
 
 type Packed = [number, number, number, string];
 interface Stored {

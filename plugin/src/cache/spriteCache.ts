@@ -19,14 +19,9 @@
  */
 import { createStore, del, get, clear as idbClear, getMany as idbGetMany, setMany, type UseStore } from 'idb-keyval';
 import { BootSnapshot, type BootSnapshotOptions } from './bootSnapshot.ts';
+import type { CachedSprite } from './cachedSprite.ts';
 
-/** One cached sprite: HWC RGBA bytes plus the seed that produced it. */
-export interface CachedSprite {
-  width: number;
-  height: number;
-  rgba: Uint8Array;
-  seed: number;
-}
+export type { CachedSprite } from './cachedSprite.ts';
 
 /** Options of {@link SpriteCache}. */
 export interface SpriteCacheOptions {

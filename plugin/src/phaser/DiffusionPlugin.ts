@@ -28,16 +28,29 @@
  * `whenReady` starts it again.
  */
 import type * as Phaser from 'phaser';
-import { type CachedSprite, SpriteCache, type SpriteCacheOptions } from '../cache/spriteCache.ts';
+import type { CachedSprite, SpriteCache } from '../cache/spriteCache.ts';
 import { DiffusionError } from '../errors.ts';
 import { type ModelMeta, resolveContext } from '../model/meta.ts';
-import type { WeightsChoice } from '../runtime/backend.ts';
-import { type ClientStats, DiffusionClient, type ReadyInfo, type WorkerFactory } from '../runtime/client.ts';
+import type { ClientStats, ReadyInfo } from '../runtime/client.ts';
 import { Emitter } from '../runtime/emitter.ts';
-import type { BackendChoice, BackendName, ModelSource, SamplerName } from '../worker/protocol.ts';
+import { resolveSource, resolveUrl } from '../runtime/urls.ts';
+import type { BackendName, SamplerName } from '../worker/protocol.ts';
+import {
+  configWith,
+  type DiffusionConfig,
+  LIVE_SETTINGS,
+  newCache,
+  resetGlobalConfig,
+  setGlobalConfig,
+  sourceKey,
+  takeWarmStart,
+  warmStartSettings,
+} from './settings.ts';
+import { acquireRuntime, type SharedRuntime } from './sharedClient.ts';
 import { addSpriteTexture, drawSpriteTexture } from './spriteTexture.ts';
 import {
-  likelyModelUrl,
+  fetchedModelJsons,
+  knowModelJson,
   poolKey,
   rememberBackend,
   sameWarmStart,
@@ -46,57 +59,7 @@ import {
   type WarmStartSettings,
 } from './warmStart.ts';
 
-/** Plugin settings. Every field is optional in {@link DiffusionPlugin.configure}. */
-export interface DiffusionConfig {
-  /**
-   * URL of model.json, or one per backend. Default `{ webgpu: '/models/model.json', wasm:
-   * '/models/fast/model.json' }`: GPUs get the shipped full-size model, CPUs the shipped fast model
-   * (a seventh of the compute per sprite, quality measured on par in models/REPORT.md). The worker
-   * loads the one of the backend it starts on (and keeps it if it later falls back to WASM). One
-   * URL, e.g. '/models/model.json', serves every backend the same model.
-   */
-  modelUrl: ModelSource;
-  /** 'auto' (default): WebGPU when available, else WASM. */
-  backend: BackendChoice;
-  /**
-   * Denoiser weights to download: 'auto' (default) takes the smallest variant model.json offers
-   * (the shipped model: int8, 1.7 MB, quality measured equal to fp32 in models/REPORT.md); 'fp32',
-   * 'fp16' or 'int8' force one. Computation is float32 either way.
-   */
-  weights: WeightsChoice;
-  /** Sampler; default the model's recommendation (model.json sampling.sampler). */
-  sampler?: SamplerName;
-  /** DDIM steps; default the model's recommendation. */
-  steps?: number;
-  /** Classifier-free guidance; default the model's recommendation. */
-  guidance?: number;
-  /**
-   * DDIM's noise, 0..1: 0 is deterministic DDIM, 1 adds the DDPM posterior's noise at every step
-   * (cleaner colours at the same step count, see models/REPORT.md); default the model's
-   * recommendation (model.json sampling.eta), else 0.
-   */
-  eta?: number;
-  /**
-   * Sprites kept ready per category (cached ones count); default 2. 0 disables pools: a spawn then
-   * uses a cached sprite if one is left, else generates.
-   */
-  poolSize: number;
-  /** Base seed (integer); default random per boot. With a seed, generation is reproducible. */
-  seed?: number;
-  /** Placeholder sprites show intermediate frames every N steps; default 0 (off; no extra GPU readbacks). */
-  frameEvery: number;
-  /**
-   * Sprite cache: true (default), false (off) or cache options (e.g. `dbName`). Sprites persist in
-   * IndexedDB; the first few per category (and model.json) are also mirrored into one localStorage
-   * item of at most ~1.2 MB so a return visit has them synchronously: `{ bootSnapshot: false }`
-   * turns that off, `{ bootSnapshot: { maxChars } }` bounds it.
-   */
-  cache: boolean | SpriteCacheOptions;
-  /** Most generate requests waiting in the client queue; default 64. */
-  maxQueue: number;
-  /** Inference worker factory (tests inject fakes); default a Vite-bundled module worker. */
-  workerFactory?: WorkerFactory;
-}
+export { DEFAULT_MODEL_URLS, type DiffusionConfig } from './settings.ts';
 
 /** Options of {@link DiffusionPlugin.spawn}. */
 export interface SpawnOptions {
@@ -145,84 +108,7 @@ export interface DiffusionEvents {
   error: DiffusionError;
 }
 
-/** The shipped models each backend loads by default (`modelUrl`'s default). */
-export const DEFAULT_MODEL_URLS = { webgpu: '/models/model.json', wasm: '/models/fast/model.json' } as const;
-
-const DEFAULTS: DiffusionConfig = {
-  modelUrl: { ...DEFAULT_MODEL_URLS },
-  backend: 'auto',
-  weights: 'auto',
-  poolSize: 2,
-  frameEvery: 0,
-  cache: true,
-  maxQueue: 64,
-};
-
-let globalConfig: DiffusionConfig = { ...DEFAULTS };
 let instanceCounter = 0;
-/** The boot-time cache read {@link DiffusionPlugin.configure} started, until a plugin adopts it. */
-let pendingWarmStart: WarmStart | null = null;
-/** A configure() call is waiting for its microtask to start the read (calls in one task share it). */
-let readScheduled = false;
-
-/**
- * Starts the read for the current static settings, unless one for the same settings is pending.
- * configure() schedules it in a microtask, so several configure() calls in a row (model URL, then
- * steps, ...) start one read with their combined settings; a plugin start runs it at once.
- */
-function flushWarmStart(): void {
-  if (!readScheduled) return;
-  readScheduled = false;
-  const cfg = { ...DEFAULTS, ...globalConfig };
-  const settings = warmStartSettings(cfg);
-  if (pendingWarmStart && sameWarmStart(pendingWarmStart.settings, settings)) return;
-  const cache = typeof indexedDB === 'undefined' ? null : newCache(cfg);
-  pendingWarmStart = cache ? startWarmStart(settings, cache) : null;
-}
-
-/** A model source as a comparable string (one URL, or the per-backend pair). */
-function sourceKey(source: ModelSource): string {
-  return typeof source === 'string' ? source : `webgpu=${source.webgpu} wasm=${source.wasm}`;
-}
-
-/** Settings a running plugin applies in place (no new worker, no new cache read). */
-const LIVE_SETTINGS: ReadonlySet<keyof DiffusionConfig> = new Set(['poolSize', 'frameEvery', 'maxQueue']);
-
-function warmStartSettings(cfg: DiffusionConfig): WarmStartSettings {
-  return {
-    modelUrl: likelyModelUrl(cfg.modelUrl, cfg.backend),
-    weights: cfg.weights,
-    sampler: cfg.sampler,
-    steps: cfg.steps,
-    guidance: cfg.guidance,
-    eta: cfg.eta,
-    cache: cfg.cache,
-  };
-}
-
-/**
- * One SpriteCache per database (and bounds) per page, shared by configure()'s early reads and every
- * plugin start: separate instances would each keep their own LRU index and boot snapshot of the
- * same database, and the last writer would win.
- */
-const caches = new Map<string, SpriteCache>();
-
-function newCache(cfg: DiffusionConfig): SpriteCache | null {
-  if (cfg.cache === false) return null;
-  const opts: SpriteCacheOptions = cfg.cache === true ? {} : cfg.cache;
-  const { onWarning: _callback, ...bounds } = opts;
-  const id = JSON.stringify(
-    Object.keys(bounds)
-      .sort()
-      .map((k) => [k, bounds[k as keyof typeof bounds]]),
-  );
-  let cache = caches.get(id);
-  if (!cache) {
-    cache = new SpriteCache(opts);
-    caches.set(id, cache);
-  }
-  return cache;
-}
 
 type SceneEvents = Phaser.Events.EventEmitter;
 
@@ -233,6 +119,8 @@ interface SceneLike {
     settings: { isBooted: boolean; key?: string };
     textures: Phaser.Textures.TextureManager;
     add: Phaser.GameObjects.GameObjectFactory;
+    /** The game: scenes of one game share one inference runtime (absent in some unit-test fakes). */
+    game?: object;
   };
 }
 
@@ -277,17 +165,12 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
    * `new Phaser.Game(...)` to get that head start.
    */
   static configure(config: Partial<DiffusionConfig>): void {
-    globalConfig = { ...globalConfig, ...config };
-    if (readScheduled) return;
-    readScheduled = true;
-    queueMicrotask(flushWarmStart);
+    setGlobalConfig(config);
   }
 
   /** Restores the built-in defaults (tests). */
   static resetConfig(): void {
-    globalConfig = { ...DEFAULTS };
-    pendingWarmStart = null;
-    readScheduled = false;
+    resetGlobalConfig();
   }
 
   readonly scene: Phaser.Scene;
@@ -296,8 +179,11 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
   readonly pluginKey: string;
 
   private overrides: Partial<DiffusionConfig> = {};
-  private cfg: DiffusionConfig = { ...globalConfig };
-  private client: DiffusionClient | null = null;
+  private cfg: DiffusionConfig = configWith({});
+  /** The game's shared runtime (worker and model) this plugin holds while started. */
+  private runtime: SharedRuntime | null = null;
+  /** Removes this plugin's runtime listeners and gives the runtime back. */
+  private detachRuntime: (() => void) | null = null;
   private cache: SpriteCache | null = null;
   private info: ReadyInfo | null = null;
   /** model.json, read early by the main thread (before the worker is ready) or from ReadyInfo. */
@@ -322,13 +208,16 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
   private lastRead: WarmStart | null = null;
   /** This start's model URL guess and cache-key settings, computed once per start (it reads localStorage). */
   private settings: WarmStartSettings = warmStartSettings(this.cfg);
+  /** Listening for the scene's SHUTDOWN (while started). */
   private listening = false;
+  /** Listening for the scene's START and DESTROY (from boot, or the first start, until destroy). */
+  private hooked = false;
   private destroyed = false;
   private counters = { cacheHits: 0, cacheMisses: 0, generated: 0 };
 
   /** Phaser calls this with (scene, pluginManager, mapping). */
   constructor(scene: Phaser.Scene, pluginManager: unknown, pluginKey: string) {
-    super();
+    super(['error']); // an error raised before the scene subscribes reaches its first listener
     this.scene = scene;
     this.systems = (scene as unknown as SceneLike).sys;
     this.pluginManager = pluginManager;
@@ -337,13 +226,26 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
   }
 
   /**
-   * Phaser calls this once when the scene boots: starts loading the model and filling pools.
-   * Phaser also installs game-wide scene plugins into its hidden `__SYSTEM` scene; that copy stays
-   * idle (no worker, no model) unless something calls it.
+   * Phaser calls this once when the scene boots (every scene of the game config boots with the
+   * game). Nothing starts here: the plugin starts when its scene starts (Phaser's `start` event),
+   * or on first use, so a scene that never runs costs nothing. Phaser also installs game-wide scene
+   * plugins into its hidden `__SYSTEM` scene; that copy stays idle unless something calls it.
    */
   boot(): void {
     if (this.systems.settings.key === '__SYSTEM') return;
-    this.start();
+    this.hook();
+  }
+
+  /** START and DESTROY listeners, kept across scene restarts until destroy (like Phaser's Clock). */
+  private hook(): void {
+    if (this.hooked) return;
+    this.hooked = true;
+    this.systems.events.on('start', this.onSceneStart, this);
+    this.systems.events.once('destroy', this.destroy, this);
+  }
+
+  private onSceneStart(): void {
+    if (!this.destroyed) this.start();
   }
 
   /**
@@ -368,14 +270,14 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
    * its cache read when the model URL, weights, sampling and cache settings stay the same.
    */
   configure(config: Partial<DiffusionConfig>): this {
+    const next = configWith({ ...this.overrides, ...config }); // throws `bad-option` before changing anything
     this.overrides = { ...this.overrides, ...config };
-    const next: DiffusionConfig = { ...DEFAULTS, ...globalConfig, ...this.overrides };
     const same = (k: keyof DiffusionConfig): boolean =>
       k === 'modelUrl' ? sourceKey(next.modelUrl) === sourceKey(this.cfg.modelUrl) : next[k] === this.cfg[k];
     const changed = (Object.keys(next) as (keyof DiffusionConfig)[]).filter((k) => !same(k));
     if (this.session && changed.every((k) => LIVE_SETTINGS.has(k))) {
       this.cfg = next;
-      this.client?.setMaxQueue(next.maxQueue);
+      this.runtime?.client.setMaxQueue(next.maxQueue);
       if (this.info) for (const cat of this.info.categories) this.refill(cat);
       return this;
     }
@@ -400,7 +302,7 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
   }
 
   get stats(): DiffusionStats {
-    const c: ClientStats | null = this.client?.stats ?? null;
+    const c: ClientStats | null = this.runtime?.client.stats ?? null;
     const pools: Record<string, number> = {};
     for (const [k, p] of this.pools) pools[k] = p.ready.length + p.cached.length;
     return {
@@ -565,8 +467,8 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
 
   /** Scene destroy: like shutdown, and the plugin cannot be used afterwards. */
   destroy(): void {
-    this.shutdown();
     this.destroyed = true;
+    this.shutdown();
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -574,27 +476,18 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
   private start(): void {
     if (this.destroyed) throw new DiffusionError('bad-option', 'the DiffusionPlugin was destroyed with its scene');
     if (this.session) return;
-    this.cfg = { ...DEFAULTS, ...globalConfig, ...this.overrides };
+    this.cfg = configWith(this.overrides);
     const session = new AbortController();
     this.session = session;
+    this.hook();
     if (!this.listening) {
       this.systems.events.once('shutdown', this.shutdown, this);
-      this.systems.events.once('destroy', this.destroy, this);
       this.listening = true;
     }
     this.baseSeed = this.cfg.seed === undefined ? randomSeed() : this.cfg.seed >>> 0;
-    const client = new DiffusionClient({
-      maxQueue: this.cfg.maxQueue,
-      ...(this.cfg.workerFactory ? { workerFactory: this.cfg.workerFactory } : {}),
-    });
-    this.client = client;
-    client.on('backend-changed', (e) => this.emit('backend', e));
-    client.on('error', (e) => this.emit('error', e));
     // Adopt the read configure() started if it is for these settings; any start consumes it. A
     // restart (per-scene configure(), scene restart) reuses this plugin's last read while it holds.
-    flushWarmStart();
-    const early = pendingWarmStart;
-    pendingWarmStart = null;
+    const early = takeWarmStart();
     const settings = warmStartSettings(this.cfg);
     this.settings = settings;
     const last = this.lastRead;
@@ -609,18 +502,42 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     const read = this.readCacheEarly(session, warm);
     this.cachedPromise = read.first;
     this.storedPromise = read.all;
+    // The game's runtime for these settings (one worker and model load for all scenes). A warm start
+    // (boot snapshot) already shows cached sprites: a new worker (ORT's wasm compile, weights download
+    // and session, all competing for the CPU) waits for the IndexedDB read. A cold start has nothing
+    // cached to show, so its model loads at once, beside the read.
+    const cfg = this.cfg;
+    const runtime = acquireRuntime(
+      this.systems.game ?? this,
+      {
+        modelUrl: resolveSource(cfg.modelUrl, cfg.baseUrl),
+        backend: cfg.backend,
+        weights: cfg.weights,
+        maxQueue: cfg.maxQueue,
+        workerUrl: cfg.assetsBaseUrl === undefined ? undefined : resolveUrl('worker.js', resolveUrl(cfg.assetsBaseUrl)),
+        workerFactory: cfg.workerFactory,
+      },
+      read.warm ? this.storedPromise : undefined,
+      fetchedModelJsons(),
+    );
+    this.runtime = runtime;
+    const onBackend = (e: { backend: BackendName; reason: string }) => this.emit('backend', e);
+    const onError = (e: DiffusionError) => this.emit('error', e);
+    runtime.client.on('backend-changed', onBackend);
+    runtime.client.on('error', onError);
+    this.detachRuntime = () => {
+      runtime.client.off('backend-changed', onBackend);
+      runtime.client.off('error', onError);
+      runtime.release();
+    };
     const ready = (async () => {
-      // A warm start (boot snapshot) already shows cached sprites: its worker (ORT's wasm compile,
-      // weights download and session, all competing for the CPU) waits for the IndexedDB read. A
-      // cold start has nothing cached to show, so its model loads at once, beside the read.
-      if (read.warm) await this.storedPromise;
-      if (session.signal.aborted) throw new DiffusionError('aborted', 'the plugin was shut down');
-      const info = await client.init(this.cfg.modelUrl, this.cfg.backend, this.cfg.weights);
+      const info = await runtime.ready;
       await this.storedPromise; // the pools the cache read builds come first
       if (session.signal.aborted) throw new DiffusionError('aborted', 'the plugin was shut down');
       this.info = info;
       this.meta = info.meta;
-      if (typeof this.cfg.modelUrl !== 'string' && this.cfg.backend === 'auto') {
+      knowModelJson(info.modelUrl, info.meta); // other scenes' reads need not fetch it
+      if (typeof cfg.modelUrl !== 'string' && cfg.backend === 'auto') {
         // One model per backend: the next visit reads this backend's model early, and the snapshot
         // learns its model.json if the early read guessed the other one.
         rememberBackend(info.backend);
@@ -665,7 +582,8 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     warm: WarmStart | null,
   ): { first: Promise<void>; all: Promise<void>; warm: boolean } {
     const cache = this.cache;
-    if (!cache) return { first: Promise.resolve(), all: Promise.resolve(), warm: false };
+    // Without a cache, or on a backend guess (nothing cached for it yet): the pools are built at ready.
+    if (!cache || this.settings.guessed) return { first: Promise.resolve(), all: Promise.resolve(), warm: false };
     const read = warm ?? startWarmStart(this.settings, cache);
     this.lastRead = read;
     read.fetched.catch(() => {
@@ -773,13 +691,18 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     this.session = null;
     if (this.listening) {
       this.systems.events.off('shutdown', this.shutdown, this);
-      this.systems.events.off('destroy', this.destroy, this);
       this.listening = false;
     }
     this.systems.events.off('boot', this.boot, this);
-    const client = this.client;
-    this.client = null;
-    if (client) void client.dispose();
+    if (this.destroyed && this.hooked) {
+      this.systems.events.off('start', this.onSceneStart, this);
+      this.systems.events.off('destroy', this.destroy, this);
+      this.hooked = false;
+    }
+    const detach = this.detachRuntime;
+    this.detachRuntime = null;
+    this.runtime = null;
+    detach?.();
     this.cache = null;
     this.info = null;
     this.meta = null;
@@ -815,8 +738,7 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
   /** Keeps `target` (default poolSize) sprites of a category ready: cached ones first, else generated. */
   private refill(category: string, target = this.cfg.poolSize): void {
     const pool = this.pools.get(category);
-    const client = this.client;
-    if (!pool || !client || !this.session) return;
+    if (!pool || !this.runtime || !this.session) return;
     const session = this.session;
     if (!this.info) return; // generation starts once the model is ready (which refills every pool)
     // Cached sprites count as pooled but stay pixels until a spawn takes one: a texture costs a
@@ -855,7 +777,7 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     onFrame?: (rgba: Uint8ClampedArray) => void,
     options: GenerateSpritesOptions = {},
   ): Promise<Sprite[]> {
-    const client = this.client;
+    const client = this.runtime?.client;
     const info = this.info;
     const session = this.session;
     if (!client || !info || !session) throw new DiffusionError('aborted', 'the plugin was shut down');

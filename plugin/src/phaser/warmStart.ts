@@ -14,13 +14,21 @@
  */
 import type { CachedSprite, SpriteCache } from '../cache/spriteCache.ts';
 import { type ModelMeta, parseModelMeta } from '../model/meta.ts';
-import { fetchModelMeta, pickWeights, type WeightsChoice } from '../runtime/backend.ts';
-import type { BackendChoice, BackendName, ModelSource, SamplerName } from '../worker/protocol.ts';
+import { fetchModelJson, pickWeights, type WeightsChoice } from '../runtime/backend.ts';
+import type { BackendChoice, BackendName, SamplerName } from '../worker/protocol.ts';
 
 /** The settings that decide which model and which cache keys a plugin reads. */
 export interface WarmStartSettings {
-  /** The model.json URL read early ({@link likelyModelUrl}). */
+  /** The model.json URL read early (the one of {@link likelyBackend}). */
   modelUrl: string;
+  /** The backend the worker will most likely start on ({@link likelyBackend}); weights 'auto' follow it. */
+  backend: BackendName;
+  /**
+   * The backend is a guess (backend 'auto', one model per backend, and no earlier visit told which
+   * one the worker starts on). Nothing can be cached for it yet, so no early read is made: fetching
+   * the guessed model.json could fetch the other backend's.
+   */
+  guessed: boolean;
   weights: WeightsChoice;
   sampler?: SamplerName | undefined;
   steps?: number | undefined;
@@ -56,7 +64,7 @@ function storage(): Storage | null {
   }
 }
 
-/** Remembers the backend the worker started on, for {@link likelyModelUrl} on the next visit. */
+/** Remembers the backend the worker started on, for {@link likelyBackend} on the next visit. */
 export function rememberBackend(backend: BackendName): void {
   try {
     storage()?.setItem(LAST_BACKEND_ITEM, backend);
@@ -66,29 +74,37 @@ export function rememberBackend(backend: BackendName): void {
 }
 
 /**
- * The model.json URL the worker will most likely load, known synchronously at boot. With one model
- * per backend and backend 'auto': the backend the worker started on last visit, else WebGPU's when
- * `navigator.gpu` exists. If the worker ends up on the other backend (no adapter), the plugin
- * switches its pools to that model once it is ready.
+ * The backend the worker will most likely start on, known synchronously at boot: the one named, or
+ * for 'auto' the one it started on last visit, else WebGPU's when `navigator.gpu` exists. If the
+ * worker ends up on the other backend, the plugin switches its pools to that model once it is ready.
  */
-export function likelyModelUrl(source: ModelSource, backend: BackendChoice): string {
-  if (typeof source === 'string') return source;
-  if (backend !== 'auto') return source[backend];
+export function likelyBackend(backend: BackendChoice): BackendName {
+  return rememberedBackend(backend) ?? guessBackend();
+}
+
+/** The backend named, or for 'auto' the one the worker started on last visit; null if unknown. */
+export function rememberedBackend(backend: BackendChoice): BackendName | null {
+  if (backend !== 'auto') return backend;
   let last: string | null = null;
   try {
     last = storage()?.getItem(LAST_BACKEND_ITEM) ?? null;
   } catch {
     last = null;
   }
-  if (last === 'webgpu' || last === 'wasm') return source[last];
+  return last === 'webgpu' || last === 'wasm' ? last : null;
+}
+
+function guessBackend(): BackendName {
   const nav = (globalThis as { navigator?: { gpu?: unknown } }).navigator;
-  return nav?.gpu ? source.webgpu : source.wasm;
+  return nav?.gpu ? 'webgpu' : 'wasm';
 }
 
 /** True when two settings read the same model and the same cache keys. */
 export function sameWarmStart(a: WarmStartSettings, b: WarmStartSettings): boolean {
   return (
     a.modelUrl === b.modelUrl &&
+    a.backend === b.backend &&
+    a.guessed === b.guessed &&
     a.weights === b.weights &&
     a.sampler === b.sampler &&
     a.steps === b.steps &&
@@ -119,12 +135,12 @@ export function poolKey(cache: SpriteCache, s: WarmStartSettings, meta: ModelMet
 }
 
 /** The sha256 of the weights these settings download (the model identity in cache keys). */
-function modelShaFor(meta: ModelMeta, weights: WeightsChoice): string {
-  return pickWeights(meta, weights).sha256;
+function modelShaFor(meta: ModelMeta, weights: WeightsChoice, backend: BackendName): string {
+  return pickWeights(meta, weights, backend).sha256;
 }
 
 function view(cache: SpriteCache, s: WarmStartSettings, meta: ModelMeta) {
-  const modelSha = modelShaFor(meta, s.weights);
+  const modelSha = modelShaFor(meta, s.weights, s.backend);
   const keys = meta.categories.map((cat) => poolKey(cache, s, meta, modelSha, cat));
   const byKey = (lists: CachedSprite[][]) => new Map(keys.map((k, i) => [k, lists[i] ?? []]));
   return { modelSha, keys, byKey };
@@ -149,7 +165,7 @@ function quickView(s: WarmStartSettings, cache: SpriteCache): WarmStartView | nu
 
 /** Fetches model.json (remembering it in the snapshot), then reads its keys from IndexedDB. */
 async function fetchAndRead(s: WarmStartSettings, cache: SpriteCache): Promise<FetchedWarmStart> {
-  const meta = await fetchModelMeta(s.modelUrl);
+  const meta = parseModelMeta(await modelJson(s.modelUrl), s.modelUrl);
   const { modelSha, keys, byKey } = view(cache, s, meta);
   cache.rememberModel(s.modelUrl, JSON.stringify({ ...meta, training: undefined }));
   return { meta, modelSha, full: cache.getMany(keys).then(byKey) };
@@ -165,6 +181,46 @@ export interface WarmStart {
   cache: SpriteCache;
   quick: WarmStartView | null;
   fetched: Promise<FetchedWarmStart>;
+}
+
+/**
+ * model.json documents fetched on this page, by absolute URL: every scene's read and the worker's
+ * model load share one request (the worker gets the document with its init).
+ */
+const modelJsons = new Map<string, Promise<unknown>>();
+
+/** model.json's document, fetched once per page (a failed fetch is forgotten, so it is tried again). */
+export function modelJson(url: string): Promise<unknown> {
+  let p = modelJsons.get(url);
+  if (!p) {
+    const fetched = fetchModelJson(url);
+    p = fetched;
+    modelJsons.set(url, fetched);
+    fetched.catch(() => {
+      if (modelJsons.get(url) === fetched) modelJsons.delete(url);
+    });
+  }
+  return p;
+}
+
+/** Records a model.json the worker fetched (from its ready info), so later reads do not fetch it again. */
+export function knowModelJson(url: string, doc: unknown): void {
+  if (!modelJsons.has(url)) modelJsons.set(url, Promise.resolve(doc));
+}
+
+/** The model.json documents this page has fetched so far, by URL (for the worker's init). */
+export async function fetchedModelJsons(): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = {};
+  for (const [url, p] of [...modelJsons]) {
+    const doc = await p.catch(() => undefined);
+    if (doc !== undefined) out[url] = doc;
+  }
+  return out;
+}
+
+/** Forgets the fetched model.json documents (tests; settings reset). */
+export function forgetModelJsons(): void {
+  modelJsons.clear();
 }
 
 /** Starts a read; a rejection of `fetched` is handled (the adopting plugin sees it, or nobody does). */

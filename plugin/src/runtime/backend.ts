@@ -5,7 +5,8 @@
 import { DiffusionError } from '../errors.ts';
 import { type ModelFile, type ModelMeta, parseModelMeta, sha256Hex } from '../model/meta.ts';
 import type { SeedPart } from '../sampler/sampler.ts';
-import type { BackendChoice, BackendName, SamplerName } from '../worker/protocol.ts';
+import type { BackendChoice, BackendName, SamplerName, WeightsChoice } from '../worker/protocol.ts';
+import { pageBase } from './urls.ts';
 
 /** A loaded, integrity-checked model: metadata plus the ONNX bytes. */
 export interface LoadedModel {
@@ -63,14 +64,33 @@ export type BackendFactory = (
   onBackendChange: (backend: BackendName, reason: string) => void,
 ) => Promise<InferenceBackend>;
 
-/** Which denoiser file to download: 'auto' = the smallest one model.json offers (int8, fp16, fp32). */
-export type WeightsChoice = 'auto' | 'fp32' | 'fp16' | 'int8';
+export type { WeightsChoice } from '../worker/protocol.ts';
 
 const WEIGHT_FILES = { fp32: 'model', fp16: 'model_fp16', int8: 'model_int8' } as const;
 
-/** The model.json file entry for a weights choice. @throws DiffusionError `bad-option` if absent. */
-export function pickWeights(meta: ModelMeta, choice: WeightsChoice): ModelFile {
-  if (choice === 'auto') return meta.files.model_int8 ?? meta.files.model_fp16 ?? meta.files.model;
+/**
+ * The variants 'auto' tries, best first, per backend. Measured on a real GPU (onnxruntime-web's
+ * WebGPU EP, models/REPORT.md): int8 weights run up to 3x slower per step than fp32 there (their
+ * dequantisation is extra work on every run), fp16 halves the download at fp32's speed; on WASM
+ * int8 is the smallest download at equal quality.
+ */
+export const AUTO_WEIGHTS: Readonly<Record<BackendName, readonly (keyof typeof WEIGHT_FILES)[]>> = {
+  webgpu: ['fp16', 'fp32', 'int8'],
+  wasm: ['int8', 'fp16', 'fp32'],
+};
+
+/**
+ * The model.json file entry for a weights choice on a backend (default WASM).
+ * @throws DiffusionError `bad-option` if absent.
+ */
+export function pickWeights(meta: ModelMeta, choice: WeightsChoice, backend: BackendName = 'wasm'): ModelFile {
+  if (choice === 'auto') {
+    for (const v of AUTO_WEIGHTS[backend]) {
+      const file = meta.files[WEIGHT_FILES[v]];
+      if (file) return file;
+    }
+    return meta.files.model;
+  }
   const file = meta.files[WEIGHT_FILES[choice]];
   if (!file) {
     const offered = (Object.keys(WEIGHT_FILES) as (keyof typeof WEIGHT_FILES)[]).filter(
@@ -86,7 +106,8 @@ export function pickWeights(meta: ModelMeta, choice: WeightsChoice): ModelFile {
 
 /**
  * Fetches model.json and the ONNX files it names (relative to it), and checks every file's
- * sha256 against model.json. `weights` picks the denoiser variant (all compute in float32).
+ * sha256 against model.json. `weights` picks the denoiser variant for `backend` (all compute in float32).
+ * `prefetchedMeta`: model.json's document when the page already has it (not fetched again).
  *
  * @throws DiffusionError `bad-model` (fetch failure / invalid JSON) or `model-integrity` (hash or size mismatch)
  */
@@ -94,10 +115,13 @@ export async function loadModel(
   modelUrl: string,
   fetchFn: typeof fetch = fetch,
   weights: WeightsChoice = 'auto',
+  backend: BackendName = 'wasm',
+  prefetchedMeta?: unknown,
 ): Promise<LoadedModel> {
-  const base = new URL(modelUrl, baseHref());
+  const base = new URL(modelUrl, pageBase());
   const get = (url: URL) => fetchOk(url, fetchFn);
-  const meta = await fetchModelMeta(modelUrl, fetchFn);
+  const meta =
+    prefetchedMeta === undefined ? await fetchModelMeta(modelUrl, fetchFn) : parseModelMeta(prefetchedMeta, base.href);
   const fetchChecked = async (file: { path: string; sha256: string; bytes: number }): Promise<Uint8Array> => {
     const url = new URL(file.path, base);
     const bytes = new Uint8Array(await (await get(url)).arrayBuffer());
@@ -111,7 +135,7 @@ export async function loadModel(
     }
     return bytes;
   };
-  const file = pickWeights(meta, weights);
+  const file = pickWeights(meta, weights, backend);
   const [model, update] = await Promise.all([fetchChecked(file), fetchChecked(meta.files.update)]);
   return { meta, sha256: file.sha256, model, update };
 }
@@ -135,20 +159,30 @@ async function fetchOk(url: URL, fetchFn: typeof fetch): Promise<Response> {
  * @throws DiffusionError `bad-model` (fetch failure, invalid JSON or format)
  */
 export async function fetchModelMeta(modelUrl: string, fetchFn: typeof fetch = fetch): Promise<ModelMeta> {
-  const base = new URL(modelUrl, baseHref());
+  return parseModelMeta(await fetchModelJson(modelUrl, fetchFn), new URL(modelUrl, pageBase()).href);
+}
+
+/**
+ * Fetches model.json's document, unvalidated ({@link parseModelMeta} checks it).
+ * @throws DiffusionError `bad-model` (fetch failure or invalid JSON), naming the URL and the options to fix.
+ */
+export async function fetchModelJson(modelUrl: string, fetchFn: typeof fetch = fetch): Promise<unknown> {
+  const base = new URL(modelUrl, pageBase());
   let json: unknown;
   try {
     json = await (await fetchOk(base, fetchFn)).json();
   } catch (cause) {
-    if (cause instanceof DiffusionError) throw cause;
+    if (cause instanceof DiffusionError) {
+      throw new DiffusionError(
+        cause.code,
+        `${cause.message}. Serve the model there (\`npx spritediffusion-assets <public folder>\` copies the default ` +
+          'models), or point the modelUrl / baseUrl options at your copy.',
+        { cause },
+      );
+    }
     throw new DiffusionError('bad-model', `${base.href} is not valid JSON`, { cause });
   }
-  return parseModelMeta(json, base.href);
-}
-
-function baseHref(): string {
-  const loc = (globalThis as { location?: { href?: string } }).location;
-  return loc?.href ?? 'http://localhost/';
+  return json;
 }
 
 /** Throws DiffusionError('aborted') when the signal has fired. */

@@ -37,12 +37,25 @@ export interface WorkerLike {
 /** Creates the inference worker. */
 export type WorkerFactory = () => WorkerLike;
 
-/** The default factory: a module worker bundled by Vite. */
+/**
+ * The default factory: the module worker beside the package entry. The literal
+ * `new Worker(new URL(..., import.meta.url))` is the pattern Vite and webpack 5 follow to emit it.
+ */
 export const defaultWorkerFactory: WorkerFactory = () =>
   new Worker(new URL('../worker/worker.ts', import.meta.url), { type: 'module', name: 'spritediffusion' });
 
+/** A factory for the worker script at `url` (a copy of the package's `dist/worker/worker.js`). */
+export function workerFactoryFor(url: string | URL): WorkerFactory {
+  return () => new Worker(url, { type: 'module', name: 'spritediffusion' });
+}
+
 export interface ClientOptions {
   workerFactory?: WorkerFactory;
+  /**
+   * Where the worker script comes from, for error messages (a script that cannot load is reported
+   * with this URL); default: the worker bundled beside the package entry.
+   */
+  workerUrl?: string;
   /** Most generate requests waiting (not counting the running ones); default 64. */
   maxQueue?: number;
   /**
@@ -136,11 +149,15 @@ export class DiffusionClient extends Emitter<ClientEvents> {
   private readonly control = new Map<number, { resolve(v: unknown): void; reject(e: unknown): void }>();
   private ready: ReadyInfo | null = null;
   private disposed = false;
+  private readonly workerUrl: string | null;
+  /** The worker has answered once (so its script loaded). */
+  private heard = false;
   private readonly counters = { msPerStep: 0, modelRuns: 0, steps: 0, loopReadbacks: 0, generated: 0 };
 
   constructor(opts: ClientOptions = {}) {
     super();
-    this.factory = opts.workerFactory ?? defaultWorkerFactory;
+    this.factory = opts.workerFactory ?? (opts.workerUrl ? workerFactoryFor(opts.workerUrl) : defaultWorkerFactory);
+    this.workerUrl = opts.workerUrl ?? null;
     this.maxQueue = opts.maxQueue ?? 64;
     this.batchRows = { ...DEFAULT_BATCH_ROWS, ...opts.maxBatchRows };
   }
@@ -169,11 +186,20 @@ export class DiffusionClient extends Emitter<ClientEvents> {
     this.maxQueue = maxQueue;
   }
 
-  /** Starts the worker and loads the model. */
+  /** Starts the worker now, so its script loads while the caller still prepares {@link init}'s arguments. */
+  open(): void {
+    this.ensureWorker();
+  }
+
+  /**
+   * Starts the worker and loads the model. `prefetched`: model.json documents the page already has,
+   * by absolute URL, so the worker does not fetch them again.
+   */
   async init(
     modelUrl: ModelSource,
     backend: BackendChoice = 'auto',
     weights: WeightsChoice = 'auto',
+    prefetched?: Record<string, unknown>,
   ): Promise<ReadyInfo> {
     const t0 = performance.now();
     this.ensureWorker();
@@ -183,6 +209,7 @@ export class DiffusionClient extends Emitter<ClientEvents> {
       modelUrl,
       backend,
       weights,
+      ...(prefetched ? { prefetched } : {}),
     })) as ReadyResponse;
     const { type: _t, requestId: _r, timings, ...rest } = res;
     const info: ReadyInfo = {
@@ -393,7 +420,15 @@ export class DiffusionClient extends Emitter<ClientEvents> {
   }
 
   private readonly onError = (e: ErrorEvent): void => {
-    const err = new DiffusionError('worker', `the inference worker failed: ${e.message || 'script error'}`);
+    const where = this.workerUrl ?? "the worker bundled beside spritediffusion's entry (dist/worker/worker.js)";
+    const err = this.heard
+      ? new DiffusionError('worker', `the inference worker failed: ${e.message || 'script error'}`)
+      : new DiffusionError(
+          'worker',
+          `the inference worker could not start from ${where}: ${e.message || 'script error (missing file or not JavaScript)'}. ` +
+            'Serve a copy of node_modules/spritediffusion/dist/worker/ (`npx spritediffusion-assets <public folder>`) ' +
+            'and set the assetsBaseUrl option to the folder that holds its worker.js.',
+        );
     e.preventDefault?.();
     for (const c of this.control.values()) c.reject(err);
     this.control.clear();
@@ -403,6 +438,7 @@ export class DiffusionClient extends Emitter<ClientEvents> {
   };
 
   private readonly onMessage = (e: MessageEvent): void => {
+    this.heard = true;
     const msg = e.data as WorkerResponse;
     if (typeof msg !== 'object' || msg === null) return;
     switch (msg.type) {

@@ -3,6 +3,15 @@ export type Listener<T> = (payload: T) => void;
 
 export class Emitter<Events extends object> {
   private readonly map = new Map<keyof Events, Set<{ fn: Listener<never>; ctx: unknown; once: boolean }>>();
+  /** Events emitted while nobody listened, kept for the first listener (see the constructor). */
+  private readonly held = new Map<keyof Events, unknown[]>();
+
+  /**
+   * @param replay - events that are kept when emitted with no listener (at most 16 each) and
+   *   delivered, in order, to the first listener added afterwards (in a microtask), so an error
+   *   raised before anyone subscribed is not lost.
+   */
+  constructor(private readonly replay: readonly (keyof Events)[] = []) {}
 
   /** Adds a listener. */
   on<K extends keyof Events>(event: K, fn: Listener<Events[K]>, context?: unknown): this {
@@ -30,7 +39,14 @@ export class Emitter<Events extends object> {
   /** Calls the listeners of an event; returns whether there were any. */
   emit<K extends keyof Events>(event: K, payload: Events[K]): boolean {
     const set = this.map.get(event);
-    if (!set || set.size === 0) return false;
+    if (!set || set.size === 0) {
+      if (this.replay.includes(event)) {
+        const kept = this.held.get(event) ?? [];
+        if (kept.length < 16) kept.push(payload);
+        this.held.set(event, kept);
+      }
+      return false;
+    }
     for (const l of [...set]) {
       if (l.once) set.delete(l);
       (l.fn as Listener<Events[K]>).call(l.ctx, payload);
@@ -49,6 +65,7 @@ export class Emitter<Events extends object> {
   /** Removes every listener. */
   removeAllListeners(): this {
     this.map.clear();
+    this.held.clear();
     return this;
   }
 
@@ -59,5 +76,12 @@ export class Emitter<Events extends object> {
       this.map.set(event, set);
     }
     set.add({ fn: fn as Listener<never>, ctx, once });
+    const kept = this.held.get(event);
+    if (kept) {
+      this.held.delete(event);
+      queueMicrotask(() => {
+        for (const payload of kept) this.emit(event, payload as Events[K]);
+      });
+    }
   }
 }

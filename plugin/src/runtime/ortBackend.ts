@@ -65,8 +65,11 @@ function loadOrt(backend: BackendName): Promise<Ort> {
     p = (async () => {
       const ort: Ort =
         backend === 'webgpu' ? await import('onnxruntime-web/webgpu') : await import('onnxruntime-web/wasm');
-      ort.env.wasm.wasmPaths =
+      // The package's bundler worker leaves these URLs empty: onnxruntime-web then finds its files
+      // itself (its own `new URL(<file>, import.meta.url)`, which the game's bundler emits).
+      const paths =
         backend === 'webgpu' ? { mjs: gpuMjsUrl, wasm: gpuWasmUrl } : { mjs: wasmMjsUrl, wasm: wasmWasmUrl };
+      if (paths.mjs && paths.wasm) ort.env.wasm.wasmPaths = paths;
       ort.env.wasm.numThreads = wasmThreadCount();
       ort.env.wasm.simd = true;
       ort.env.wasm.proxy = false; // we already are in a worker
@@ -92,16 +95,36 @@ interface GpuLike {
   requestAdapter(): Promise<unknown>;
 }
 
-/** True when WebGPU is exposed and an adapter can be obtained. */
-export async function webgpuAvailable(): Promise<boolean> {
+interface AdapterLike {
+  isFallbackAdapter?: boolean;
+  info?: { isFallbackAdapter?: boolean; description?: string; vendor?: string };
+}
+
+/**
+ * What WebGPU offers: 'hardware', 'fallback' (only a software adapter, e.g. Chromium's SwiftShader:
+ * a fraction of a GFLOP/s, far slower than WASM) or 'none'.
+ */
+export async function webgpuAdapterKind(): Promise<'hardware' | 'fallback' | 'none'> {
   const gpu = (globalThis as { navigator?: { gpu?: GpuLike } }).navigator?.gpu;
-  if (!gpu) return false;
+  if (!gpu) return 'none';
   try {
-    return (await gpu.requestAdapter()) != null;
+    const adapter = (await gpu.requestAdapter()) as AdapterLike | null;
+    if (adapter == null) return 'none';
+    return adapter.info?.isFallbackAdapter || adapter.isFallbackAdapter ? 'fallback' : 'hardware';
   } catch {
-    return false;
+    return 'none';
   }
 }
+
+/** True when WebGPU is exposed and an adapter (hardware or software) can be obtained. */
+export async function webgpuAvailable(): Promise<boolean> {
+  return (await webgpuAdapterKind()) !== 'none';
+}
+
+/** The reason 'auto' gives when it passes over a software adapter. */
+export const FALLBACK_ADAPTER_REASON =
+  'the only WebGPU adapter is a software fallback (isFallbackAdapter), slower than WASM; using WASM ' +
+  '(backend: "webgpu" uses it anyway)';
 
 const UPDATE_INPUTS = { x: 'x', eps: 'eps', z: 'z', coef: 'coef', guidance: 'guidance' } as const;
 const UPDATE_OUTPUTS = { xNext: 'x_next', xNextRep: 'x_next_rep' } as const;
@@ -470,7 +493,7 @@ export async function prepareOrtRuntime(
 export async function probeOrtBackend(choice: BackendChoice): Promise<BackendName> {
   if (choice === 'wasm') return 'wasm';
   if (choice === 'webgpu') return 'webgpu';
-  return (await webgpuAvailable()) ? 'webgpu' : 'wasm';
+  return (await webgpuAdapterKind()) === 'hardware' ? 'webgpu' : 'wasm';
 }
 
 /**
@@ -483,7 +506,10 @@ export async function createOrtBackend(
   choice: BackendChoice,
   onBackendChange: (backend: BackendName, reason: string) => void,
 ): Promise<InferenceBackend> {
-  const gpu = choice !== 'wasm' && (await webgpuAvailable());
+  const kind = choice === 'wasm' ? 'none' : await webgpuAdapterKind();
+  // 'auto' never picks a software adapter; 'webgpu' takes whatever adapter there is.
+  const gpu = kind === 'hardware' || (choice === 'webgpu' && kind === 'fallback');
+  if (choice === 'auto' && kind === 'fallback') onBackendChange('wasm', FALLBACK_ADAPTER_REASON);
   if (choice === 'webgpu' && !gpu) {
     throw new DiffusionError(
       'webgpu-unavailable',

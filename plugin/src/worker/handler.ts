@@ -28,7 +28,12 @@ export type PostFn = (msg: WorkerResponse, transfer?: Transferable[]) => void;
 export interface HandlerDeps {
   createBackend: BackendFactory;
   /** Model loader; default fetches over HTTP and checks hashes ({@link loadModel}). */
-  loadModel?: (modelUrl: string, weights?: WeightsChoice) => Promise<LoadedModel>;
+  loadModel?: (
+    modelUrl: string,
+    weights?: WeightsChoice,
+    backend?: BackendName,
+    prefetchedMeta?: unknown,
+  ) => Promise<LoadedModel>;
   /**
    * The backend `createBackend` will start on for a choice, asked before the model downloads (it picks
    * the model when the source names one per backend, and the runtime to prepare). Default: 'webgpu'
@@ -61,7 +66,10 @@ function toErrorResponse(err: unknown, requestId?: number): WorkerResponse {
 }
 
 export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHandler {
-  const load = deps.loadModel ?? ((url: string, weights?: WeightsChoice) => loadModel(url, fetch, weights));
+  const load =
+    deps.loadModel ??
+    ((url: string, weights?: WeightsChoice, b?: BackendName, meta?: unknown) =>
+      loadModel(url, fetch, weights, b, meta));
   let model: LoadedModel | null = null;
   let backend: InferenceBackend | null = null;
   let initializing: Promise<void> | null = null;
@@ -76,6 +84,7 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
     source: ModelSource,
     choice: BackendChoice,
     weights: WeightsChoice = 'auto',
+    prefetched?: Record<string, unknown>,
   ): Promise<void> {
     if (backend) {
       await backend.dispose();
@@ -85,12 +94,14 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
     const since = (): number => Math.round((performance.now() - t0) * 10) / 10;
     let modelMs = 0;
     let runtimeMs: number | null = null;
-    // A single model URL downloads at once; one URL per backend waits for the probe to pick one.
+    // A single model URL with named weights downloads at once; one URL per backend, or weights that
+    // follow the backend ('auto'), wait for the probe to pick one.
     const prepare = deps.prepareBackend;
-    const planned = typeof source !== 'string' || prepare ? probe(choice) : null;
-    const modelUrl = typeof source === 'string' ? source : modelUrlFor(source, await (planned as Promise<BackendName>));
+    const planned = typeof source !== 'string' || prepare || weights === 'auto' ? probe(choice) : null;
+    const plannedBackend = planned ? await planned : choice === 'webgpu' ? 'webgpu' : 'wasm';
+    const modelUrl = modelUrlFor(source, plannedBackend);
     let arrived = false;
-    const loading = load(modelUrl, weights).finally(() => {
+    const loading = load(modelUrl, weights, plannedBackend, prefetched?.[modelUrl]).finally(() => {
       arrived = true;
       modelMs = since();
     });
@@ -209,7 +220,7 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
       try {
         switch (req.type) {
           case 'init': {
-            const p = init(req.requestId, req.modelUrl, req.backend, req.weights);
+            const p = init(req.requestId, req.modelUrl, req.backend, req.weights, req.prefetched);
             initializing = p;
             try {
               await p;

@@ -6,7 +6,6 @@
  */
 import type { DiffusionErrorCode } from '../errors.ts';
 import type { ModelMeta } from '../model/meta.ts';
-import type { WeightsChoice } from '../runtime/backend.ts';
 import type { SeedPart } from '../sampler/sampler.ts';
 
 /** Backend preference: 'auto' picks WebGPU when an adapter exists, else WASM. */
@@ -15,6 +14,11 @@ export type BackendChoice = 'auto' | 'webgpu' | 'wasm';
 export type BackendName = 'webgpu' | 'wasm';
 /** Sampling algorithm. */
 export type SamplerName = 'ddpm' | 'ddim';
+/**
+ * Which denoiser file to download: 'auto' follows the backend (WebGPU: fp16, else fp32; WASM: int8,
+ * else fp16, else fp32), or one variant by name. Computation is float32 either way.
+ */
+export type WeightsChoice = 'auto' | 'fp32' | 'fp16' | 'int8';
 
 /**
  * Where the model comes from: one model.json URL for every backend, or one per backend (for
@@ -29,8 +33,13 @@ export interface InitRequest {
   requestId: number;
   modelUrl: ModelSource;
   backend: BackendChoice;
-  /** Denoiser weights to download; default 'auto' (the smallest variant model.json offers). */
+  /** Denoiser weights to download; default 'auto' (they follow the backend). */
   weights?: WeightsChoice;
+  /**
+   * model.json documents the page has already fetched, by absolute URL: the worker uses the one of
+   * the URL it loads instead of fetching it again (still validated; the ONNX files are checked by hash).
+   */
+  prefetched?: Record<string, unknown>;
 }
 
 /** Generate `count` sprites. `contexts` has one vector per sprite, or a single one for all. */
@@ -223,6 +232,14 @@ export function parseRequest(data: unknown): ParseResult {
       if (w !== undefined && w !== 'auto' && w !== 'fp32' && w !== 'fp16' && w !== 'int8') {
         return bad(`init: weights must be 'auto', 'fp32', 'fp16' or 'int8', got ${describe(w)}`, 'bad-option', rid);
       }
+      const pre = data.prefetched;
+      if (pre !== undefined && (typeof pre !== 'object' || pre === null || Array.isArray(pre))) {
+        return bad(
+          `init: prefetched must be an object of model.json documents by URL, got ${describe(pre)}`,
+          'bad-option',
+          rid,
+        );
+      }
       return {
         ok: true,
         request: {
@@ -231,6 +248,7 @@ export function parseRequest(data: unknown): ParseResult {
           modelUrl,
           backend: data.backend,
           ...(w === undefined ? {} : { weights: w }),
+          ...(pre === undefined ? {} : { prefetched: pre as Record<string, unknown> }),
         },
       };
     }

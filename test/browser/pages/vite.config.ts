@@ -4,7 +4,7 @@
 // (used by `npm run bench`), the way demo-game/vite.config.ts does it.
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { defineConfig, type Plugin } from 'vite';
+import { defaultClientConditions, defineConfig, type Plugin } from 'vite';
 import { crossOriginIsolation, serveDir } from '../../../demo-game/devServer.ts';
 
 const pagesRoot = fileURLToPath(new URL('.', import.meta.url));
@@ -26,6 +26,7 @@ export default defineConfig({
   root: pagesRoot,
   publicDir: fixtures,
   plugins: [shippedModel()],
+  resolve: { conditions: ['spritediffusion-source', ...defaultClientConditions] },
   server: { headers: crossOriginIsolation, fs: { allow: [repoRoot, fixtures] } },
   preview: { headers: crossOriginIsolation },
   // onnxruntime-web is served as-is (its runtime files come from `?url` imports in ortBackend.ts).

@@ -152,6 +152,24 @@ describe('ORT backend recovery (fake ORT modules)', () => {
     expect(state.created.map(({ build, eps }) => ({ build, eps }))).toEqual([{ build: 'wasm', eps: ['wasm'] }]);
   });
 
+  it("'auto' passes over a software (fallback) adapter and says why; 'webgpu' still takes it", async () => {
+    for (const adapter of [{ info: { isFallbackAdapter: true } }, { isFallbackAdapter: true }]) {
+      vi.stubGlobal('navigator', { gpu: { requestAdapter: async () => adapter }, hardwareConcurrency: 2 });
+      state.created = [];
+      const { createOrtBackend, probeOrtBackend } = await import('../../../plugin/src/runtime/ortBackend.ts');
+      expect(await probeOrtBackend('auto')).toBe('wasm');
+      const changes: [string, string][] = [];
+      const b = await createOrtBackend(model(), 'auto', (name, reason) => changes.push([name, reason]));
+      expect(b.name).toBe('wasm');
+      expect(changes).toHaveLength(1);
+      expect(changes[0]?.[0]).toBe('wasm');
+      expect(changes[0]?.[1]).toMatch(/software fallback/);
+      expect(state.created.map(({ build }) => build)).toEqual(['wasm']);
+      const forced = await createOrtBackend(model(), 'webgpu', () => {});
+      expect(forced.name).toBe('webgpu');
+    }
+  });
+
   it("prepareOrtRuntime starts a backend's build with a one-node session and releases it", async () => {
     const { prepareOrtRuntime } = await import('../../../plugin/src/runtime/ortBackend.ts');
     const { warmupGraph } = await import('../../../plugin/src/runtime/warmupGraph.ts');

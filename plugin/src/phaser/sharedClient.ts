@@ -1,0 +1,134 @@
+/**
+ * One inference runtime per game: every scene's plugin with the same model settings shares one
+ * worker and one model load. A runtime starts when the first scene uses the plugin (a scene that
+ * never starts costs nothing), stays with the game while scenes come and go (a scene restart does
+ * not reload the model), and is disposed when the game is destroyed, or once no scene uses it after
+ * another runtime replaced it (the settings changed).
+ */
+import type { WeightsChoice } from '../runtime/backend.ts';
+import { DiffusionClient, type ReadyInfo, type WorkerFactory } from '../runtime/client.ts';
+import type { BackendChoice, ModelSource } from '../worker/protocol.ts';
+
+/** What decides whether two plugins can share a runtime. */
+export interface RuntimeSettings {
+  /** Absolute model URL(s). */
+  modelUrl: ModelSource;
+  backend: BackendChoice;
+  weights: WeightsChoice;
+  maxQueue: number;
+  /** Absolute URL of the worker script, or undefined for the bundled one. */
+  workerUrl?: string | undefined;
+  workerFactory?: WorkerFactory | undefined;
+}
+
+/** A shared runtime: the client, its model load, and how many plugins hold it. */
+export interface SharedRuntime {
+  readonly client: DiffusionClient;
+  /** The model load (started by the first holder); later holders await the same promise. */
+  readonly ready: Promise<ReadyInfo>;
+  /** Gives the runtime back; the plugin must not use it afterwards. */
+  release(): void;
+}
+
+interface Entry {
+  key: string;
+  /** Kept while idle until the game is destroyed (false for an owner without a destroy event). */
+  keepAlive: boolean;
+  client: DiffusionClient;
+  ready: Promise<ReadyInfo>;
+  holders: number;
+}
+
+interface GameLike {
+  events?: { once(event: string, fn: () => void): unknown };
+}
+
+const factoryIds = new WeakMap<WorkerFactory, number>();
+let nextFactoryId = 0;
+
+function keyOf(s: RuntimeSettings): string {
+  let factory = 0;
+  if (s.workerFactory) {
+    factory = factoryIds.get(s.workerFactory) ?? ++nextFactoryId;
+    factoryIds.set(s.workerFactory, factory);
+  }
+  return JSON.stringify([s.modelUrl, s.backend, s.weights, s.workerUrl ?? null, factory]);
+}
+
+/** Runtimes by game (by scene-independent owner: the Phaser.Game, or the plugin itself without one). */
+const games = new WeakMap<object, Entry[]>();
+
+/**
+ * The runtime of `owner` (the Phaser.Game) for these settings: the existing one, or a new one whose
+ * model load starts now, or once `after` settles (a warm start lets its cache read finish first);
+ * `prefetched` are the model.json documents the page fetched, so the worker does not fetch them again.
+ * Runtimes of the same owner with other settings and no holders are disposed.
+ */
+export function acquireRuntime(
+  owner: object,
+  settings: RuntimeSettings,
+  after?: Promise<unknown>,
+  prefetched?: Promise<Record<string, unknown>>,
+): SharedRuntime {
+  let entries = games.get(owner);
+  if (!entries) {
+    const list: Entry[] = [];
+    entries = list;
+    games.set(owner, list);
+    (owner as GameLike).events?.once('destroy', () => {
+      for (const e of list.splice(0)) void e.client.dispose();
+    });
+  }
+  const key = keyOf(settings);
+  let entry = entries.find((e) => e.key === key);
+  if (!entry) {
+    for (const idle of entries.filter((e) => e.holders === 0)) {
+      entries.splice(entries.indexOf(idle), 1);
+      void idle.client.dispose();
+    }
+    const client = new DiffusionClient({
+      maxQueue: settings.maxQueue,
+      ...(settings.workerFactory ? { workerFactory: settings.workerFactory } : {}),
+      ...(settings.workerUrl ? { workerUrl: settings.workerUrl } : {}),
+    });
+    client.open();
+    const load = async () =>
+      client.init(settings.modelUrl, settings.backend, settings.weights, await prefetched?.catch(() => undefined));
+    const ready = after ? after.then(load, load) : load();
+    const keepAlive = typeof (owner as GameLike).events?.once === 'function';
+    const created: Entry = { key, keepAlive, client, ready, holders: 0 };
+    // A failed load is not kept: the next start tries again with a fresh worker.
+    ready.catch(() => {
+      const list = games.get(owner);
+      const i = list?.indexOf(created) ?? -1;
+      if (list && i >= 0) list.splice(i, 1);
+      if (created.holders === 0) void client.dispose();
+    });
+    entries.push(created);
+    entry = created;
+  }
+  const held = entry;
+  held.holders++;
+  held.client.setMaxQueue(settings.maxQueue);
+  let released = false;
+  return {
+    client: held.client,
+    ready: held.ready,
+    release: () => {
+      if (released) return;
+      released = true;
+      held.holders--;
+      const list = games.get(owner);
+      const superseded = !list?.includes(held) || list[list.length - 1] !== held;
+      if (held.holders === 0 && (superseded || !held.keepAlive)) {
+        if (list?.includes(held)) list.splice(list.indexOf(held), 1);
+        void held.client.dispose();
+      }
+    },
+  };
+}
+
+/** Live runtimes of an owner (tests and stats). */
+export function runtimeCount(owner: object): number {
+  return games.get(owner)?.length ?? 0;
+}

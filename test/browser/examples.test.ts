@@ -1,0 +1,217 @@
+/**
+ * The plugin as game developers get it: `npm pack` of plugin/, installed from the tarball into a copy
+ * of each example game (examples/) outside the workspace, built with the example's own bundler,
+ * served by a plain static server and run in Chromium. Each must show a generated sprite with no
+ * error, run one inference worker and fetch model.json once; the Vite build also from a subfolder,
+ * and the Vite dev server once. Chromium runs with `--enable-unsafe-webgpu` (SwiftShader, a fallback
+ * adapter), so every example also checks that backend 'auto' chooses WASM there.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { extname, join, normalize, sep } from 'node:path';
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort, hasChromium, launchChromium, REPO_ROOT } from './helpers.ts';
+
+const CI = /^(1|true|yes)$/i.test(process.env.CI ?? '');
+const run = hasChromium() || CI ? describe : describe.skip;
+
+const MIME: Record<string, string> = {
+  '.html': 'text/html',
+  '.js': 'text/javascript',
+  '.mjs': 'text/javascript',
+  '.wasm': 'application/wasm',
+  '.json': 'application/json',
+  '.onnx': 'application/octet-stream',
+};
+
+/** A static file server for `dir`, mounted at `prefix` (e.g. '/games/mine/'). */
+async function serve(dir: string, prefix = '/'): Promise<{ url: string; server: Server }> {
+  const server = createServer((req, res) => {
+    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+    if (path === '/favicon.ico') {
+      res.writeHead(204).end();
+      return;
+    }
+    if (!path.startsWith(prefix)) {
+      res.writeHead(404).end();
+      return;
+    }
+    let file = normalize(join(dir, path.slice(prefix.length)));
+    if (!file.startsWith(dir + sep) && file !== dir) {
+      res.writeHead(403).end();
+      return;
+    }
+    if (path.endsWith('/')) file = join(file, 'index.html');
+    if (!existsSync(file)) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { 'content-type': MIME[extname(file)] ?? 'application/octet-stream' });
+    res.end(readFileSync(file));
+  });
+  const port = await freePort();
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${port}${prefix}`, server };
+}
+
+function sh(cmd: string, args: string[], cwd: string): string {
+  return execFileSync(cmd, args, {
+    cwd,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' },
+    timeout: 240_000,
+  });
+}
+
+interface PageResult {
+  opaque: number;
+  errors: string[];
+  consoleErrors: string[];
+  workers: number;
+  modelJsonFetches: number;
+  backendEvents: string[];
+}
+
+/** Opens a game and waits for a sprite with generated pixels (or an error). */
+async function play(browser: Browser, url: string): Promise<PageResult> {
+  const page = await browser.newPage();
+  const consoleErrors: string[] = [];
+  let modelJsonFetches = 0;
+  page.on('console', (m) => {
+    if (m.type() === 'error') consoleErrors.push(m.text());
+  });
+  page.on('pageerror', (e) => consoleErrors.push(e.message));
+  page.on('request', (r) => {
+    if (r.url().endsWith('/model.json')) modelJsonFetches++;
+  });
+  page.on('response', (r) => {
+    if (r.status() >= 400) consoleErrors.push(`HTTP ${r.status()} ${r.url()}`);
+  });
+  try {
+    await page.goto(url);
+    await page.waitForFunction(
+      () => {
+        const s = (window as unknown as { __spritediffusion?: { opaque: number; errors: string[] } }).__spritediffusion;
+        return s !== undefined && (s.opaque > 0 || s.errors.length > 0);
+      },
+      undefined,
+      { timeout: 90_000, polling: 200 },
+    );
+    const state = await page.evaluate(
+      () => (window as unknown as { __spritediffusion: { opaque: number; errors: string[] } }).__spritediffusion,
+    );
+    return { ...state, consoleErrors, workers: page.workers().length, modelJsonFetches, backendEvents: [] };
+  } finally {
+    await page.close();
+  }
+}
+
+run('examples installed from the npm pack tarball', () => {
+  let browser: Browser;
+  let work: string;
+  let tarball: string;
+  const servers: Server[] = [];
+  const children: ChildProcess[] = [];
+
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), 'sd-examples-'));
+    const out = sh('npm', ['pack', '-w', 'plugin', '--pack-destination', work, '--json'], REPO_ROOT);
+    const packed = JSON.parse(out.slice(out.indexOf('['))) as { filename: string; files: { path: string }[] }[];
+    tarball = join(work, packed[0]?.filename ?? '');
+    const files = packed[0]?.files.map((f) => f.path) ?? [];
+    expect(files).toEqual(expect.arrayContaining(['README.md', 'LICENSE', 'dist/index.js', 'dist/index.d.ts']));
+    expect(files.some((f) => f.startsWith('src/'))).toBe(false);
+    browser = await launchChromium();
+  }, 240_000);
+
+  afterAll(async () => {
+    for (const s of servers) s.close();
+    for (const c of children) c.kill('SIGTERM');
+    await browser?.close();
+    if (work && !process.env.KEEP_EXAMPLES) rmSync(work, { recursive: true, force: true });
+  });
+
+  /** Copies an example next to the tarball, points it at the tarball, installs and builds it. */
+  function install(name: string, build = true): string {
+    const dir = join(work, name);
+    cpSync(join(REPO_ROOT, 'examples', name), dir, {
+      recursive: true,
+      filter: (src) => !src.includes(`${sep}node_modules`) && !src.includes(`${sep}dist`),
+    });
+    const pkgPath = join(dir, 'package.json');
+    const pkg = JSON.parse(readFileSync(pkgPath, 'utf8')) as { dependencies: Record<string, string> };
+    pkg.dependencies.spritediffusion = `file:${tarball}`;
+    writeFileSync(pkgPath, JSON.stringify(pkg, null, 2));
+    sh('npm', ['install', '--prefer-offline', '--no-package-lock'], dir);
+    if (build) sh('npm', ['run', 'build'], dir);
+    return dir;
+  }
+
+  function expectGenerated(r: PageResult): void {
+    expect(r.errors).toEqual([]);
+    expect(r.consoleErrors).toEqual([]);
+    expect(r.opaque).toBeGreaterThan(0);
+    expect(r.workers).toBe(1);
+    expect(r.modelJsonFetches).toBe(1);
+  }
+
+  it('vite + Phaser 3.90: stock tsconfig type-checks; five scenes, one worker; served from a subfolder', async () => {
+    const dir = install('vite-phaser3');
+    sh('npx', ['tsc', '--noEmit'], dir); // the build ran it too; here it is the acceptance check
+    const { url, server } = await serve(join(dir, 'dist'), '/games/my-game/');
+    servers.push(server);
+    expectGenerated(await play(browser, url));
+  }, 360_000);
+
+  it('vite + Phaser 4: production build, and the dev server of the installed copy', async () => {
+    const dir = install('vite-phaser4');
+    const { url, server } = await serve(join(dir, 'dist'));
+    servers.push(server);
+    expectGenerated(await play(browser, url));
+    const port = await freePort();
+    const dev = spawn('npx', ['vite', '--port', String(port), '--strictPort', '--host', '127.0.0.1'], {
+      cwd: dir,
+      stdio: 'ignore',
+      detached: false,
+    });
+    children.push(dev);
+    const devUrl = `http://127.0.0.1:${port}/`;
+    for (let i = 0; i < 100; i++) {
+      const ok = await fetch(devUrl).then(
+        (r) => r.ok,
+        () => false,
+      );
+      if (ok) break;
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    const r = await play(browser, devUrl);
+    expect(r.errors).toEqual([]);
+    expect(r.opaque).toBeGreaterThan(0);
+    expect(r.workers).toBe(1);
+  }, 360_000);
+
+  it('webpack 5 + Phaser 3.90', async () => {
+    const dir = install('webpack-phaser3');
+    const { url, server } = await serve(join(dir, 'dist'));
+    servers.push(server);
+    expectGenerated(await play(browser, url));
+  }, 360_000);
+
+  it('esbuild + Phaser 4 (assetsBaseUrl and the copy command)', async () => {
+    const dir = install('esbuild-phaser4');
+    const { url, server } = await serve(join(dir, 'dist'));
+    servers.push(server);
+    expectGenerated(await play(browser, url));
+  }, 360_000);
+
+  it('no bundler: native ES modules and an import map', async () => {
+    const dir = install('no-bundler');
+    const { url, server } = await serve(dir);
+    servers.push(server);
+    expectGenerated(await play(browser, url));
+  }, 360_000);
+});
