@@ -5,12 +5,13 @@ import { DiffusionPlugin } from 'spritediffusion';
 
 DiffusionPlugin.configure({ assetsBaseUrl: 'node_modules/spritediffusion/dist/standalone/' });
 
-const state = { opaque: 0, textures: 0, errors: [] };
+const state = { opaque: 0, textures: 0, errors: [], backend: [] };
 window.__spritediffusion = state;
 
 class Dungeon extends Phaser.Scene {
   create() {
     this.diffusion.on('error', (e) => state.errors.push(e.message));
+    this.diffusion.on('backend', (e) => state.backend.push(`${e.backend}: ${e.reason}`));
     this.diffusion.on('texture', ({ key }) => {
       const canvas = this.textures.get(key).getSourceImage();
       const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;

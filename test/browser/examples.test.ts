@@ -7,7 +7,7 @@
  * adapter), so every example also checks that backend 'auto' chooses WASM there.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { extname, join, normalize, sep } from 'node:path';
@@ -70,10 +70,11 @@ function sh(cmd: string, args: string[], cwd: string): string {
 interface PageResult {
   opaque: number;
   errors: string[];
+  /** `backend` events: "wasm: <reason>". */
+  backend: string[];
   consoleErrors: string[];
   workers: number;
   modelJsonFetches: number;
-  backendEvents: string[];
 }
 
 /** Opens a game and waits for a sprite with generated pixels (or an error). */
@@ -95,16 +96,18 @@ async function play(browser: Browser, url: string): Promise<PageResult> {
     await page.goto(url);
     await page.waitForFunction(
       () => {
-        const s = (window as unknown as { __spritediffusion?: { opaque: number; errors: string[] } }).__spritediffusion;
+        const s = (window as unknown as { __spritediffusion?: PageResult }).__spritediffusion;
         return s !== undefined && (s.opaque > 0 || s.errors.length > 0);
       },
       undefined,
       { timeout: 90_000, polling: 200 },
     );
     const state = await page.evaluate(
-      () => (window as unknown as { __spritediffusion: { opaque: number; errors: string[] } }).__spritediffusion,
+      () =>
+        (window as unknown as { __spritediffusion: Pick<PageResult, 'opaque' | 'errors' | 'backend'> })
+          .__spritediffusion,
     );
-    return { ...state, consoleErrors, workers: page.workers().length, modelJsonFetches, backendEvents: [] };
+    return { ...state, consoleErrors, workers: page.workers().length, modelJsonFetches };
   } finally {
     await page.close();
   }
@@ -157,6 +160,8 @@ run('examples installed from the npm pack tarball', () => {
     expect(r.opaque).toBeGreaterThan(0);
     expect(r.workers).toBe(1);
     expect(r.modelJsonFetches).toBe(1);
+    // Chromium's only WebGPU adapter here is SwiftShader, a software fallback: 'auto' runs on WASM and says so.
+    expect(r.backend).toEqual([expect.stringMatching(/^wasm: .*software fallback/)]);
   }
 
   it('vite + Phaser 3.90: stock tsconfig type-checks; five scenes, one worker; served from a subfolder', async () => {
@@ -201,11 +206,23 @@ run('examples installed from the npm pack tarball', () => {
     expectGenerated(await play(browser, url));
   }, 360_000);
 
-  it('esbuild + Phaser 4 (assetsBaseUrl and the copy command)', async () => {
+  it('esbuild + Phaser 4 (assetsBaseUrl and the copy command); a missing worker or model is one clear error', async () => {
     const dir = install('esbuild-phaser4');
-    const { url, server } = await serve(join(dir, 'dist'));
+    const dist = join(dir, 'dist');
+    const { url, server } = await serve(dist);
     servers.push(server);
     expectGenerated(await play(browser, url));
+    // Each page is a new browser context (empty cache), so these load from scratch.
+    renameSync(join(dist, 'spritediffusion'), join(dist, 'elsewhere'));
+    const noWorker = await play(browser, url);
+    expect(noWorker.opaque).toBe(0);
+    expect(noWorker.errors).toHaveLength(1);
+    expect(noWorker.errors[0]).toMatch(/spritediffusion\/worker\.js.*assetsBaseUrl/);
+    renameSync(join(dist, 'elsewhere'), join(dist, 'spritediffusion'));
+    renameSync(join(dist, 'models'), join(dist, 'elsewhere'));
+    const noModel = await play(browser, url);
+    expect(noModel.errors).toHaveLength(1);
+    expect(noModel.errors[0]).toMatch(/models\/fast\/model\.json: HTTP 404.*modelUrl \/ baseUrl/);
   }, 360_000);
 
   it('no bundler: native ES modules and an import map', async () => {

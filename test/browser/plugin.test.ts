@@ -36,7 +36,7 @@ describe('DiffusionPlugin in Chromium (tiny model)', () => {
   // first run), so the WebGPU page runs without pools (spawns only) and both use 2 DDIM steps.
   // The WebGPU page asks for 'auto' with one model URL per backend: the worker's real adapter probe
   // must pick WebGPU and load WebGPU's URL.
-  const PAGE = { webgpu: 'backend=auto&split=1&steps=2&pool=0', wasm: 'backend=wasm&steps=2&pool=1' };
+  const PAGE = { webgpu: 'backend=webgpu&split=1&steps=2&pool=0', wasm: 'backend=wasm&steps=2&pool=1' };
 
   beforeAll(async () => {
     if (!existsSync(TINY_MODEL)) {

@@ -10,6 +10,7 @@ DiffusionPlugin.configure({ assetsBaseUrl: 'spritediffusion/' });
 class Dungeon extends Phaser.Scene {
   create() {
     this.diffusion.on('error', report.error);
+    this.diffusion.on('backend', report.backend);
     this.diffusion.on('texture', ({ key }) => report.texture(this.textures.get(key).getSourceImage()));
     this.diffusion.spawn('monster', 400, 300).setScale(4);
   }

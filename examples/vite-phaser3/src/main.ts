@@ -31,6 +31,7 @@ class Game extends Phaser.Scene {
   }
   create() {
     this.diffusion.on('error', report.error);
+    this.diffusion.on('backend', report.backend);
     this.diffusion.on('texture', ({ key }) => report.texture(this.textures.get(key).getSourceImage()));
     this.diffusion.spawn('monster', 512, 384).setScale(4);
     this.diffusion.spawn('character', 1, 2);

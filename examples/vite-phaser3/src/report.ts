@@ -1,10 +1,13 @@
 // What the example tests read (window.__spritediffusion): generated pixels seen and errors.
 type Source = { getContext?: (id: '2d') => CanvasRenderingContext2D | null; width: number; height: number };
 
-const state = { opaque: 0, textures: 0, errors: [] as string[] };
+const state = { opaque: 0, textures: 0, errors: [] as string[], backend: [] as string[] };
 (window as unknown as { __spritediffusion: typeof state }).__spritediffusion = state;
 
 export const report = {
+  backend(e: { backend: string; reason: string }) {
+    state.backend.push(`${e.backend}: ${e.reason}`);
+  },
   error(e: unknown) {
     state.errors.push(e instanceof Error ? e.message : String(e));
   },

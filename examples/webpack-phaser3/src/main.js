@@ -6,6 +6,7 @@ import { report } from './report.js';
 class Dungeon extends Phaser.Scene {
   create() {
     this.diffusion.on('error', report.error);
+    this.diffusion.on('backend', report.backend);
     this.diffusion.on('texture', ({ key }) => report.texture(this.textures.get(key).getSourceImage()));
     this.diffusion.spawn('monster', 400, 300).setScale(4);
   }

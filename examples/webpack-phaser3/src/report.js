@@ -1,8 +1,11 @@
 // What the example tests read (window.__spritediffusion): generated pixels seen and errors.
-const state = { opaque: 0, textures: 0, errors: [] };
+const state = { opaque: 0, textures: 0, errors: [], backend: [] };
 window.__spritediffusion = state;
 
 export const report = {
+  backend(e) {
+    state.backend.push(`${e.backend}: ${e.reason}`);
+  },
   error(e) {
     state.errors.push(e instanceof Error ? e.message : String(e));
   },

@@ -7,7 +7,7 @@
  */
 import type { WeightsChoice } from '../runtime/backend.ts';
 import { DiffusionClient, type ReadyInfo, type WorkerFactory } from '../runtime/client.ts';
-import type { BackendChoice, ModelSource } from '../worker/protocol.ts';
+import type { BackendChoice, BackendName, ModelSource } from '../worker/protocol.ts';
 
 /** What decides whether two plugins can share a runtime. */
 export interface RuntimeSettings {
@@ -26,12 +26,21 @@ export interface SharedRuntime {
   readonly client: DiffusionClient;
   /** The model load (started by the first holder); later holders await the same promise. */
   readonly ready: Promise<ReadyInfo>;
+  /** The runtime's last backend change (a fallback to WASM and why), for holders that came later. */
+  readonly backendChange: BackendChange | null;
   /** Gives the runtime back; the plugin must not use it afterwards. */
   release(): void;
 }
 
+/** A backend change: the backend now running and why. */
+export interface BackendChange {
+  backend: BackendName;
+  reason: string;
+}
+
 interface Entry {
   key: string;
+  backendChange: BackendChange | null;
   /** Kept while idle until the game is destroyed (false for an owner without a destroy event). */
   keepAlive: boolean;
   client: DiffusionClient;
@@ -96,7 +105,10 @@ export function acquireRuntime(
       client.init(settings.modelUrl, settings.backend, settings.weights, await prefetched?.catch(() => undefined));
     const ready = after ? after.then(load, load) : load();
     const keepAlive = typeof (owner as GameLike).events?.once === 'function';
-    const created: Entry = { key, keepAlive, client, ready, holders: 0 };
+    const created: Entry = { key, keepAlive, client, ready, holders: 0, backendChange: null };
+    client.on('backend-changed', (e) => {
+      created.backendChange = e;
+    });
     // A failed load is not kept: the next start tries again with a fresh worker.
     ready.catch(() => {
       const list = games.get(owner);
@@ -114,6 +126,7 @@ export function acquireRuntime(
   return {
     client: held.client,
     ready: held.ready,
+    backendChange: held.backendChange,
     release: () => {
       if (released) return;
       released = true;

@@ -9,6 +9,7 @@ import {
   type InferenceBackend,
   type LoadedModel,
   loadModel,
+  type SampleOptions,
   type WeightsChoice,
 } from '../runtime/backend.ts';
 import { toRGBA } from '../sampler/pixels.ts';
@@ -27,6 +28,12 @@ export type PostFn = (msg: WorkerResponse, transfer?: Transferable[]) => void;
 
 export interface HandlerDeps {
   createBackend: BackendFactory;
+  /**
+   * With backend 'auto' on WebGPU: ms the first batch may take before the worker abandons WebGPU
+   * and runs it, and everything after it, on WASM (a device that answers far slower than expected,
+   * or not at all). Default {@link FIRST_BATCH_DEADLINE_MS}; 0 turns it off.
+   */
+  firstBatchDeadlineMs?: number;
   /** Model loader; default fetches over HTTP and checks hashes ({@link loadModel}). */
   loadModel?: (
     modelUrl: string,
@@ -65,6 +72,12 @@ function toErrorResponse(err: unknown, requestId?: number): WorkerResponse {
   return { type: 'error', code, message, ...(requestId === undefined ? {} : { requestId }) };
 }
 
+/**
+ * The default first-batch deadline on WebGPU under 'auto': a real GPU finishes a first batch (shader
+ * compilation included) in a few seconds; 30 s is well past that and still short of a player giving up.
+ */
+export const FIRST_BATCH_DEADLINE_MS = 30_000;
+
 export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHandler {
   const load =
     deps.loadModel ??
@@ -73,6 +86,13 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
   let model: LoadedModel | null = null;
   let backend: InferenceBackend | null = null;
   let initializing: Promise<void> | null = null;
+  /** The backend choice of the last init, and whether a batch has finished since. */
+  let initChoice: BackendChoice = 'auto';
+  let firstBatchDone = false;
+  const deadline = deps.firstBatchDeadlineMs ?? FIRST_BATCH_DEADLINE_MS;
+  const onBackendChange = (name: BackendName, reason: string) => {
+    post({ type: 'backend-changed', backend: name, reason });
+  };
   const queue: Job[] = [];
   let running: Job | null = null;
   let draining = false;
@@ -118,9 +138,9 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
       : undefined;
     model = await loading;
     await runtime; // the model's session is created once the runtime has started
-    backend = await deps.createBackend(model, choice, (name, reason) => {
-      post({ type: 'backend-changed', backend: name, reason });
-    });
+    backend = await deps.createBackend(model, choice, onBackendChange);
+    initChoice = choice;
+    firstBatchDone = false;
     const m = model.meta;
     post({
       type: 'ready',
@@ -152,9 +172,7 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
     const size = meta.image.size;
     const toBuffers = (x: Float32Array): ArrayBuffer[] =>
       contexts.map((_, i) => toRGBA(x, i, meta).buffer as ArrayBuffer);
-    const before = { ...backend.counters };
-    const t0 = performance.now();
-    const x = await backend.sample({
+    const opts: SampleOptions = {
       contexts: contexts as Float32Array[],
       sampler: req.sampler,
       seed: req.seed,
@@ -170,14 +188,47 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
         const rgba = toBuffers(fx);
         post({ type: 'frame', requestId: req.requestId, step, total, width: size, height: size, rgba }, rgba);
       },
-    });
+    };
+    let ran = backend;
+    let before = { ...ran.counters };
+    let t0 = performance.now();
+    let x: Float32Array;
+    if (ran.name === 'webgpu' && initChoice === 'auto' && !firstBatchDone && deadline > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<null>((resolve) => {
+        timer = setTimeout(() => resolve(null), deadline);
+      });
+      const gpuRun = ran.sample(opts);
+      gpuRun.catch(() => undefined); // abandoned below if late
+      const first = await Promise.race([gpuRun, late]);
+      clearTimeout(timer);
+      if (first === null) {
+        // WebGPU has not finished its first batch in time: run this batch and the rest on WASM.
+        const gpu = ran;
+        ran = await deps.createBackend(model, 'wasm', onBackendChange);
+        backend = ran;
+        void gpu.dispose().catch(() => undefined);
+        onBackendChange(
+          'wasm',
+          `WebGPU had not finished its first batch after ${Math.round(deadline / 1000)} s; using WASM`,
+        );
+        before = { ...ran.counters };
+        t0 = performance.now();
+        x = await ran.sample(opts);
+      } else {
+        x = first;
+      }
+    } else {
+      x = await ran.sample(opts);
+    }
+    firstBatchDone = true;
     if (job.abort.signal.aborted) throw new DiffusionError('aborted', 'generation was cancelled');
     const ms = performance.now() - t0;
-    const c = backend.counters;
+    const c = ran.counters;
     const steps = c.steps - before.steps;
     const loopReadbacks = c.loopReadbacks - before.loopReadbacks;
     const stats: GenerateStats = {
-      backend: backend.name,
+      backend: ran.name,
       steps,
       ms,
       msPerStep: steps > 0 ? ms / steps : 0,
