@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs a training command (dataset | train | export | evaluate | golden) with Debian's Python + PyTorch.
 // `npm run train -- --help`. Override the interpreter with PYTHON=/path/to/python3.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,5 +22,17 @@ if (probe.status !== 0) {
   process.exit(2);
 }
 const env = { ...process.env, PYTHONPATH: [here, process.env.PYTHONPATH].filter(Boolean).join(delimiter) };
-const r = spawnSync(python, ['-m', `sdtrain.${cmd}`, ...args], { stdio: 'inherit', env, cwd: join(here, '..') });
-process.exit(r.status ?? 1);
+// Ctrl-C or SIGTERM to this process goes to Python, which saves its checkpoint; this process waits
+// for it to exit, so `npm run train` never leaves a trainer running behind it.
+const child = spawn(python, ['-m', `sdtrain.${cmd}`, ...args], {
+  stdio: 'inherit',
+  env,
+  cwd: join(here, '..'),
+  detached: true, // its own process group: a terminal's Ctrl-C reaches it once, through this process
+});
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => {
+    if (child.exitCode === null) child.kill(sig);
+  });
+}
+child.on('exit', (code, signal) => process.exit(code ?? (signal ? 128 + (signal === 'SIGINT' ? 2 : 15) : 1)));

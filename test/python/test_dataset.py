@@ -73,6 +73,28 @@ def test_corrupt_png_is_skipped_and_listed(tmp_path, capsys):
     assert "skipped 2 unreadable" in capsys.readouterr().out
 
 
+def test_dangling_symlink_is_listed_as_skipped(tmp_path, capsys):
+    src = write_folder_dataset(tmp_path / "src", {"good": unique_sprites(3, size=16)})
+    (src / "good" / "zz_gone.png").symlink_to(tmp_path / "nowhere.png")
+    out = tmp_path / "d.npz"
+    _build_ok(["--folder", str(src), "--size", "16", "--out", str(out)], capsys)
+    m = load_dataset(out)["manifest"]
+    assert [Path(s["file"]).name for s in m["skipped"]] == ["zz_gone.png"]
+
+
+def test_16bit_grey_png_keeps_its_shades(tmp_path):
+    """PIL's mode I (16-bit grey) clips at 255 when converted; the loader scales it to 8 bits."""
+    grey16 = (np.arange(64, dtype=np.uint32).reshape(8, 8) * 1024).astype(np.uint16)
+    path = tmp_path / "g16.png"
+    Image.fromarray(grey16).save(path)
+    with Image.open(path) as im:
+        assert im.mode.startswith("I")
+    rgba = load_rgba(path)
+    assert rgba.shape == (8, 8, 4)
+    np.testing.assert_array_equal(rgba[..., 0], (grey16 >> 8).astype(np.uint8))
+    assert (rgba[..., 3] == 255).all()
+
+
 # ---- (c) sprite sheets -------------------------------------------------------------------
 
 GRID_LINE = (255, 0, 255, 255)  # opaque magenta margin/spacing, as many sheets have

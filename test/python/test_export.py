@@ -197,3 +197,48 @@ def test_no_int8_leaves_fp16_as_the_smallest_variant(tiny_run, tmp_path, capsys)
     assert not (out / "model.int8.onnx").exists()
     assert meta["files"]["model_fp16"]["bytes"] == (out / "model.fp16.onnx").stat().st_size
     assert "parity model.fp16.onnx" in capsys.readouterr().out
+
+
+def _files(folder: Path) -> dict:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_a_failed_export_leaves_the_previous_model_loadable(exported, tiny_run, tmp_path, monkeypatch):
+    """The export writes and checks everything beside --out first: a failure after its first file
+    (here the fp16 conversion) changes nothing in --out, and leaves no staging folder behind."""
+    from sdtrain.teacher import load_teacher
+
+    src, _ = exported
+    out = tmp_path / "models"
+    shutil.copytree(src, out)
+    before = _files(out)
+
+    def broken(*_args, **_kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setitem(ex.VARIANTS, "model_fp16", (".fp16.onnx", broken) + ex.VARIANTS["model_fp16"][2:])
+    with pytest.raises(OSError):
+        ex.export(tiny_run, out, "tiny-next")
+    assert _files(out) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["models"]
+    teacher = load_teacher(out / "model.json")  # hashes match: the previous model still loads
+    assert teacher.name == "tiny"
+
+
+def test_a_bad_out_is_one_line_naming_it(tiny_run, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert ex.main(["--run", str(tiny_run), "--out", str(blocker)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and str(blocker) in err and "not a folder" in err
+    assert ex.main(["--run", str(tiny_run), "--out", "/proc/spritediffusion-model"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "/proc/spritediffusion-model" in err
+
+
+def test_export_without_out_writes_into_the_run_folder(tiny_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    assert ex.main(["--run", str(run), "--no-parity"]) == 0
+    assert (run / "export" / "model.json").is_file()
+    assert json.loads((run / "export" / "model.json").read_text())["name"] == "run"

@@ -75,6 +75,37 @@ describe('npm run generate', () => {
     expect(readFileSync(join(again, cat, '1.png'))).toEqual(readFileSync(join(out, cat, '1.png')));
   });
 
+  it("a negative value after an option is that option's value (--seed -5), and differs from --seed 5", {
+    timeout: 120_000,
+  }, async () => {
+    const cat = meta.categories[0] as string;
+    const run = (seed: string, dir: string) =>
+      cli([
+        '--model',
+        MODEL,
+        '--category',
+        cat,
+        '--count',
+        '1',
+        '--steps',
+        '2',
+        '--seed',
+        seed,
+        '--out',
+        join(tmp, dir),
+      ]);
+    const neg = await run('-5', 'neg');
+    expect(neg.err.join('\n')).not.toMatch(/ambiguous|error/i);
+    expect(neg.code).toBe(0);
+    const again = await run('-5', 'neg2');
+    const pos = await run('5', 'pos');
+    expect(again.code).toBe(0);
+    expect(pos.code).toBe(0);
+    const png = (dir: string) => readFileSync(join(tmp, dir, cat, '0.png'));
+    expect(png('neg').equals(png('neg2'))).toBe(true);
+    expect(png('neg').equals(png('pos'))).toBe(false);
+  });
+
   it('DDPM with guidance runs too', { timeout: 120_000 }, async () => {
     const cat = meta.categories.at(-1) as string;
     const r = await cli([

@@ -87,7 +87,8 @@ class SheetSpec:
 
 
 def _pngs(folder: Path) -> List[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() == ".png" and p.is_file())
+    """Every .png below `folder`, including dangling links (reported as skipped, never dropped silently)."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() == ".png" and (p.is_file() or p.is_symlink()))
 
 
 class Builder:

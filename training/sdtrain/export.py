@@ -14,7 +14,9 @@ import argparse
 import copy
 import hashlib
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -211,15 +213,56 @@ def report_parity(results: List[Dict], tolerance: float, failure_note: str = "")
                               f"{r['max_abs_diff']:.3e} >= {tolerance}{failure_note}")
 
 
+def staging_dir(out: Path) -> Path:
+    """A new empty folder beside `out` (same file system, so its files move in by rename).
+
+    Raises ExportError naming `out` and the problem when it cannot be written."""
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"--out {out}: exists and is not a folder; choose a folder")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{out.name}.export-", dir=out.parent))
+    except OSError as e:
+        raise ExportError(f"--out {out}: cannot write there ({e.strerror or e}); choose a writable folder") from None
+
+
+def move_in(stage: Path, out: Path, names: List[str]) -> None:
+    """Moves the staged files into `out`, model.json last, with Ctrl-C and SIGTERM held off meanwhile,
+    so `out` holds either the previous model or the new one, never a mix (renames need no space)."""
+    blocked = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for n in sorted(names, key=lambda n: n == "model.json"):
+            os.replace(stage / n, out / n)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def export(run: Path, out: Path, name: str, check: bool = True, tolerance: float = 1e-4,
            sampling: Optional[Dict] = None, fp16: bool = True, int8: bool = True) -> Dict:
+    """Exports a run into `out`. Every file is written and parity-checked in a folder beside `out`
+    first; only then do they move in (model.json last), so a failure, a full disk or an interrupt
+    leaves the model already in `out` loadable."""
     ck = load_run(run)
     model = build_model(ck)
-    out.mkdir(parents=True, exist_ok=True)
+    stage = staging_dir(out)
+    try:
+        result = _export_into(stage, ck, model, name, check, tolerance, sampling, fp16, int8)
+        move_in(stage, out, [p.name for p in stage.iterdir()])
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    meta_path = out / "model.json"
+    print(f"wrote {meta_path}")
+    return {"parity": result, "meta": str(meta_path)}
+
+
+def _export_into(out: Path, ck: Dict, model: ContextUnet, name: str, check: bool, tolerance: float,
+                 sampling: Optional[Dict], fp16: bool, int8: bool) -> List[Dict]:
     mpath, upath = out / "model.onnx", out / "update.onnx"
     export_model(model, mpath)
     export_update(model.cfg, upath)
-    print(f"exported {mpath} ({mpath.stat().st_size / 1e6:.2f} MB) and {upath}")
+    print(f"exported {mpath.name} ({mpath.stat().st_size / 1e6:.2f} MB) and {upath.name}")
     files = {"model": mpath, "update": upath}
     variants = []
     if fp16:
@@ -234,7 +277,7 @@ def export(run: Path, out: Path, name: str, check: bool = True, tolerance: float
                                   "sudo apt-get install -y python3-onnx (or pass --no-fp16)")
             files[key] = vpath
             variants.append((vpath, transform))
-            print(f"exported {vpath} ({vpath.stat().st_size / 1e6:.2f} MB, {label}, float32 compute)")
+            print(f"exported {vpath.name} ({vpath.stat().st_size / 1e6:.2f} MB, {label}, float32 compute)")
     results = []
     if check:
         results = parity(model, mpath, upath, extra_models=variants)
@@ -242,9 +285,8 @@ def export(run: Path, out: Path, name: str, check: bool = True, tolerance: float
     else:
         print("WARNING: parity check skipped (--no-parity)")
     samp = sampling or {"sampler": "ddim", "steps": 25, "guidance": 1.0, "clip_x0": True}
-    meta_path = write_meta(out, ck, model, name, files, samp)
-    print(f"wrote {meta_path}")
-    return {"parity": results, "meta": str(meta_path)}
+    write_meta(out, ck, model, name, files, samp)
+    return results
 
 
 def requantize(model_json: Path, tolerance: float = 1e-4) -> List[Dict]:
@@ -290,7 +332,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--requantize", metavar="MODEL_JSON",
                    help="instead of exporting a run: rewrite the fp16/int8 files an exported model.json lists from "
                         "its model.onnx with the current quantizer (parity-checked; no checkpoint needed)")
-    p.add_argument("--out", default="models", help="output directory (default models/)")
+    p.add_argument("--out", help="output folder (default: export/ in the run's folder; the shipped models/ is "
+                                 "only written when named)")
     p.add_argument("--name", default=None, help="model name recorded in model.json (default: run folder name)")
     p.add_argument("--tolerance", type=float, default=1e-4, help="max abs difference allowed in parity (fp32)")
     p.add_argument("--guidance", type=float, default=1.0, help="default guidance scale recorded in model.json")
@@ -316,15 +359,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not 0.0 <= a.eta <= 1.0:
         p.error(f"--eta must be within 0..1, got {a.eta}")
     run = Path(a.run)
+    out = Path(a.out) if a.out else (run if run.is_dir() else run.parent) / "export"
     sampling = {"sampler": "ddim", "steps": a.steps, "guidance": a.guidance, "clip_x0": True}
     if a.eta:
         sampling["eta"] = a.eta
     try:
-        export(run, Path(a.out), a.name or run.name, check=not a.no_parity, tolerance=a.tolerance,
+        export(run, out, a.name or (run if run.is_dir() else run.parent).name, check=not a.no_parity,
+               tolerance=a.tolerance,
                sampling=sampling,
                fp16=not a.no_fp16, int8=not a.no_int8)
     except ExportError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"error: --out {out}: {e.strerror or e} ({e.filename or out}); the model already there is unchanged",
+              file=sys.stderr)
         return 2
     return 0
 

@@ -28,6 +28,9 @@ def load_rgba(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as im:
             im.load()
+            if im.mode in ("I", "I;16", "I;16B", "I;16L"):
+                # 16-bit grey: PIL's convert clips the 0..65535 range at 255 (a white image); scale it.
+                im = Image.fromarray((np.asarray(im, dtype=np.uint32) >> 8).astype(np.uint8), mode="L")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # palette-with-transparency notice
                 rgba = im.convert("RGBA")

@@ -21,6 +21,7 @@ import os
 import signal
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -34,6 +35,7 @@ from .images import save_grid
 from .model import ContextUnet, ModelConfig, count_flops, count_params
 from .plots import loss_curve
 from .progress import Progress
+from .runlock import RunLock, RunLockError
 from .schedule import DDPMSchedule, ScheduleConfig, sample
 from .teacher import Teacher, TeacherError, load_teacher
 from .threads import use_all_cores
@@ -492,9 +494,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     use_all_cores()
     try:
         cfg = config_from_args(args)
-        trainer = Trainer(cfg, resume=args.resume)
-        trainer.run()
-    except (TrainError, ValueError) as e:
+        lock = RunLock(Path(cfg.out)) if int(os.environ.get("RANK", "0")) == 0 else nullcontext()
+        with lock:
+            trainer = Trainer(cfg, resume=args.resume)
+            trainer.run()
+    except (TrainError, RunLockError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     finally:
