@@ -147,7 +147,7 @@ describe('SpriteCache.peek', () => {
     expect(fresh.peek([k1, k2, k3])?.map(seeds)).toEqual([[1, 2], [4], []]);
     expect(fresh.peek([k3])).toBeNull();
     expect((await fresh.getMany([k1, k2])).map(seeds)).toEqual([[1, 2, 3], [4]]);
-    expect(fresh.stats).toEqual({ hits: 2, misses: 0 }); // peek counts nothing
+    expect(fresh.stats).toEqual({ hits: 2, misses: 0, invalid: 0 }); // peek counts nothing
 
     // delete and clear reach the snapshot too.
     await fresh.delete(k2);

@@ -34,8 +34,8 @@ describe('SpriteCache', () => {
     expect(Array.from(all[0]?.rgba ?? [])).toEqual(Array.from(sprite(1).rgba));
     expect((await c2.take(key, 2)).map((s) => s.seed)).toEqual([1, 2]);
     expect(await c2.count(key)).toBe(3); // take keeps them
-    expect(c2.stats).toEqual({ hits: 2, misses: 0 });
-    expect(c1.stats).toEqual({ hits: 0, misses: 1 });
+    expect(c2.stats).toEqual({ hits: 2, misses: 0, invalid: 0 });
+    expect(c1.stats).toEqual({ hits: 0, misses: 1, invalid: 0 });
   });
 
   it('keys ignore settings order; a different model sha or settings is a miss', async () => {
@@ -80,7 +80,7 @@ describe('SpriteCache', () => {
     const got = await fresh.getMany([k2, k4, k1]);
     expect(got.map((list) => list.map((s) => s.seed))).toEqual([[2, 3], [], [1]]);
     expect(Array.from(got[0]?.[1]?.rgba ?? [])).toEqual(Array.from(sprite(3).rgba));
-    expect(fresh.stats).toEqual({ hits: 2, misses: 1 });
+    expect(fresh.stats).toEqual({ hits: 2, misses: 1, invalid: 0 });
     // k3 is now the least recently used: a new key evicts it, not k1 or k2.
     await fresh.put(k4, [sprite(5)]);
     const again = new SpriteCache({ dbName: name });
@@ -91,6 +91,32 @@ describe('SpriteCache', () => {
     const mem = new SpriteCache({ storage: 'memory' });
     await mem.put(k1, [sprite(9)]);
     expect((await mem.getMany([k1, k2])).map((l) => l.length)).toEqual([1, 0]);
+  });
+
+  it('damaged records are dropped on read, counted, and the stored record is repaired', async () => {
+    const name = dbName();
+    const writer = new SpriteCache({ dbName: name });
+    const key = writer.key(SHA_A, 'monster', settings);
+    const onlyBad = writer.key(SHA_A, 'potion', settings);
+    const damaged = [
+      { ...sprite(10), width: 0 }, // zero width: createImageData would throw
+      null, // a null record
+      { ...sprite(11), rgba: Uint8Array.of(1, 2, 3) }, // short pixel data
+      { ...sprite(12), seed: Number.NaN },
+    ] as unknown as CachedSprite[];
+    await writer.put(key, [sprite(1), ...damaged, sprite(2)]);
+    await writer.put(onlyBad, damaged.slice(0, 1));
+    const reader = new SpriteCache({ dbName: name, bootSnapshot: false });
+    const [good, none] = await reader.getMany([key, onlyBad]);
+    expect(good?.map((s) => s.seed)).toEqual([1, 2]);
+    expect(none).toEqual([]);
+    expect(reader.stats).toEqual({ hits: 1, misses: 1, invalid: 5 });
+    // The records were rewritten: a later reader finds only the valid sprites, and nothing to repair.
+    const later = new SpriteCache({ dbName: name, bootSnapshot: false });
+    expect(await later.count(key)).toBe(2);
+    expect(await later.count(onlyBad)).toBe(0);
+    expect((await later.getAll(key)).map((s) => s.seed)).toEqual([1, 2]);
+    expect(later.stats.invalid).toBe(0);
   });
 
   it('clear and delete', async () => {

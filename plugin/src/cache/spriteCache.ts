@@ -19,7 +19,7 @@
  */
 import { createStore, del, get, clear as idbClear, getMany as idbGetMany, setMany, type UseStore } from 'idb-keyval';
 import { BootSnapshot, type BootSnapshotOptions } from './bootSnapshot.ts';
-import type { CachedSprite } from './cachedSprite.ts';
+import { type CachedSprite, isValidSprite } from './cachedSprite.ts';
 
 export type { CachedSprite } from './cachedSprite.ts';
 
@@ -74,7 +74,8 @@ function stableStringify(v: unknown): string {
 /** Sprite cache over IndexedDB with an in-memory fallback. Never rejects. */
 export class SpriteCache {
   /** Lookups that found at least one sprite / found none. */
-  readonly stats = { hits: 0, misses: 0 };
+  /** Reads that found sprites or none; `invalid`: damaged records dropped (and deleted) on read. */
+  readonly stats = { hits: 0, misses: 0, invalid: 0 };
   private _mode: 'indexeddb' | 'memory';
   private store: UseStore | null;
   private readonly memory = new Map<string, Entry>();
@@ -159,7 +160,27 @@ export class SpriteCache {
   peek(keys: readonly string[]): CachedSprite[][] | null {
     const found = this.snapshot?.read(keys);
     if (!found?.some((s) => s !== undefined)) return null;
-    return found.map((s) => s ?? []);
+    return found.map((s) => this.valid(s ?? []));
+  }
+
+  /** The usable sprites of a record; damaged ones are counted in `stats.invalid`. */
+  private valid(sprites: unknown): CachedSprite[] {
+    if (!Array.isArray(sprites)) return [];
+    const ok = sprites.filter(isValidSprite);
+    this.stats.invalid += sprites.length - ok.length;
+    return ok;
+  }
+
+  /** Rewrites (or deletes) a record that held damaged sprites, after the current read. */
+  private repair(key: string, sprites: CachedSprite[]): void {
+    if (sprites.length === 0) {
+      void this.delete(key);
+      return;
+    }
+    void this.serial(async () => {
+      await this.write(key, { sprites });
+      this.snapshot?.update([[key, sprites]]);
+    });
   }
 
   /** All sprites cached for a key (oldest first; empty when none). Counts a hit or a miss. */
@@ -194,7 +215,12 @@ export class SpriteCache {
       }
       const fromIdb = this._mode === 'indexeddb' && entries !== undefined;
       if (!fromIdb || !entries) entries = keys.map((k) => this.memory.get(k));
-      const out = entries.map((e) => (e && Array.isArray(e.sprites) ? e.sprites : []));
+      const out = entries.map((e, i) => {
+        const raw = e && Array.isArray(e.sprites) ? e.sprites : [];
+        const ok = this.valid(raw);
+        if (ok.length !== raw.length) this.repair(keys[i] as string, ok);
+        return ok;
+      });
       // Mirror what IndexedDB holds (a failed read says nothing about it: the snapshot stays).
       if (fromIdb) this.snapshot?.update(keys.map((k, i) => [k, out[i] as CachedSprite[]] as const));
       const index = await this.loadIndex();
@@ -318,11 +344,15 @@ export class SpriteCache {
   }
 
   private async read(key: string): Promise<Entry | undefined> {
+    let entry = this.memory.get(key);
     if (this.store) {
       const v = await this.guard(() => get<Entry>(ENTRY_PREFIX + key, this.storeOrThrow()));
-      if (this._mode === 'indexeddb') return v && Array.isArray(v.sprites) ? v : undefined;
+      if (this._mode === 'indexeddb') entry = v && Array.isArray(v.sprites) ? v : undefined;
     }
-    return this.memory.get(key);
+    if (!entry) return undefined;
+    const ok = this.valid(entry.sprites);
+    if (ok.length !== entry.sprites.length) this.repair(key, ok);
+    return { sprites: ok };
   }
 
   private async touch(key: string): Promise<void> {

@@ -227,6 +227,7 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
       msPerStep: c?.msPerStep ?? 0,
       queueLength: c?.queueLength ?? 0,
       cacheHits: this.counters.cacheHits,
+      cacheInvalid: this.cache?.stats.invalid ?? 0,
       cacheMisses: this.counters.cacheMisses,
       generated: this.counters.generated,
       modelRuns: c?.modelRuns ?? 0,
