@@ -133,9 +133,20 @@ run('examples installed from the npm pack tarball', () => {
 
   afterAll(async () => {
     for (const s of servers) s.close();
-    for (const c of children) c.kill('SIGTERM');
+    // The dev server runs under npx: stop the whole process group and wait, before its files go.
+    for (const c of children) {
+      const exited = new Promise((r) => c.once('exit', r));
+      try {
+        if (c.pid) process.kill(-c.pid, 'SIGTERM');
+      } catch {
+        c.kill('SIGTERM');
+      }
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+    }
     await browser?.close();
-    if (work && !process.env.KEEP_EXAMPLES) rmSync(work, { recursive: true, force: true });
+    if (work && !process.env.KEEP_EXAMPLES) {
+      rmSync(work, { recursive: true, force: true, maxRetries: 5, retryDelay: 300 });
+    }
   });
 
   /** Copies an example next to the tarball, points it at the tarball, installs and builds it. */
@@ -181,7 +192,7 @@ run('examples installed from the npm pack tarball', () => {
     const dev = spawn('npx', ['vite', '--port', String(port), '--strictPort', '--host', '127.0.0.1'], {
       cwd: dir,
       stdio: 'ignore',
-      detached: false,
+      detached: true, // its own process group, so npx and vite stop together
     });
     children.push(dev);
     const devUrl = `http://127.0.0.1:${port}/`;

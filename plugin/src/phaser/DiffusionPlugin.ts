@@ -1,73 +1,35 @@
 /**
- * DiffusionPlugin: a Phaser ScenePlugin (Phaser 3.60+ and 4) that generates sprites at runtime.
+ * DiffusionPlugin: a Phaser ScenePlugin (Phaser 3.60+ and 4) that generates sprites at runtime;
+ * registered in the game config with `mapping: 'diffusion'` (README "Add it to your game").
  *
- * Registration (game config):
- * ```ts
- * import { DiffusionPlugin } from 'spritediffusion';
- * DiffusionPlugin.configure({ modelUrl: '/models/model.json', poolSize: 2 }); // optional, before the game starts
- * new Phaser.Game({ ..., plugins: { scene: [{ key: 'DiffusionPlugin', plugin: DiffusionPlugin, mapping: 'diffusion' }] } });
- * ```
- * In a scene: `this.diffusion.spawn('monster', 100, 100)` returns a Sprite at once (a pooled or cached
- * sprite, or a placeholder that is filled in when generation finishes); `await this.diffusion.generate('item', 4)`
- * resolves to texture keys. Per-scene overrides: `this.diffusion.configure({...})` (poolSize,
- * frameEvery and maxQueue apply in place; other changes restart the plugin's worker).
- *
- * The plugin does not import Phaser at runtime: it only uses the scene it is installed into
- * (`scene.sys.events`, `scene.sys.textures.addCanvas/get/remove/exists`, `scene.sys.add.sprite`),
- * APIs that Phaser 3.60+ and Phaser 4 share.
- *
- * Lifecycle: it boots with the scene, loads the model in a worker and fills one pool of textures
- * per category, first from the IndexedDB sprite cache, then by generating in the background through
- * the client's bounded queue. The cache is read before the model loads (only the small model.json
- * is needed to find the cache keys): from {@link DiffusionPlugin.configure} on, while the game
- * boots, or else at scene boot (see warmStart.ts). So on a second visit spawns are served from the
- * cache long before the model is ready ({@link whenCached}).
- * On scene shutdown or destroy it cancels all work, terminates the worker, removes every
- * scene-event listener it added, every listener registered on it and every texture it created.
- * After a shutdown (scene restart) the next call to `spawn`/`generate`/`prefetch`/`configure`/
- * `whenReady` starts it again.
+ * This file is the scene's lifecycle, in the style of Phaser's own Clock plugin: it hooks the scene's
+ * START and DESTROY at boot, starts when the scene starts (or on first use), and on SHUTDOWN cancels
+ * its work, gives back the game's shared runtime (sharedClient.ts), and removes every listener it
+ * added and every texture it created; a restart starts it again. Its parts: settings.ts (options),
+ * spriteStore.ts (pools and the sprite cache), spriteSource.ts (generation, refills, placeholders),
+ * spriteTexture.ts (canvas textures). It never imports Phaser at runtime: it only uses the scene it is
+ * installed into (`sys.events`, `sys.textures`, `sys.add.sprite`, `sys.game`).
  */
 import type * as Phaser from 'phaser';
-import type { CachedSprite, SpriteCache } from '../cache/spriteCache.ts';
 import { DiffusionError } from '../errors.ts';
-import { type ModelMeta, resolveContext } from '../model/meta.ts';
+import { resolveContext } from '../model/meta.ts';
 import type { ClientStats, ReadyInfo } from '../runtime/client.ts';
 import { Emitter } from '../runtime/emitter.ts';
-import { resolveSource, resolveUrl } from '../runtime/urls.ts';
-import type { BackendName } from '../worker/protocol.ts';
-import { Pools } from './pools.ts';
 import {
   configWith,
   type DiffusionConfig,
   LIVE_SETTINGS,
-  newCache,
   resetGlobalConfig,
+  runtimeSettings,
   setGlobalConfig,
   sourceKey,
-  takeWarmStart,
-  warmStartSettings,
 } from './settings.ts';
 import { acquireRuntime, type SharedRuntime } from './sharedClient.ts';
-import { generateSprites, randomSeed, requestSeed } from './spriteSource.ts';
-import { addSpriteTexture, drawSpriteTexture } from './spriteTexture.ts';
-import type {
-  DiffusionEvents,
-  DiffusionStats,
-  GenerateSpritesOptions,
-  SceneLike,
-  SpawnOptions,
-  Sprite,
-} from './types.ts';
-import {
-  fetchedModelJsons,
-  knowModelJson,
-  poolKey,
-  rememberBackend,
-  sameWarmStart,
-  startWarmStart,
-  type WarmStart,
-  type WarmStartSettings,
-} from './warmStart.ts';
+import { asDiffusionError, SpriteSupply } from './spriteSource.ts';
+import { SpriteStore } from './spriteStore.ts';
+import { OwnedTextures } from './spriteTexture.ts';
+import type { DiffusionEvents, DiffusionStats, GenerateSpritesOptions, SceneLike, SpawnOptions } from './types.ts';
+import { fetchedModelJsons } from './warmStart.ts';
 
 export { DEFAULT_MODEL_URLS, type DiffusionConfig } from './settings.ts';
 export type { DiffusionEvents, DiffusionStats, GenerateSpritesOptions, SpawnOptions } from './types.ts';
@@ -102,39 +64,39 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
   private cfg: DiffusionConfig = configWith({});
   /** The game's shared runtime (worker and model) this plugin holds while started. */
   private runtime: SharedRuntime | null = null;
-  /** Removes this plugin's runtime listeners and gives the runtime back. */
-  private detachRuntime: (() => void) | null = null;
-  private cache: SpriteCache | null = null;
   private info: ReadyInfo | null = null;
-  /** model.json, read early by the main thread (before the worker is ready) or from ReadyInfo. */
-  private meta: ModelMeta | null = null;
   /** Resolves once cached sprites are in the pools (from the boot snapshot, or IndexedDB without one). */
   private cachedPromise: Promise<void> = Promise.resolve();
   /** Resolves once the full IndexedDB read is in the pools. */
   private storedPromise: Promise<void> = Promise.resolve();
   private readyPromise: Promise<ReadyInfo> | null = null;
   private session: AbortController | null = null;
-  private readonly pools = new Pools((key) => this.release(key));
-  private readonly owned = new Set<string>();
+  /** The scene's pools, the sprite cache and the model.json naming their keys. */
+  private readonly store = new SpriteStore((key) => this.release(key));
   private readonly pending = new Set<Promise<unknown>>();
-  private readonly id = ++instanceCounter;
-  private textureCounter = 0;
-  private requestCounter = 0;
-  private baseSeed = 0;
-  /**
-   * The cache read this plugin's pools came from, reused by a restart with the same settings until
-   * the plugin writes to the cache (then the read no longer lists every cached sprite).
-   */
-  private lastRead: WarmStart | null = null;
-  /** This start's model URL guess and cache-key settings, computed once per start (it reads localStorage). */
-  private settings: WarmStartSettings = warmStartSettings(this.cfg);
+  /** The textures this plugin created (removed on shutdown). */
+  private readonly textures = new OwnedTextures(() => this.systems.textures, `diffusion-${++instanceCounter}`);
   /** Listening for the scene's SHUTDOWN (while started). */
   private listening = false;
   /** Listening for the scene's START and DESTROY (from boot, or the first start, until destroy). */
   private hooked = false;
   private destroyed = false;
   private readonly reported = new WeakSet<DiffusionError>();
-  private counters = { cacheHits: 0, cacheMisses: 0, generated: 0 };
+  /** Pool refills, placeholders and generation (see spriteSource.ts). */
+  private readonly supply = new SpriteSupply({
+    cfg: () => this.cfg,
+    session: () => this.session,
+    client: () => this.runtime?.client ?? null,
+    info: () => this.info,
+    stored: () => this.storedPromise,
+    whenReady: () => this.whenReady(),
+    store: this.store,
+    textures: this.textures,
+    texture: (e) => this.emit('texture', e),
+    error: (e) => this.emitError(e),
+    release: (key) => this.release(key),
+    track: (p) => this.track(p),
+  });
 
   /** Phaser calls this with (scene, pluginManager, mapping). */
   constructor(scene: Phaser.Scene, pluginManager: unknown, pluginKey: string) {
@@ -175,10 +137,8 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
    * Returns false for keys the plugin does not own.
    */
   release(key: string): boolean {
-    if (!this.owned.delete(key)) return false;
-    this.pools.forget(key);
-    const textures = this.systems.textures;
-    if (textures?.exists(key)) textures.remove(key);
+    if (!this.textures.remove(key)) return false;
+    this.store.pools.forget(key);
     return true;
   }
 
@@ -196,7 +156,7 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     if (this.session && changed.every((k) => LIVE_SETTINGS.has(k))) {
       this.cfg = next;
       this.runtime?.client.setMaxQueue(next.maxQueue);
-      if (this.info) for (const cat of this.info.categories) this.refill(cat);
+      if (this.info) for (const cat of this.info.categories) this.supply.refill(cat);
       return this;
     }
     if (this.session) this.stop();
@@ -211,7 +171,7 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
 
   /** Category names of the model (empty until its model.json has been read). */
   get categories(): string[] {
-    return this.meta ? [...this.meta.categories] : [];
+    return this.store.categories;
   }
 
   /** True once the model is loaded. */
@@ -221,15 +181,15 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
 
   get stats(): DiffusionStats {
     const c: ClientStats | null = this.runtime?.client.stats ?? null;
-    const pools = this.pools.counts();
+    const pools = this.store.pools.counts();
     return {
       backend: c?.backend ?? null,
       msPerStep: c?.msPerStep ?? 0,
       queueLength: c?.queueLength ?? 0,
-      cacheHits: this.counters.cacheHits,
-      cacheInvalid: this.cache?.stats.invalid ?? 0,
-      cacheMisses: this.counters.cacheMisses,
-      generated: this.counters.generated,
+      cacheHits: this.supply.counters.cacheHits,
+      cacheInvalid: this.store.cache?.stats.invalid ?? 0,
+      cacheMisses: this.supply.counters.cacheMisses,
+      generated: this.supply.counters.generated,
       modelRuns: c?.modelRuns ?? 0,
       readbacksPerStep: c?.readbacksPerStep ?? 0,
       pools,
@@ -275,72 +235,23 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
   spawn(category: string, x: number, y: number, options: SpawnOptions = {}): Phaser.GameObjects.Sprite {
     this.start();
     this.checkCategory(category);
-    const pool = this.pools.get(category);
+    const pool = this.store.pools.get(category);
     let key = pool?.ready.shift();
     const cached = key === undefined ? pool?.cached.shift() : undefined;
     if (cached) {
       // No generated texture waiting: a cached sprite becomes a texture now.
-      this.counters.cacheHits++;
-      key = this.createTexture(cached.width, cached.height, cached.rgba);
+      this.supply.counters.cacheHits++;
+      key = this.textures.create(cached.width, cached.height, cached.rgba);
       this.emit('texture', { key, category, fromCache: true });
     }
     if (key !== undefined) {
-      this.refill(category);
+      this.supply.refill(category);
       return this.systems.add.sprite(x, y, key);
     }
     const size = this.info?.imageSize ?? 32;
-    const placeholder = this.createTexture(size, size, null);
+    const placeholder = this.textures.create(size, size, null);
     const sprite = this.systems.add.sprite(x, y, placeholder);
-    const frameEvery = options.frameEvery ?? this.cfg.frameEvery;
-    const session = this.session;
-    const fromCache = (): boolean => {
-      // Spawned before the cache was read (or the model was ready): it may hold a sprite now.
-      const cachedNow = this.pools.get(category)?.cached.shift();
-      if (!cachedNow) return false;
-      this.counters.cacheHits++;
-      this.drawTexture(placeholder, cachedNow.width, cachedNow.height, cachedNow.rgba);
-      this.emit('texture', { key: placeholder, category, fromCache: true });
-      this.refill(category);
-      return true;
-    };
-    this.track(
-      (async () => {
-        await this.storedPromise;
-        if (session?.signal.aborted) return;
-        this.checkCategory(category);
-        if (fromCache()) return;
-        let info: ReadyInfo;
-        try {
-          info = await this.whenReady();
-        } catch {
-          return; // the load error was already reported through the `error` event
-        }
-        this.checkCategory(category);
-        const pool = this.pools.get(category);
-        if (fromCache()) return;
-        const pooled = pool?.ready[0];
-        const swappable = sprite as unknown as { setTexture?: (key: string) => unknown };
-        if (pooled !== undefined && typeof swappable.setTexture === 'function') {
-          pool?.ready.shift();
-          swappable.setTexture(pooled);
-          this.release(placeholder);
-          this.emit('texture', { key: pooled, category, fromCache: false });
-          this.refill(category);
-          return;
-        }
-        const sprites = await this.generateSprites(category, 1, 'high', frameEvery, (rgba) => {
-          this.drawTexture(placeholder, info.imageSize, info.imageSize, rgba);
-        });
-        this.counters.cacheMisses += sprites.length;
-        const s = sprites[0];
-        if (s) this.drawTexture(placeholder, s.width, s.height, s.rgba);
-        this.emit('texture', { key: placeholder, category, fromCache: false });
-        if (pool) this.refill(category);
-      })().catch((err: unknown) => {
-        if (session?.signal.aborted || (err instanceof DiffusionError && err.code === 'aborted')) return;
-        this.emitError(asDiffusionError(err));
-      }),
-    );
+    this.supply.fill(category, placeholder, sprite, options.frameEvery ?? this.cfg.frameEvery);
     return sprite;
   }
 
@@ -360,9 +271,9 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     const info = await this.whenReady();
     resolveContext(info.meta, categoryOrMix); // validates before queueing
     const label = typeof categoryOrMix === 'string' ? categoryOrMix : 'mix';
-    const sprites = await this.track(this.generateSprites(categoryOrMix, count, 'high', 0, undefined, options));
+    const sprites = await this.track(this.supply.generate(categoryOrMix, count, 'high', 0, undefined, options));
     return sprites.map((s) => {
-      const key = this.createTexture(s.width, s.height, s.rgba);
+      const key = this.textures.create(s.width, s.height, s.rgba);
       this.emit('texture', { key, category: label, fromCache: false });
       return key;
     });
@@ -373,7 +284,7 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     this.start();
     await this.whenReady();
     this.checkCategory(category);
-    this.refill(category, count);
+    this.supply.refill(category, count);
     await this.whenIdle();
   }
 
@@ -409,22 +320,9 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
       this.systems.events.once('shutdown', this.shutdown, this);
       this.listening = true;
     }
-    this.baseSeed = this.cfg.seed === undefined ? randomSeed() : this.cfg.seed >>> 0;
-    // Adopt the read configure() started if it is for these settings; any start consumes it. A
-    // restart (per-scene configure(), scene restart) reuses this plugin's last read while it holds.
-    const early = takeWarmStart();
-    const settings = warmStartSettings(this.cfg);
-    this.settings = settings;
-    const last = this.lastRead;
-    const warm =
-      early && sameWarmStart(early.settings, settings)
-        ? early
-        : last && sameWarmStart(last.settings, settings)
-          ? last
-          : null;
-    this.cache = warm ? warm.cache : newCache(this.cfg);
+    this.supply.reset(this.cfg.seed);
     // The cache is read before the worker loads the model (failures only mean no early sprites).
-    const read = this.readCacheEarly(session, warm);
+    const read = this.store.open(this.cfg, () => !session.signal.aborted && this.session === session);
     this.cachedPromise = read.first;
     this.storedPromise = read.all;
     // The game's runtime for these settings (one worker and model load for all scenes). A warm start
@@ -432,48 +330,19 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     // and session, all competing for the CPU) waits for the IndexedDB read. A cold start has nothing
     // cached to show, so its model loads at once, beside the read.
     const cfg = this.cfg;
-    const runtime = acquireRuntime(
-      this.systems.game ?? this,
-      {
-        modelUrl: resolveSource(cfg.modelUrl, cfg.baseUrl),
-        backend: cfg.backend,
-        weights: cfg.weights,
-        maxQueue: cfg.maxQueue,
-        workerUrl: cfg.assetsBaseUrl === undefined ? undefined : resolveUrl('worker.js', resolveUrl(cfg.assetsBaseUrl)),
-        workerFactory: cfg.workerFactory,
-      },
-      read.warm ? this.storedPromise : undefined,
-      fetchedModelJsons(),
-    );
+    const runtime = acquireRuntime(this.systems.game ?? this, runtimeSettings(cfg), {
+      after: read.warm ? this.storedPromise : undefined,
+      prefetched: fetchedModelJsons(),
+      // Events raised before the scene listens are kept for its first listener (the emitter's replay).
+      listeners: { backend: (e) => this.emit('backend', e), error: (e) => this.emitError(e) },
+    });
     this.runtime = runtime;
-    const onBackend = (e: { backend: BackendName; reason: string }) => this.emit('backend', e);
-    const onError = (e: DiffusionError) => this.emitError(e);
-    runtime.client.on('backend-changed', onBackend);
-    runtime.client.on('error', onError);
-    // A scene joining a runtime that already fell back hears why (kept until it listens).
-    if (runtime.backendChange) this.emit('backend', runtime.backendChange);
-    this.detachRuntime = () => {
-      runtime.client.off('backend-changed', onBackend);
-      runtime.client.off('error', onError);
-      runtime.release();
-    };
     const ready = (async () => {
       const info = await runtime.ready;
       await this.storedPromise; // the pools the cache read builds come first
       if (session.signal.aborted) throw new DiffusionError('aborted', 'the plugin was shut down');
       this.info = info;
-      this.meta = info.meta;
-      knowModelJson(info.modelUrl, info.meta); // other scenes' reads need not fetch it
-      if (typeof cfg.modelUrl !== 'string' && cfg.backend === 'auto') {
-        // One model per backend: the next visit reads this backend's model early, and the snapshot
-        // learns its model.json if the early read guessed the other one.
-        rememberBackend(info.backend);
-        if (info.modelUrl !== settings.modelUrl)
-          this.cache?.rememberModel(info.modelUrl, JSON.stringify({ ...info.meta, training: undefined }));
-      }
-      // Keeps the pools the early read built (the usual case); rebuilds them if model.json changed
-      // in between or the early read failed.
-      await this.syncPools(info.categories, info.modelSha, session);
+      await this.store.adopt(info, cfg, () => session.signal.aborted);
       if (session.signal.aborted) throw new DiffusionError('aborted', 'the plugin was shut down');
       this.emit('ready', info);
       // Pools refill in the next task: placeholders spawned while the model loaded wait on this
@@ -483,7 +352,7 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
         new Promise<void>((resolve) => {
           setTimeout(() => {
             if (!session.signal.aborted && this.session === session) {
-              for (const cat of info.categories) this.refill(cat);
+              for (const cat of info.categories) this.supply.refill(cat);
             }
             resolve();
           }, 0);
@@ -495,85 +364,6 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     this.track(ready).catch((err: unknown) => {
       if (!session.signal.aborted) this.emitError(asDiffusionError(err));
     });
-  }
-
-  /**
-   * Reads the cached sprites of every category on the main thread (or takes the read configure()
-   * started), so spawns can be served before the worker has the model: at once from the boot
-   * snapshot when it knows this model URL, then from model.json as fetched and IndexedDB. `first`
-   * resolves when the pools hold the first cached sprites, `all` when they hold every one; `warm`
-   * says the snapshot had sprites. Skipped without a cache.
-   */
-  private readCacheEarly(
-    session: AbortController,
-    warm: WarmStart | null,
-  ): { first: Promise<void>; all: Promise<void>; warm: boolean } {
-    const cache = this.cache;
-    // Without a cache, or on a backend guess (nothing cached for it yet): the pools are built at ready.
-    if (!cache || this.settings.guessed) return { first: Promise.resolve(), all: Promise.resolve(), warm: false };
-    const read = warm ?? startWarmStart(this.settings, cache);
-    this.lastRead = read;
-    read.fetched.catch(() => {
-      if (this.lastRead === read) this.lastRead = null; // model.json failed: a restart fetches again
-    });
-    const live = (): boolean => !session.signal.aborted && this.session === session;
-    const quick = read.quick;
-    if (quick) {
-      // Synchronous: no await happens before the pools are built from sprites already in memory.
-      this.meta = quick.meta;
-      this.syncPools(quick.meta.categories, quick.modelSha, session, quick.sprites, true).catch(() => undefined);
-    }
-    const all = read.fetched.then(
-      async (f) => {
-        if (!live()) return;
-        this.meta = f.meta;
-        // If the model changed since the snapshot, its pools go now, before IndexedDB answers.
-        for (const [cat, pool] of this.pools.entries()) {
-          if (!f.meta.categories.includes(cat) || pool.cacheKey !== this.poolKeyFor(cat, f.modelSha))
-            this.pools.drop(cat);
-        }
-        const full = await f.full;
-        if (!live()) return;
-        // Pools on the same keys get what the snapshot lacked; missing pools are built.
-        this.pools.mergeCached(full);
-        await this.syncPools(f.meta.categories, f.modelSha, session, full);
-      },
-      async (err: unknown) => {
-        // model.json could not be fetched (offline?): the snapshot's pools still get IndexedDB's rest.
-        if (!quick) throw err;
-        const keys = [...quick.sprites.keys()];
-        const found = await cache.getMany(keys);
-        if (live()) this.pools.mergeCached(new Map(keys.map((k, i) => [k, found[i] ?? []])));
-      },
-    );
-    const quiet = (p: Promise<void>) => p.catch(() => undefined); // failures only mean no early sprites
-    return { first: quick ? Promise.resolve() : quiet(all), all: quiet(all), warm: quick !== null };
-  }
-
-  /** The cache key of a category's pool under the current model.json (null without a cache). */
-  private poolKeyFor(category: string, modelSha: string): string | null {
-    const cache = this.cache;
-    const meta = this.meta;
-    return cache && meta ? poolKey(cache, this.settings, meta, modelSha, category) : null;
-  }
-
-  /** Makes the pools match a model (see {@link Pools.sync}), reading the cache for keys not `alreadyRead`. */
-  private syncPools(
-    categories: readonly string[],
-    modelSha: string,
-    session: AbortController,
-    alreadyRead?: ReadonlyMap<string, CachedSprite[]>,
-    fromSnapshot = false,
-  ): Promise<void> {
-    const cache = this.cache;
-    return this.pools.sync(
-      categories,
-      (cat) => this.poolKeyFor(cat, modelSha),
-      cache ? (keys) => cache.getMany(keys) : null,
-      () => session.signal.aborted,
-      alreadyRead,
-      fromSnapshot,
-    );
   }
 
   private stop(): void {
@@ -589,22 +379,14 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
       this.systems.events.off('destroy', this.destroy, this);
       this.hooked = false;
     }
-    const detach = this.detachRuntime;
-    this.detachRuntime = null;
+    this.runtime?.release();
     this.runtime = null;
-    detach?.();
-    this.cache = null;
     this.info = null;
-    this.meta = null;
+    this.store.close();
     this.cachedPromise = Promise.resolve();
     this.storedPromise = Promise.resolve();
     this.readyPromise = null;
-    this.pools.clear();
-    const textures = this.systems.textures;
-    for (const key of this.owned) {
-      if (textures?.exists(key)) textures.remove(key);
-    }
-    this.owned.clear();
+    this.textures.removeAll();
     this.pending.clear();
   }
 
@@ -616,86 +398,6 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
   }
 
   private checkCategory(category: string): void {
-    if (!this.meta) return;
-    if (!this.meta.categories.includes(category)) {
-      throw new DiffusionError(
-        'unknown-category',
-        `unknown category "${category}"; valid categories: ${this.meta.categories.join(', ')}`,
-      );
-    }
+    this.store.checkCategory(category);
   }
-
-  /** Keeps `target` (default poolSize) sprites of a category ready: cached ones first, else generated. */
-  private refill(category: string, target = this.cfg.poolSize): void {
-    const pool = this.pools.get(category);
-    if (!pool || !this.runtime || !this.session) return;
-    const session = this.session;
-    if (!this.info) return; // generation starts once the model is ready (which refills every pool)
-    // Cached sprites count as pooled but stay pixels until a spawn takes one: a texture costs a
-    // canvas and a GPU upload, and on a return visit the first frame's spawns are all from the cache.
-    const missing = target - pool.ready.length - pool.cached.length - pool.inflight;
-    if (missing <= 0) return;
-    pool.inflight += missing;
-    this.track(
-      this.generateSprites(category, missing, 'low', 0)
-        .then((sprites) => {
-          if (session.signal.aborted) return;
-          this.counters.cacheMisses += sprites.length;
-          for (const s of sprites) {
-            const key = this.createTexture(s.width, s.height, s.rgba);
-            pool.ready.push(key);
-            this.emit('texture', { key, category, fromCache: false });
-          }
-        })
-        .catch((err: unknown) => {
-          if (!session.signal.aborted && !(err instanceof DiffusionError && err.code === 'aborted')) {
-            this.emitError(asDiffusionError(err));
-          }
-        })
-        .finally(() => {
-          pool.inflight -= missing;
-        }),
-    );
-  }
-
-  /** Runs the model (through the game's client) and writes pool sprites through to the cache. */
-  private async generateSprites(
-    categoryOrMix: string | Record<string, number>,
-    count: number,
-    priority: 'high' | 'low',
-    frameEvery: number,
-    onFrame?: (rgba: Uint8ClampedArray) => void,
-    options: GenerateSpritesOptions = {},
-  ): Promise<Sprite[]> {
-    const client = this.runtime?.client;
-    const info = this.info;
-    const session = this.session;
-    if (!client || !info || !session) throw new DiffusionError('aborted', 'the plugin was shut down');
-    const pool = typeof categoryOrMix === 'string' ? this.pools.get(categoryOrMix) : undefined;
-    const seed = options.seed ?? requestSeed(this.baseSeed, ++this.requestCounter);
-    const ctx = { client, info, session, cfg: this.cfg, seed, cache: this.cache, cacheKey: pool?.cacheKey ?? null };
-    const { sprites, write } = await generateSprites(ctx, categoryOrMix, count, priority, frameEvery, onFrame, options);
-    this.counters.generated += sprites.length;
-    if (write) {
-      this.lastRead = null; // the cache changed: a restart reads it again
-      this.track(write);
-    }
-    return sprites;
-  }
-
-  private createTexture(width: number, height: number, rgba: Uint8Array | Uint8ClampedArray | null): string {
-    const key = `diffusion-${this.id}-${++this.textureCounter}`;
-    addSpriteTexture(this.systems.textures, key, width, height, rgba);
-    this.owned.add(key);
-    return key;
-  }
-
-  private drawTexture(key: string, width: number, height: number, rgba: Uint8Array | Uint8ClampedArray): void {
-    if (this.owned.has(key)) drawSpriteTexture(this.systems.textures, key, width, height, rgba);
-  }
-}
-
-function asDiffusionError(err: unknown): DiffusionError {
-  if (err instanceof DiffusionError) return err;
-  return new DiffusionError('backend', err instanceof Error ? err.message : String(err), { cause: err });
 }

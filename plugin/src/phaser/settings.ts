@@ -5,8 +5,9 @@
 import { SpriteCache, type SpriteCacheOptions } from '../cache/spriteCache.ts';
 import { DiffusionError } from '../errors.ts';
 import type { WorkerFactory } from '../runtime/client.ts';
-import { resolveUrl } from '../runtime/urls.ts';
+import { resolveSource, resolveUrl } from '../runtime/urls.ts';
 import type { BackendChoice, ModelSource, SamplerName, WeightsChoice } from '../worker/protocol.ts';
+import type { RuntimeSettings } from './sharedClient.ts';
 import {
   forgetModelJsons,
   likelyBackend,
@@ -130,6 +131,19 @@ export function sourceKey(source: ModelSource): string {
 
 /** Settings a running plugin applies in place (no new worker, no new cache read). */
 export const LIVE_SETTINGS: ReadonlySet<keyof DiffusionConfig> = new Set(['poolSize', 'frameEvery', 'maxQueue']);
+
+/** What the game's shared runtime needs from the settings, URLs resolved against the page. */
+export function runtimeSettings(cfg: DiffusionConfig): RuntimeSettings {
+  const assets = cfg.assetsBaseUrl;
+  return {
+    modelUrl: resolveSource(cfg.modelUrl, cfg.baseUrl),
+    backend: cfg.backend,
+    weights: cfg.weights,
+    maxQueue: cfg.maxQueue,
+    workerUrl: assets === undefined ? undefined : resolveUrl('worker.js', resolveUrl(assets)),
+    workerFactory: cfg.workerFactory,
+  };
+}
 
 /** The settings of a boot-time cache read: the model URL the worker will most likely load, resolved. */
 export function warmStartSettings(cfg: DiffusionConfig): WarmStartSettings {

@@ -5,6 +5,7 @@
  * not reload the model), and is disposed when the game is destroyed, or once no scene uses it after
  * another runtime replaced it (the settings changed).
  */
+import type { DiffusionError } from '../errors.ts';
 import type { WeightsChoice } from '../runtime/backend.ts';
 import { DiffusionClient, type ReadyInfo, type WorkerFactory } from '../runtime/client.ts';
 import type { BackendChoice, BackendName, ModelSource } from '../worker/protocol.ts';
@@ -26,10 +27,21 @@ export interface SharedRuntime {
   readonly client: DiffusionClient;
   /** The model load (started by the first holder); later holders await the same promise. */
   readonly ready: Promise<ReadyInfo>;
-  /** The runtime's last backend change (a fallback to WASM and why), for holders that came later. */
-  readonly backendChange: BackendChange | null;
-  /** Gives the runtime back; the plugin must not use it afterwards. */
+  /** Removes the holder's listeners and gives the runtime back; the plugin must not use it afterwards. */
   release(): void;
+}
+
+/** How a plugin takes a runtime. */
+export interface AcquireOptions {
+  /** A new runtime's model load waits for this (a warm start lets its cache read finish first). */
+  after?: Promise<unknown> | undefined;
+  /** The model.json documents the page fetched, so the worker does not fetch them again. */
+  prefetched?: Promise<Record<string, unknown>> | undefined;
+  /**
+   * The holder's listeners, removed by `release()`. A holder that comes after a backend change
+   * hears it at once.
+   */
+  listeners?: { backend(e: BackendChange): void; error(e: DiffusionError): void } | undefined;
 }
 
 /** A backend change: the backend now running and why. */
@@ -69,16 +81,11 @@ const games = new WeakMap<object, Entry[]>();
 
 /**
  * The runtime of `owner` (the Phaser.Game) for these settings: the existing one, or a new one whose
- * model load starts now, or once `after` settles (a warm start lets its cache read finish first);
- * `prefetched` are the model.json documents the page fetched, so the worker does not fetch them again.
+ * model load starts now (or after `opts.after`).
  * Runtimes of the same owner with other settings and no holders are disposed.
  */
-export function acquireRuntime(
-  owner: object,
-  settings: RuntimeSettings,
-  after?: Promise<unknown>,
-  prefetched?: Promise<Record<string, unknown>>,
-): SharedRuntime {
+export function acquireRuntime(owner: object, settings: RuntimeSettings, opts: AcquireOptions = {}): SharedRuntime {
+  const { after, prefetched, listeners } = opts;
   let entries = games.get(owner);
   if (!entries) {
     const list: Entry[] = [];
@@ -122,14 +129,22 @@ export function acquireRuntime(
   const held = entry;
   held.holders++;
   held.client.setMaxQueue(settings.maxQueue);
+  if (listeners) {
+    held.client.on('backend-changed', listeners.backend);
+    held.client.on('error', listeners.error);
+    if (held.backendChange) listeners.backend(held.backendChange);
+  }
   let released = false;
   return {
     client: held.client,
     ready: held.ready,
-    backendChange: held.backendChange,
     release: () => {
       if (released) return;
       released = true;
+      if (listeners) {
+        held.client.off('backend-changed', listeners.backend);
+        held.client.off('error', listeners.error);
+      }
       held.holders--;
       const list = games.get(owner);
       const superseded = !list?.includes(held) || list[list.length - 1] !== held;

@@ -1,13 +1,15 @@
 /**
- * Where generated sprites come from: one request through the game's shared client, with the
- * plugin's sampling settings, and written through to the sprite cache when they are pool sprites
- * (a plain category at the plugin's default settings).
+ * Where a scene's sprites come from once the cache has none: requests through the game's shared
+ * client with the plugin's sampling settings, written through to the sprite cache when they are pool
+ * sprites (a plain category at the plugin's default settings); pool refills and placeholder filling.
  */
 import type { SpriteCache } from '../cache/spriteCache.ts';
 import { DiffusionError } from '../errors.ts';
 import { resolveContext } from '../model/meta.ts';
 import type { DiffusionClient, ReadyInfo } from '../runtime/client.ts';
 import type { DiffusionConfig } from './settings.ts';
+import type { SpriteStore } from './spriteStore.ts';
+import type { OwnedTextures } from './spriteTexture.ts';
 import type { GenerateSpritesOptions, Sprite } from './types.ts';
 
 /** splitmix32's finaliser: request seeds from the plugin's base seed and a request counter. */
@@ -92,4 +94,163 @@ export async function generateSprites(
         )
       : null;
   return { sprites, write };
+}
+
+/** What a {@link SpriteSupply} needs from its plugin (read at call time: they change per start). */
+export interface SupplyHost {
+  cfg(): DiffusionConfig;
+  session(): AbortController | null;
+  client(): DiffusionClient | null;
+  info(): ReadyInfo | null;
+  /** Resolves once the cache read is in the pools. */
+  stored(): Promise<void>;
+  whenReady(): Promise<ReadyInfo>;
+  readonly store: SpriteStore;
+  readonly textures: OwnedTextures;
+  texture(e: { key: string; category: string; fromCache: boolean }): void;
+  error(e: DiffusionError): void;
+  release(key: string): boolean;
+  track<T>(p: Promise<T>): Promise<T>;
+}
+
+/** A failure as the plugin reports it. */
+export function asDiffusionError(err: unknown): DiffusionError {
+  if (err instanceof DiffusionError) return err;
+  return new DiffusionError('backend', err instanceof Error ? err.message : String(err), { cause: err });
+}
+
+function isAbort(err: unknown): boolean {
+  return err instanceof DiffusionError && err.code === 'aborted';
+}
+
+/**
+ * A scene's supply of generated sprites: pool refills in the background, placeholders filled as
+ * soon as a cached, pooled or generated sprite is there, and the counters `stats` reports.
+ */
+export class SpriteSupply {
+  readonly counters = { cacheHits: 0, cacheMisses: 0, generated: 0 };
+  private baseSeed = 0;
+  private requests = 0;
+
+  constructor(private readonly host: SupplyHost) {}
+
+  /** A start: request seeds derive from the settings' seed, else a random one. */
+  reset(seed: number | undefined): void {
+    this.baseSeed = seed === undefined ? randomSeed() : seed >>> 0;
+  }
+
+  /** Runs the model (through the game's client) and writes pool sprites through to the cache. */
+  async generate(
+    categoryOrMix: string | Record<string, number>,
+    count: number,
+    priority: 'high' | 'low',
+    frameEvery: number,
+    onFrame?: (rgba: Uint8ClampedArray) => void,
+    options: GenerateSpritesOptions = {},
+  ): Promise<Sprite[]> {
+    const h = this.host;
+    const client = h.client();
+    const info = h.info();
+    const session = h.session();
+    if (!client || !info || !session) throw new DiffusionError('aborted', 'the plugin was shut down');
+    const pool = typeof categoryOrMix === 'string' ? h.store.pools.get(categoryOrMix) : undefined;
+    const seed = options.seed ?? requestSeed(this.baseSeed, ++this.requests);
+    const ctx = { client, info, session, cfg: h.cfg(), seed, cache: h.store.cache, cacheKey: pool?.cacheKey ?? null };
+    const { sprites, write } = await generateSprites(ctx, categoryOrMix, count, priority, frameEvery, onFrame, options);
+    this.counters.generated += sprites.length;
+    if (write) {
+      h.store.written(); // the cache changed: a restart reads it again
+      h.track(write);
+    }
+    return sprites;
+  }
+
+  /** Keeps `target` (default poolSize) sprites of a category ready: cached ones first, else generated. */
+  refill(category: string, target = this.host.cfg().poolSize): void {
+    const h = this.host;
+    const pool = h.store.pools.get(category);
+    const session = h.session();
+    if (!pool || !session || !h.client() || !h.info()) return; // ready refills every pool
+    // Cached sprites count as pooled but stay pixels until a spawn takes one: a texture costs a
+    // canvas and a GPU upload, and on a return visit the first frame's spawns are all from the cache.
+    const missing = target - pool.ready.length - pool.cached.length - pool.inflight;
+    if (missing <= 0) return;
+    pool.inflight += missing;
+    h.track(
+      this.generate(category, missing, 'low', 0)
+        .then((sprites) => {
+          if (session.signal.aborted) return;
+          this.counters.cacheMisses += sprites.length;
+          for (const s of sprites) {
+            const key = h.textures.create(s.width, s.height, s.rgba);
+            pool.ready.push(key);
+            h.texture({ key, category, fromCache: false });
+          }
+        })
+        .catch((err: unknown) => {
+          if (!session.signal.aborted && !isAbort(err)) h.error(asDiffusionError(err));
+        })
+        .finally(() => {
+          pool.inflight -= missing;
+        }),
+    );
+  }
+
+  /**
+   * Fills a placeholder texture (shown by `sprite`): from the cache once it is read, else a pooled
+   * texture once the model is ready, else a sprite generated for it (drawing intermediate frames every
+   * `frameEvery` steps).
+   */
+  fill(category: string, placeholder: string, sprite: unknown, frameEvery: number): void {
+    const h = this.host;
+    const session = h.session();
+    const fromCache = (): boolean => {
+      // Spawned before the cache was read (or the model was ready): it may hold a sprite now.
+      const cachedNow = h.store.pools.get(category)?.cached.shift();
+      if (!cachedNow) return false;
+      this.counters.cacheHits++;
+      h.textures.draw(placeholder, cachedNow.width, cachedNow.height, cachedNow.rgba);
+      h.texture({ key: placeholder, category, fromCache: true });
+      this.refill(category);
+      return true;
+    };
+    const run = async () => {
+      await h.stored();
+      if (session?.signal.aborted) return;
+      h.store.checkCategory(category);
+      if (fromCache()) return;
+      let info: ReadyInfo;
+      try {
+        info = await h.whenReady();
+      } catch {
+        return; // the load error was already reported through the `error` event
+      }
+      h.store.checkCategory(category);
+      const pool = h.store.pools.get(category);
+      if (fromCache()) return;
+      const pooled = pool?.ready[0];
+      const swappable = sprite as { setTexture?: (key: string) => unknown };
+      if (pooled !== undefined && typeof swappable.setTexture === 'function') {
+        pool?.ready.shift();
+        swappable.setTexture(pooled);
+        h.release(placeholder);
+        h.texture({ key: pooled, category, fromCache: false });
+        this.refill(category);
+        return;
+      }
+      const sprites = await this.generate(category, 1, 'high', frameEvery, (rgba) => {
+        h.textures.draw(placeholder, info.imageSize, info.imageSize, rgba);
+      });
+      this.counters.cacheMisses += sprites.length;
+      const s = sprites[0];
+      if (s) h.textures.draw(placeholder, s.width, s.height, s.rgba);
+      h.texture({ key: placeholder, category, fromCache: false });
+      if (pool) this.refill(category);
+    };
+    h.track(
+      run().catch((err: unknown) => {
+        if (!session?.signal.aborted && !isAbort(err)) h.error(asDiffusionError(err));
+      }),
+    );
+  }
 }

@@ -141,3 +141,40 @@ export function drawSpriteTexture(
   put(ctx, width, height, rgba);
   upload(tex);
 }
+
+/** The textures one plugin created: unique keys, redrawn in place, each removed when given back. */
+export class OwnedTextures {
+  private readonly keys = new Set<string>();
+  private counter = 0;
+
+  constructor(
+    private readonly textures: () => Pick<Phaser.Textures.TextureManager, 'addCanvas' | 'get' | 'exists' | 'remove'>,
+    private readonly prefix: string,
+  ) {}
+
+  /** A new canvas texture (a blank placeholder when `rgba` is null); returns its key. */
+  create(width: number, height: number, rgba: Uint8Array | Uint8ClampedArray | null): string {
+    const key = `${this.prefix}-${++this.counter}`;
+    addSpriteTexture(this.textures(), key, width, height, rgba);
+    this.keys.add(key);
+    return key;
+  }
+
+  /** Redraws one of these textures (ignored once it was removed). */
+  draw(key: string, width: number, height: number, rgba: Uint8Array | Uint8ClampedArray): void {
+    if (this.keys.has(key)) drawSpriteTexture(this.textures(), key, width, height, rgba);
+  }
+
+  /** Removes one of these textures; false for a key it did not create. */
+  remove(key: string): boolean {
+    if (!this.keys.delete(key)) return false;
+    const textures = this.textures();
+    if (textures?.exists(key)) textures.remove(key);
+    return true;
+  }
+
+  /** Removes all of them. */
+  removeAll(): void {
+    for (const key of [...this.keys]) this.remove(key);
+  }
+}
