@@ -47,11 +47,11 @@ function ortAssetUrls(outdir) {
   };
 }
 
-/** The client's worker URL in the source (`../worker/worker.ts`) -> the built worker beside dist/index.js. */
+/** The worker URL in the source (`../worker/worker.ts`) -> the built worker beside dist/index.js. */
 const workerUrl = {
   name: 'worker-url',
   setup(build) {
-    build.onLoad({ filter: /runtime[\\/]client\.ts$/ }, (args) => {
+    build.onLoad({ filter: /runtime[\\/]workerFactory\.ts$/ }, (args) => {
       const src = readFileSync(args.path, 'utf8');
       const opts = "{ type: 'module', name: 'spritediffusion' }";
       const from = `new Worker(new URL('../worker/worker.ts', import.meta.url), ${opts})`;

@@ -13,41 +13,26 @@ import { DiffusionError } from '../errors.ts';
 import type {
   BackendChoice,
   BackendName,
-  GenerateRequest,
-  GenerateStats,
   ModelSource,
   ReadyResponse,
-  WorkerLoadTimings,
   WorkerRequest,
   WorkerResponse,
 } from '../worker/protocol.ts';
 import type { WeightsChoice } from './backend.ts';
+import { batchRequest, mergeableCount } from './batching.ts';
+import type { ClientEvents, ClientStats, GenerateOptions, GenerateResult, ReadyInfo } from './clientTypes.ts';
 import { Emitter } from './emitter.ts';
+import { defaultWorkerFactory, type WorkerFactory, type WorkerLike, workerFactoryFor } from './workerFactory.ts';
 
-/** The subset of `Worker` the client uses (a fake implements it in unit tests). */
-export interface WorkerLike {
-  postMessage(message: unknown, transfer?: Transferable[]): void;
-  addEventListener(type: 'message', fn: (e: MessageEvent) => void): void;
-  addEventListener(type: 'error', fn: (e: ErrorEvent) => void): void;
-  removeEventListener(type: 'message', fn: (e: MessageEvent) => void): void;
-  removeEventListener(type: 'error', fn: (e: ErrorEvent) => void): void;
-  terminate(): void;
-}
-
-/** Creates the inference worker. */
-export type WorkerFactory = () => WorkerLike;
-
-/**
- * The default factory: the module worker beside the package entry. The literal
- * `new Worker(new URL(..., import.meta.url))` is the pattern Vite and webpack 5 follow to emit it.
- */
-export const defaultWorkerFactory: WorkerFactory = () =>
-  new Worker(new URL('../worker/worker.ts', import.meta.url), { type: 'module', name: 'spritediffusion' });
-
-/** A factory for the worker script at `url` (a copy of the package's `dist/worker/worker.js`). */
-export function workerFactoryFor(url: string | URL): WorkerFactory {
-  return () => new Worker(url, { type: 'module', name: 'spritediffusion' });
-}
+export type {
+  ClientEvents,
+  ClientStats,
+  GenerateOptions,
+  GenerateResult,
+  LoadTimings,
+  ReadyInfo,
+} from './clientTypes.ts';
+export { defaultWorkerFactory, type WorkerFactory, type WorkerLike, workerFactoryFor } from './workerFactory.ts';
 
 export interface ClientOptions {
   workerFactory?: WorkerFactory;
@@ -71,57 +56,6 @@ export interface ClientOptions {
  * 25 steps still finishes in about 1.5 s. A GPU's step time barely grows with the rows.
  */
 export const DEFAULT_BATCH_ROWS: Readonly<Record<BackendName, number>> = { wasm: 8, webgpu: 32 };
-
-/** Where a model load's time went (ms). */
-export interface LoadTimings extends WorkerLoadTimings {
-  /**
-   * From `init` to ready as the page saw it: the worker's own start (its script) and messaging
-   * included, so `totalMs - readyMs` is what starting the worker took.
-   */
-  totalMs: number;
-}
-
-/** What `init` resolves to. */
-export type ReadyInfo = Omit<ReadyResponse, 'type' | 'requestId' | 'timings'> & { timings: LoadTimings };
-
-/** Options of {@link DiffusionClient.generate}: the worker's generate request plus client-side extras. */
-export interface GenerateOptions extends Omit<GenerateRequest, 'type' | 'requestId'> {
-  /** 'high' requests (visible sprites) run before 'low' ones (background pool refills). */
-  priority?: 'high' | 'low';
-  signal?: AbortSignal;
-  onFrame?(frame: { rgba: Uint8ClampedArray[]; width: number; height: number; step: number; total: number }): void;
-  onProgress?(step: number, total: number): void;
-}
-
-export interface GenerateResult {
-  width: number;
-  height: number;
-  rgba: Uint8ClampedArray[];
-  stats: GenerateStats;
-}
-
-export interface ClientStats {
-  backend: BackendName | null;
-  /** Mean ms per sampling step of the last generate. */
-  msPerStep: number;
-  /** Requests waiting, plus the running one. */
-  queueLength: number;
-  /** Denoiser runs so far. */
-  modelRuns: number;
-  /** Sampling steps so far. */
-  steps: number;
-  /** GPU readbacks inside step loops so far (WebGPU goal: 0). */
-  loopReadbacks: number;
-  /** loopReadbacks / steps. */
-  readbacksPerStep: number;
-  /** Sprites generated so far. */
-  generated: number;
-}
-
-export interface ClientEvents {
-  'backend-changed': { backend: BackendName; reason: string };
-  error: DiffusionError;
-}
 
 interface Pending {
   id: number;
@@ -349,64 +283,26 @@ export class DiffusionClient extends Emitter<ClientEvents> {
     if (this.running || this.disposed) return;
     const head = this.waiting.shift();
     if (!head) return;
-    const group = [head, ...this.takeMergeable(head)];
-    const parts: Batch['parts'] = [];
-    let offset = 0;
-    for (const job of group) {
-      parts.push({ job, offset });
-      offset += job.opts.count;
-    }
-    const batch: Batch = { id: head.id, parts };
+    const cap = this.batchRows[this.ready?.backend ?? 'wasm'];
+    const guidance = this.ready?.meta.sampling.guidance ?? 1;
+    const n = mergeableCount(
+      head.opts,
+      this.waiting.map((p) => p.opts),
+      cap,
+      guidance,
+    );
+    const group = [head, ...this.waiting.splice(0, n)];
+    const { msg, offsets } = batchRequest(
+      head.id,
+      group.map((p) => p.opts),
+    );
+    const batch: Batch = { id: head.id, parts: group.map((job, i) => ({ job, offset: offsets[i] ?? 0 })) };
     this.running = batch;
-    const o = head.opts;
-    const msg: GenerateRequest = {
-      type: 'generate',
-      requestId: batch.id,
-      contexts: group.length === 1 ? o.contexts : group.flatMap((j) => spriteContexts(j.opts)),
-      count: offset,
-      sampler: o.sampler,
-      seed: o.seed >>> 0,
-    };
-    if (group.length > 1) msg.parts = group.map((j) => ({ seed: j.opts.seed >>> 0, count: j.opts.count }));
-    if (o.steps !== undefined) msg.steps = o.steps;
-    if (o.guidance !== undefined) msg.guidance = o.guidance;
-    if (o.eta !== undefined) msg.eta = o.eta;
-    if (o.frameEvery) msg.frameEvery = o.frameEvery;
     try {
       this.ensureWorker().postMessage(msg);
     } catch (err) {
       this.finish(batch, undefined, err);
     }
-  }
-
-  /** Denoiser rows of a request: its sprites, twice that with classifier-free guidance. */
-  private rowsOf(o: GenerateOptions): number {
-    const guidance = o.guidance ?? this.ready?.meta.sampling.guidance ?? 1;
-    return o.count * (guidance !== 1 ? 2 : 1);
-  }
-
-  /**
-   * Removes from the front of the queue the requests that can join `head`'s batch: the same
-   * priority, sampling settings and frame interval, within the backend's row cap.
-   */
-  private takeMergeable(head: Pending): Pending[] {
-    const cap = this.batchRows[this.ready?.backend ?? 'wasm'];
-    const alike = (a: GenerateOptions, b: GenerateOptions): boolean =>
-      (a.frameEvery ?? 0) === (b.frameEvery ?? 0) &&
-      (a.priority ?? 'low') === (b.priority ?? 'low') &&
-      a.sampler === b.sampler &&
-      a.steps === b.steps &&
-      a.guidance === b.guidance &&
-      a.eta === b.eta;
-    let rows = this.rowsOf(head.opts);
-    let n = 0;
-    for (const next of this.waiting) {
-      const more = this.rowsOf(next.opts);
-      if (!alike(head.opts, next.opts) || rows + more > cap) break;
-      rows += more;
-      n++;
-    }
-    return this.waiting.splice(0, n);
   }
 
   private finish(batch: Batch, result?: GenerateResult, err?: unknown): void {
@@ -511,10 +407,4 @@ export class DiffusionClient extends Emitter<ClientEvents> {
       }
     }
   };
-}
-
-/** One context per sprite of a request (a single context stands for all of them). */
-function spriteContexts(o: GenerateOptions): Float32Array[] {
-  const [first] = o.contexts;
-  return o.contexts.length === 1 && first ? Array.from({ length: o.count }, () => first) : o.contexts;
 }

@@ -1,0 +1,60 @@
+/** The worker client's public types: ready info, generate options and results, stats and events. */
+import type { DiffusionError } from '../errors.ts';
+import type {
+  BackendName,
+  GenerateRequest,
+  GenerateStats,
+  ReadyResponse,
+  WorkerLoadTimings,
+} from '../worker/protocol.ts';
+
+/** Where a model load's time went (ms). */
+export interface LoadTimings extends WorkerLoadTimings {
+  /**
+   * From `init` to ready as the page saw it: the worker's own start (its script) and messaging
+   * included, so `totalMs - readyMs` is what starting the worker took.
+   */
+  totalMs: number;
+}
+
+/** What `init` resolves to. */
+export type ReadyInfo = Omit<ReadyResponse, 'type' | 'requestId' | 'timings'> & { timings: LoadTimings };
+
+/** Options of {@link DiffusionClient.generate}: the worker's generate request plus client-side extras. */
+export interface GenerateOptions extends Omit<GenerateRequest, 'type' | 'requestId'> {
+  /** 'high' requests (visible sprites) run before 'low' ones (background pool refills). */
+  priority?: 'high' | 'low';
+  signal?: AbortSignal;
+  onFrame?(frame: { rgba: Uint8ClampedArray[]; width: number; height: number; step: number; total: number }): void;
+  onProgress?(step: number, total: number): void;
+}
+
+export interface GenerateResult {
+  width: number;
+  height: number;
+  rgba: Uint8ClampedArray[];
+  stats: GenerateStats;
+}
+
+export interface ClientStats {
+  backend: BackendName | null;
+  /** Mean ms per sampling step of the last generate. */
+  msPerStep: number;
+  /** Requests waiting, plus the running one. */
+  queueLength: number;
+  /** Denoiser runs so far. */
+  modelRuns: number;
+  /** Sampling steps so far. */
+  steps: number;
+  /** GPU readbacks inside step loops so far (WebGPU goal: 0). */
+  loopReadbacks: number;
+  /** loopReadbacks / steps. */
+  readbacksPerStep: number;
+  /** Sprites generated so far. */
+  generated: number;
+}
+
+export interface ClientEvents {
+  'backend-changed': { backend: BackendName; reason: string };
+  error: DiffusionError;
+}
