@@ -36,6 +36,9 @@ export type { DiffusionEvents, DiffusionStats, GenerateSpritesOptions, SpawnOpti
 
 let instanceCounter = 0;
 
+/** After a failed model load, the next `spawn` this long after it loads again (ms). */
+export const RETRY_COOLDOWN_MS = 10_000;
+
 export class DiffusionPlugin extends Emitter<DiffusionEvents> {
   /**
    * Sets defaults for every plugin instance created afterwards (and instances not yet started).
@@ -81,6 +84,8 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
   /** Listening for the scene's START and DESTROY (from boot, or the first start, until destroy). */
   private hooked = false;
   private destroyed = false;
+  /** When the last model load failed (null: it did not). */
+  private failedAt: number | null = null;
   private readonly reported = new WeakSet<DiffusionError>();
   /** Pool refills, placeholders and generation (see spriteSource.ts). */
   private readonly supply = new SpriteSupply({
@@ -202,6 +207,11 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     return this.readyPromise as Promise<ReadyInfo>;
   }
 
+  /** Retries a failed model load once the cool-down since the failure has passed. */
+  private retryIfDue(): void {
+    if (this.failedAt !== null && Date.now() - this.failedAt >= RETRY_COOLDOWN_MS) this.retry();
+  }
+
   /**
    * Resolves once cached sprites for this model are in the pools, well before {@link whenReady}:
    * on a return visit at once (from the cache's localStorage boot snapshot, a few per category;
@@ -234,6 +244,7 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
    */
   spawn(category: string, x: number, y: number, options: SpawnOptions = {}): Phaser.GameObjects.Sprite {
     this.start();
+    this.retryIfDue();
     this.checkCategory(category);
     const pool = this.store.pools.get(category);
     let key = pool?.ready.shift();
@@ -325,13 +336,20 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     const read = this.store.open(this.cfg, () => !session.signal.aborted && this.session === session);
     this.cachedPromise = read.first;
     this.storedPromise = read.all;
-    // The game's runtime for these settings (one worker and model load for all scenes). A warm start
-    // (boot snapshot) already shows cached sprites: a new worker (ORT's wasm compile, weights download
-    // and session, all competing for the CPU) waits for the IndexedDB read. A cold start has nothing
-    // cached to show, so its model loads at once, beside the read.
+    this.load(session, read.warm);
+  }
+
+  /**
+   * Takes the game's runtime for these settings (one worker and model load for all scenes) and builds
+   * the pools when it is ready. A warm start (boot snapshot) already shows cached sprites: a new worker
+   * (ORT's wasm compile, weights download and session, all competing for the CPU) waits for the
+   * IndexedDB read. A cold start has nothing cached to show, so its model loads at once, beside it.
+   */
+  private load(session: AbortController, warm: boolean): void {
     const cfg = this.cfg;
+    this.failedAt = null;
     const runtime = acquireRuntime(this.systems.game ?? this, runtimeSettings(cfg), {
-      after: read.warm ? this.storedPromise : undefined,
+      after: warm ? this.storedPromise : undefined,
       prefetched: fetchedModelJsons(),
       // Events raised before the scene listens are kept for its first listener (the emitter's replay).
       listeners: { backend: (e) => this.emit('backend', e), error: (e) => this.emitError(e) },
@@ -362,8 +380,22 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     })();
     this.readyPromise = ready;
     this.track(ready).catch((err: unknown) => {
-      if (!session.signal.aborted) this.emitError(asDiffusionError(err));
+      if (session.signal.aborted) return;
+      this.failedAt = Date.now();
+      this.emitError(asDiffusionError(err));
     });
+  }
+
+  /**
+   * Loads the model again after a failed load (the network came back, the files were fixed), keeping
+   * the scene's sprites; `spawn` does it by itself once {@link RETRY_COOLDOWN_MS} have passed since the
+   * failure. No-op unless the last load failed.
+   */
+  retry(): void {
+    const session = this.session;
+    if (!session || this.failedAt === null) return;
+    this.runtime?.release();
+    this.load(session, false);
   }
 
   private stop(): void {

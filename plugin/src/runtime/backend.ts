@@ -79,18 +79,18 @@ export const AUTO_WEIGHTS: Readonly<Record<BackendName, readonly (keyof typeof W
   wasm: ['int8', 'fp16', 'fp32'],
 };
 
+/** The weights files 'auto' may use on a backend, best first (at least the fp32 file). */
+export function autoVariants(meta: ModelMeta, backend: BackendName): ModelFile[] {
+  const files = AUTO_WEIGHTS[backend].map((v) => meta.files[WEIGHT_FILES[v]]).filter((f): f is ModelFile => !!f);
+  return files.length > 0 ? files : [meta.files.model];
+}
+
 /**
  * The model.json file entry for a weights choice on a backend (default WASM).
  * @throws DiffusionError `bad-option` if absent.
  */
 export function pickWeights(meta: ModelMeta, choice: WeightsChoice, backend: BackendName = 'wasm'): ModelFile {
-  if (choice === 'auto') {
-    for (const v of AUTO_WEIGHTS[backend]) {
-      const file = meta.files[WEIGHT_FILES[v]];
-      if (file) return file;
-    }
-    return meta.files.model;
-  }
+  if (choice === 'auto') return autoVariants(meta, backend)[0] as ModelFile;
   const file = meta.files[WEIGHT_FILES[choice]];
   if (!file) {
     const offered = (Object.keys(WEIGHT_FILES) as (keyof typeof WEIGHT_FILES)[]).filter(
@@ -135,20 +135,55 @@ export async function loadModel(
     }
     return bytes;
   };
-  const file = pickWeights(meta, weights, backend);
-  const [model, update] = await Promise.all([fetchChecked(file), fetchChecked(meta.files.update)]);
-  return { meta, sha256: file.sha256, model, update };
+  const update = fetchChecked(meta.files.update);
+  update.catch(() => undefined); // awaited below, after the weights
+  // With 'auto', a weights file that fails its integrity check gives way to the next variant listed.
+  const candidates =
+    weights === 'auto' ? autoVariants(meta, backend) : [pickWeights(meta, weights, backend)];
+  let model: Uint8Array | null = null;
+  let file = candidates[0] as ModelFile;
+  for (const [i, f] of candidates.entries()) {
+    file = f;
+    try {
+      model = await fetchChecked(f);
+      break;
+    } catch (err) {
+      const last = i === candidates.length - 1;
+      if (last || !(err instanceof DiffusionError && err.code === 'model-integrity')) throw err;
+      console.warn(`spritediffusion: ${err.message} Trying ${candidates[i + 1]?.path} instead.`);
+    }
+  }
+  return { meta, sha256: file.sha256, model: model as Uint8Array, update: await update };
 }
 
+/**
+ * Waits before each retry of a download that failed on the network or with a 5xx answer (ms): three
+ * tries in all. A 4xx answer (a wrong URL) is not retried. Tests shorten the waits.
+ */
+export const fetchRetry: { delaysMs: readonly number[] } = { delaysMs: [300, 1500] };
+
 async function fetchOk(url: URL, fetchFn: typeof fetch): Promise<Response> {
-  let res: Response;
-  try {
-    res = await fetchFn(url.href);
-  } catch (cause) {
-    throw new DiffusionError('bad-model', `could not fetch ${url.href}: ${String(cause)}`, { cause });
+  const delays = fetchRetry.delaysMs;
+  for (let attempt = 0; ; attempt++) {
+    let failure: DiffusionError;
+    try {
+      const res = await fetchFn(url.href);
+      if (res.ok) return res;
+      failure = new DiffusionError('bad-model', `could not fetch ${url.href}: HTTP ${res.status}`);
+      if (res.status < 500) throw failure;
+    } catch (cause) {
+      if (cause instanceof DiffusionError) throw cause;
+      failure = new DiffusionError('bad-model', `could not fetch ${url.href}: ${String(cause)}`, { cause });
+    }
+    const wait = delays[attempt];
+    if (wait === undefined) {
+      const tries = attempt + 1;
+      throw tries > 1
+        ? new DiffusionError('bad-model', `${failure.message} (${tries} tries)`, { cause: failure.cause })
+        : failure;
+    }
+    await new Promise((r) => setTimeout(r, wait));
   }
-  if (!res.ok) throw new DiffusionError('bad-model', `could not fetch ${url.href}: HTTP ${res.status}`);
-  return res;
 }
 
 /**

@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DiffusionError } from '../../../plugin/src/errors.ts';
-import { DiffusionPlugin } from '../../../plugin/src/phaser/DiffusionPlugin.ts';
+import { DiffusionPlugin, RETRY_COOLDOWN_MS } from '../../../plugin/src/phaser/DiffusionPlugin.ts';
 import { runtimeCount } from '../../../plugin/src/phaser/sharedClient.ts';
 import { resolveSource, resolveUrl } from '../../../plugin/src/runtime/urls.ts';
 import { FakeWorker, fakeDeps, fakeModel } from '../runtime/fakes.ts';
@@ -151,6 +151,48 @@ for (const pkg of ['phaser', 'phaser3']) {
       await Promise.resolve();
       expect(seen).toHaveLength(1);
       expect(seen[0]?.message).toMatch(/assets\/m\.json: HTTP 404/);
+      p.destroy();
+    });
+
+    it('a failed load is retried by the next spawn after the cool-down, or by retry(); the scene then gets sprites', async () => {
+      let failing = true;
+      configure({
+        workerFactory: () => {
+          const w = new FakeWorker({
+            ...fakeDeps({ created: 0, samples: 0, delayMs: 1 }),
+            loadModel: async (url: string) => {
+              loads.push(url);
+              if (failing) throw new DiffusionError('bad-model', `could not fetch ${url}: TypeError: Failed to fetch`);
+              return fakeModel();
+            },
+          });
+          workers.push(w);
+          return w;
+        },
+      });
+      const { scenes } = game(1);
+      const p = scenes[0]?.plugin as DiffusionPlugin;
+      const errors: string[] = [];
+      p.on('error', (e) => errors.push(e.code));
+      scenes[0]?.events.emit('start');
+      await expect(p.whenReady()).rejects.toMatchObject({ code: 'bad-model' });
+      expect(errors).toEqual(['bad-model']);
+      failing = false; // the network is back
+      p.spawn('monster', 0, 0); // within the cool-down: no new load
+      await new Promise((r) => setTimeout(r, 10));
+      expect(loads).toHaveLength(1);
+      const now = Date.now();
+      const clock = vi.spyOn(Date, 'now').mockReturnValue(now + RETRY_COOLDOWN_MS + 1);
+      p.spawn('monster', 0, 0); // past it: the model loads again, on a fresh worker
+      clock.mockRestore();
+      const info = await p.whenReady();
+      expect(info.categories.length).toBeGreaterThan(0);
+      expect(loads).toHaveLength(2);
+      await vi.waitFor(() => expect(workers[0]?.terminated).toBe(true));
+      await p.whenIdle();
+      expect(p.stats.generated).toBeGreaterThan(0);
+      p.retry(); // nothing failed: no-op
+      expect(loads).toHaveLength(2);
       p.destroy();
     });
 
