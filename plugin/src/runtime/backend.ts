@@ -138,8 +138,7 @@ export async function loadModel(
   const update = fetchChecked(meta.files.update);
   update.catch(() => undefined); // awaited below, after the weights
   // With 'auto', a weights file that fails its integrity check gives way to the next variant listed.
-  const candidates =
-    weights === 'auto' ? autoVariants(meta, backend) : [pickWeights(meta, weights, backend)];
+  const candidates = weights === 'auto' ? autoVariants(meta, backend) : [pickWeights(meta, weights, backend)];
   let model: Uint8Array | null = null;
   let file = candidates[0] as ModelFile;
   for (const [i, f] of candidates.entries()) {
