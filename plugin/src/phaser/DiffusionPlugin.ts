@@ -292,6 +292,9 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
 
   /** Makes sure at least `count` sprites of a category are ready to spawn (cached or generated). */
   async prefetch(category: string, count: number): Promise<void> {
+    if (!Number.isInteger(count) || count < 1) {
+      throw new DiffusionError('bad-option', `count must be a positive integer, got ${count}`);
+    }
     this.start();
     await this.whenReady();
     this.checkCategory(category);

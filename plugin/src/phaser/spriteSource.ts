@@ -96,6 +96,9 @@ export async function generateSprites(
   return { sprites, write };
 }
 
+/** Most sprites one pool-refill request asks for. */
+export const REFILL_CHUNK = 32;
+
 /** What a {@link SpriteSupply} needs from its plugin (read at call time: they change per start). */
 export interface SupplyHost {
   cfg(): DiffusionConfig;
@@ -165,7 +168,11 @@ export class SpriteSupply {
     return sprites;
   }
 
-  /** Keeps `target` (default poolSize) sprites of a category ready: cached ones first, else generated. */
+  /**
+   * Keeps `target` (default poolSize) sprites of a category ready: cached ones first, else generated,
+   * in requests of at most {@link REFILL_CHUNK} sprites (a worker request holds at most 256, and
+   * smaller requests let visible placeholders go first).
+   */
   refill(category: string, target = this.host.cfg().poolSize): void {
     const h = this.host;
     const pool = h.store.pools.get(category);
@@ -173,27 +180,30 @@ export class SpriteSupply {
     if (!pool || !session || !h.client() || !h.info()) return; // ready refills every pool
     // Cached sprites count as pooled but stay pixels until a spawn takes one: a texture costs a
     // canvas and a GPU upload, and on a return visit the first frame's spawns are all from the cache.
-    const missing = target - pool.ready.length - pool.cached.length - pool.inflight;
-    if (missing <= 0) return;
-    pool.inflight += missing;
-    h.track(
-      this.generate(category, missing, 'low', 0)
-        .then((sprites) => {
-          if (session.signal.aborted) return;
-          this.counters.cacheMisses += sprites.length;
-          for (const s of sprites) {
-            const key = h.textures.create(s.width, s.height, s.rgba);
-            pool.ready.push(key);
-            h.texture({ key, category, fromCache: false });
-          }
-        })
-        .catch((err: unknown) => {
-          if (!session.signal.aborted && !isAbort(err)) h.error(asDiffusionError(err));
-        })
-        .finally(() => {
-          pool.inflight -= missing;
-        }),
-    );
+    let missing = target - pool.ready.length - pool.cached.length - pool.inflight;
+    while (missing > 0) {
+      const n = Math.min(missing, REFILL_CHUNK);
+      missing -= n;
+      pool.inflight += n;
+      h.track(
+        this.generate(category, n, 'low', 0)
+          .then((sprites) => {
+            if (session.signal.aborted) return;
+            this.counters.cacheMisses += sprites.length;
+            for (const s of sprites) {
+              const key = h.textures.create(s.width, s.height, s.rgba);
+              pool.ready.push(key);
+              h.texture({ key, category, fromCache: false });
+            }
+          })
+          .catch((err: unknown) => {
+            if (!session.signal.aborted && !isAbort(err)) h.error(asDiffusionError(err));
+          })
+          .finally(() => {
+            pool.inflight -= n;
+          }),
+      );
+    }
   }
 
   /**

@@ -196,6 +196,20 @@ for (const pkg of ['phaser', 'phaser3']) {
       p.destroy();
     });
 
+    it('prefetch of more sprites than one request holds fills the pool, in several requests', async () => {
+      configure({ poolSize: 0 });
+      const { scenes } = game(1);
+      const p = scenes[0]?.plugin as DiffusionPlugin;
+      const errors: string[] = [];
+      p.on('error', (e) => errors.push(e.message));
+      await p.prefetch('monster', 300);
+      expect(errors).toEqual([]);
+      expect(p.stats.pools.monster).toBe(300);
+      expect(p.stats.generated).toBe(300);
+      await expect(p.prefetch('monster', 0)).rejects.toMatchObject({ code: 'bad-option' });
+      p.destroy();
+    });
+
     it('numeric and enumerated options are validated (bad-option names the option)', () => {
       configure();
       const { scenes } = game(1);
