@@ -10,7 +10,7 @@ import type { BackendChoice, ModelSource, SamplerName, WeightsChoice } from '../
 import type { RuntimeSettings } from './sharedClient.ts';
 import {
   forgetModelJsons,
-  likelyBackend,
+  guessBackend,
   rememberedBackend,
   sameWarmStart,
   startWarmStart,
@@ -148,7 +148,7 @@ export function runtimeSettings(cfg: DiffusionConfig): RuntimeSettings {
 /** The settings of a boot-time cache read: the model URL the worker will most likely load, resolved. */
 export function warmStartSettings(cfg: DiffusionConfig): WarmStartSettings {
   const remembered = rememberedBackend(cfg.backend);
-  const backend = remembered ?? likelyBackend(cfg.backend);
+  const backend = remembered ?? guessBackend();
   const source = typeof cfg.modelUrl === 'string' ? cfg.modelUrl : cfg.modelUrl[backend];
   return {
     modelUrl: resolveUrl(source, cfg.baseUrl),

@@ -85,11 +85,11 @@ export async function generateSprites(
     options.steps === undefined &&
     options.guidance === undefined &&
     options.eta === undefined;
-  const cacheable = typeof categoryOrMix === 'string' && defaultSettings && ctx.cache && ctx.cacheKey;
+  const { cache, cacheKey } = ctx;
   const write =
-    cacheable && ctx.cache && ctx.cacheKey
-      ? ctx.cache.put(
-          ctx.cacheKey,
+    typeof categoryOrMix === 'string' && defaultSettings && cache && cacheKey
+      ? cache.put(
+          cacheKey,
           sprites.map((s) => ({ width: s.width, height: s.height, rgba: new Uint8Array(s.rgba), seed: s.seed })),
         )
       : null;

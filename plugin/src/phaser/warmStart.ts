@@ -19,9 +19,9 @@ import type { BackendChoice, BackendName, SamplerName } from '../worker/protocol
 
 /** The settings that decide which model and which cache keys a plugin reads. */
 export interface WarmStartSettings {
-  /** The model.json URL read early (the one of {@link likelyBackend}). */
+  /** The model.json URL read early (the one of `backend`). */
   modelUrl: string;
-  /** The backend the worker will most likely start on ({@link likelyBackend}); weights 'auto' follow it. */
+  /** The backend the worker will most likely start on ({@link rememberedBackend}, else {@link guessBackend}); weights 'auto' follow it. */
   backend: BackendName;
   /**
    * The backend is a guess (backend 'auto', one model per backend, and no earlier visit told which
@@ -64,22 +64,13 @@ function storage(): Storage | null {
   }
 }
 
-/** Remembers the backend the worker started on, for {@link likelyBackend} on the next visit. */
+/** Remembers the backend the worker started on, for {@link rememberedBackend} on the next visit. */
 export function rememberBackend(backend: BackendName): void {
   try {
     storage()?.setItem(LAST_BACKEND_ITEM, backend);
   } catch {
     // full or blocked storage: the next visit guesses from navigator.gpu
   }
-}
-
-/**
- * The backend the worker will most likely start on, known synchronously at boot: the one named, or
- * for 'auto' the one it started on last visit, else WebGPU's when `navigator.gpu` exists. If the
- * worker ends up on the other backend, the plugin switches its pools to that model once it is ready.
- */
-export function likelyBackend(backend: BackendChoice): BackendName {
-  return rememberedBackend(backend) ?? guessBackend();
 }
 
 /** The backend named, or for 'auto' the one the worker started on last visit; null if unknown. */
@@ -94,7 +85,11 @@ export function rememberedBackend(backend: BackendChoice): BackendName | null {
   return last === 'webgpu' || last === 'wasm' ? last : null;
 }
 
-function guessBackend(): BackendName {
+/**
+ * For 'auto' with nothing remembered: WebGPU's when `navigator.gpu` exists. If the worker ends up on
+ * the other backend, the plugin switches its pools to that model once it is ready.
+ */
+export function guessBackend(): BackendName {
   const nav = (globalThis as { navigator?: { gpu?: unknown } }).navigator;
   return nav?.gpu ? 'webgpu' : 'wasm';
 }
