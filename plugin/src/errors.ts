@@ -8,6 +8,7 @@ export type DiffusionErrorCode =
   | 'webgpu-unavailable'
   | 'cache'
   | 'worker'
+  | 'queue-full'
   | 'aborted';
 
 /**

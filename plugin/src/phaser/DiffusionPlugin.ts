@@ -105,7 +105,7 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
 
   /** Phaser calls this with (scene, pluginManager, mapping). */
   constructor(scene: Phaser.Scene, pluginManager: unknown, pluginKey: string) {
-    super(['error', 'backend']); // raised before the scene subscribes: kept for its first listener
+    super(['error', 'backend', 'worker-restarted']); // raised before the scene subscribes: kept for its first listener
     this.scene = scene;
     this.systems = (scene as unknown as SceneLike).sys;
     this.pluginManager = pluginManager;
@@ -195,6 +195,9 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
       cacheInvalid: this.store.cache?.stats.invalid ?? 0,
       cacheMisses: this.supply.counters.cacheMisses,
       generated: this.supply.counters.generated,
+      placeholders: this.supply.placeholders.size,
+      failedPlaceholders: this.supply.placeholders.failed,
+      workerRestarts: c?.workerRestarts ?? 0,
       modelRuns: c?.modelRuns ?? 0,
       readbacksPerStep: c?.readbacksPerStep ?? 0,
       pools,
@@ -207,9 +210,10 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     return this.readyPromise as Promise<ReadyInfo>;
   }
 
-  /** Retries a failed model load once the cool-down since the failure has passed. */
+  /** Retries a failed model load, or failed placeholders, once the cool-down since the failure has passed. */
   private retryIfDue(): void {
     if (this.failedAt !== null && Date.now() - this.failedAt >= RETRY_COOLDOWN_MS) this.retry();
+    else if (this.failedAt === null && this.info) this.supply.placeholders.retryIfDue(RETRY_COOLDOWN_MS);
   }
 
   /**
@@ -339,6 +343,9 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     const read = this.store.open(this.cfg, () => !session.signal.aborted && this.session === session);
     this.cachedPromise = read.first;
     this.storedPromise = read.all;
+    // Placeholders spawned meanwhile take cached sprites as soon as they are read.
+    void read.first.then(() => this.supply.placeholders.schedule());
+    void read.all.then(() => this.supply.placeholders.schedule());
     this.load(session, read.warm);
   }
 
@@ -355,7 +362,16 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
       after: warm ? this.storedPromise : undefined,
       prefetched: fetchedModelJsons(),
       // Events raised before the scene listens are kept for its first listener (the emitter's replay).
-      listeners: { backend: (e) => this.emit('backend', e), error: (e) => this.emitError(e) },
+      listeners: {
+        backend: (e) => this.emit('backend', e),
+        error: (e) => this.emitError(e),
+        restarted: (e) => this.emit('worker-restarted', e),
+        broken: () => {
+          // The runtime gave up on its worker: the next spawn after the cool-down, or retry(), loads
+          // the model on a fresh runtime.
+          if (this.session === session) this.failedAt = Date.now();
+        },
+      },
     });
     this.runtime = runtime;
     const ready = (async () => {
@@ -366,6 +382,7 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
       await this.store.adopt(info, cfg, () => session.signal.aborted);
       if (session.signal.aborted) throw new DiffusionError('aborted', 'the plugin was shut down');
       this.emit('ready', info);
+      this.supply.placeholders.resume();
       // Pools refill in the next task: placeholders spawned while the model loaded wait on this
       // promise, and their (high-priority) requests must reach the idle worker before a refill does,
       // or the first visible sprite waits for a whole background job.
@@ -386,18 +403,25 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
       if (session.signal.aborted) return;
       this.failedAt = Date.now();
       this.emitError(asDiffusionError(err));
+      this.supply.placeholders.loadFailed();
     });
   }
 
   /**
-   * Loads the model again after a failed load (the network came back, the files were fixed), keeping
-   * the scene's sprites; `spawn` does it by itself once {@link RETRY_COOLDOWN_MS} have passed since the
-   * failure. No-op unless the last load failed.
+   * Loads the model again after a failed load, or after the game's worker failed for good (the network
+   * came back, the files were fixed), keeping the scene's sprites; with the model loaded, generates the
+   * placeholders whose sprites failed again. `spawn` does it by itself once {@link RETRY_COOLDOWN_MS}
+   * have passed since the failure. No-op when nothing failed.
    */
   retry(): void {
     const session = this.session;
-    if (!session || this.failedAt === null) return;
+    if (!session) return;
+    if (this.failedAt === null) {
+      if (this.info) this.supply.placeholders.resume();
+      return;
+    }
     this.runtime?.release();
+    this.info = null;
     this.load(session, false);
   }
 
@@ -417,6 +441,7 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     this.runtime?.release();
     this.runtime = null;
     this.info = null;
+    this.supply.placeholders.clear();
     this.store.close();
     this.cachedPromise = Promise.resolve();
     this.storedPromise = Promise.resolve();

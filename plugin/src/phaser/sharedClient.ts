@@ -7,7 +7,7 @@
  */
 import type { DiffusionError } from '../errors.ts';
 import type { WeightsChoice } from '../runtime/backend.ts';
-import { DiffusionClient, type ReadyInfo, type WorkerFactory } from '../runtime/client.ts';
+import { DiffusionClient, type ReadyInfo, type WorkerFactory, type WorkerRestart } from '../runtime/client.ts';
 import type { BackendChoice, BackendName, ModelSource } from '../worker/protocol.ts';
 
 /** What decides whether two plugins can share a runtime. */
@@ -41,7 +41,17 @@ export interface AcquireOptions {
    * The holder's listeners, removed by `release()`. A holder that comes after a backend change
    * hears it at once.
    */
-  listeners?: { backend(e: BackendChange): void; error(e: DiffusionError): void } | undefined;
+  listeners?: RuntimeListeners | undefined;
+}
+
+/** What a holder hears from its runtime. */
+export interface RuntimeListeners {
+  backend(e: BackendChange): void;
+  error(e: DiffusionError): void;
+  /** The watchdog replaced the worker. */
+  restarted?(e: WorkerRestart): void;
+  /** The runtime gave up on its worker: the holder must take a new runtime to generate again. */
+  broken?(e: DiffusionError): void;
 }
 
 /** A backend change: the backend now running and why. */
@@ -116,13 +126,16 @@ export function acquireRuntime(owner: object, settings: RuntimeSettings, opts: A
     client.on('backend-changed', (e) => {
       created.backendChange = e;
     });
-    // A failed load is not kept: the next start tries again with a fresh worker.
-    ready.catch(() => {
+    // A failed load, or a runtime that gave up on its worker, is not kept: the next start (or
+    // retry) gets a fresh one.
+    const forget = (): void => {
       const list = games.get(owner);
       const i = list?.indexOf(created) ?? -1;
       if (list && i >= 0) list.splice(i, 1);
       if (created.holders === 0) void client.dispose();
-    });
+    };
+    ready.catch(forget);
+    client.on('broken', forget);
     entries.push(created);
     entry = created;
   }
@@ -132,6 +145,8 @@ export function acquireRuntime(owner: object, settings: RuntimeSettings, opts: A
   if (listeners) {
     held.client.on('backend-changed', listeners.backend);
     held.client.on('error', listeners.error);
+    if (listeners.restarted) held.client.on('worker-restarted', listeners.restarted);
+    if (listeners.broken) held.client.on('broken', listeners.broken);
     if (held.backendChange) listeners.backend(held.backendChange);
   }
   let released = false;
@@ -144,6 +159,8 @@ export function acquireRuntime(owner: object, settings: RuntimeSettings, opts: A
       if (listeners) {
         held.client.off('backend-changed', listeners.backend);
         held.client.off('error', listeners.error);
+        if (listeners.restarted) held.client.off('worker-restarted', listeners.restarted);
+        if (listeners.broken) held.client.off('broken', listeners.broken);
       }
       held.holders--;
       const list = games.get(owner);

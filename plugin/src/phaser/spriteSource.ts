@@ -7,6 +7,7 @@ import type { SpriteCache } from '../cache/spriteCache.ts';
 import { DiffusionError } from '../errors.ts';
 import { resolveContext } from '../model/meta.ts';
 import type { DiffusionClient, ReadyInfo } from '../runtime/client.ts';
+import { PlaceholderBacklog } from './placeholders.ts';
 import type { DiffusionConfig } from './settings.ts';
 import type { SpriteStore } from './spriteStore.ts';
 import type { OwnedTextures } from './spriteTexture.ts';
@@ -135,7 +136,35 @@ export class SpriteSupply {
   private baseSeed = 0;
   private requests = 0;
 
-  constructor(private readonly host: SupplyHost) {}
+  /** Placeholders waiting for their sprites. */
+  readonly placeholders: PlaceholderBacklog;
+
+  constructor(private readonly host: SupplyHost) {
+    this.placeholders = new PlaceholderBacklog({
+      store: host.store,
+      textures: host.textures,
+      session: () => host.session(),
+      client: () => host.client(),
+      ready: () => host.info() !== null,
+      imageSize: () => host.info()?.imageSize ?? 32,
+      maxQueue: () => host.cfg().maxQueue,
+      generate: async (category, count, frameEvery, onFrame) => {
+        const sprites = await this.generate(category, count, 'high', frameEvery, onFrame);
+        this.counters.cacheMisses += sprites.length;
+        return sprites;
+      },
+      takeCached: (category) => {
+        const s = host.store.pools.get(category)?.cached.shift();
+        if (s) this.counters.cacheHits++;
+        return s;
+      },
+      texture: (e) => host.texture(e),
+      error: (e) => host.error(e),
+      release: (key) => host.release(key),
+      refill: (category) => this.refill(category),
+      track: (p) => host.track(p),
+    });
+  }
 
   /** A start: request seeds derive from the settings' seed, else a random one. */
   reset(seed: number | undefined): void {
@@ -195,6 +224,7 @@ export class SpriteSupply {
               pool.ready.push(key);
               h.texture({ key, category, fromCache: false });
             }
+            if (this.placeholders.size > 0) this.placeholders.schedule();
           })
           .catch((err: unknown) => {
             if (!session.signal.aborted && !isAbort(err)) h.error(asDiffusionError(err));
@@ -207,60 +237,11 @@ export class SpriteSupply {
   }
 
   /**
-   * Fills a placeholder texture (shown by `sprite`): from the cache once it is read, else a pooled
-   * texture once the model is ready, else a sprite generated for it (drawing intermediate frames every
-   * `frameEvery` steps).
+   * A placeholder texture (shown by `sprite`) waits in the backlog for a sprite: from the cache once it
+   * is read, else a pooled texture once the model is ready, else one generated for it (drawing
+   * intermediate frames every `frameEvery` steps).
    */
   fill(category: string, placeholder: string, sprite: unknown, frameEvery: number): void {
-    const h = this.host;
-    const session = h.session();
-    const fromCache = (): boolean => {
-      // Spawned before the cache was read (or the model was ready): it may hold a sprite now.
-      const cachedNow = h.store.pools.get(category)?.cached.shift();
-      if (!cachedNow) return false;
-      this.counters.cacheHits++;
-      h.textures.draw(placeholder, cachedNow.width, cachedNow.height, cachedNow.rgba);
-      h.texture({ key: placeholder, category, fromCache: true });
-      this.refill(category);
-      return true;
-    };
-    const run = async () => {
-      await h.stored();
-      if (session?.signal.aborted) return;
-      h.store.checkCategory(category);
-      if (fromCache()) return;
-      let info: ReadyInfo;
-      try {
-        info = await h.whenReady();
-      } catch {
-        return; // the load error was already reported through the `error` event
-      }
-      h.store.checkCategory(category);
-      const pool = h.store.pools.get(category);
-      if (fromCache()) return;
-      const pooled = pool?.ready[0];
-      const swappable = sprite as { setTexture?: (key: string) => unknown };
-      if (pooled !== undefined && typeof swappable.setTexture === 'function') {
-        pool?.ready.shift();
-        swappable.setTexture(pooled);
-        h.release(placeholder);
-        h.texture({ key: pooled, category, fromCache: false });
-        this.refill(category);
-        return;
-      }
-      const sprites = await this.generate(category, 1, 'high', frameEvery, (rgba) => {
-        h.textures.draw(placeholder, info.imageSize, info.imageSize, rgba);
-      });
-      this.counters.cacheMisses += sprites.length;
-      const s = sprites[0];
-      if (s) h.textures.draw(placeholder, s.width, s.height, s.rgba);
-      h.texture({ key: placeholder, category, fromCache: false });
-      if (pool) this.refill(category);
-    };
-    h.track(
-      run().catch((err: unknown) => {
-        if (!session?.signal.aborted && !isAbort(err)) h.error(asDiffusionError(err));
-      }),
-    );
+    this.placeholders.add(category, placeholder, sprite, frameEvery);
   }
 }

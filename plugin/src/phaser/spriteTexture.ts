@@ -105,6 +105,25 @@ function drawPlaceholder(ctx: CanvasRenderingContext2D, width: number, height: n
 }
 
 /**
+ * What a placeholder shows once its sprite could not be made (until a later model load fills it): a
+ * dark square with a red cross, plainly not art and plainly not "still loading".
+ */
+export function failedPixels(width: number, height: number): Uint8ClampedArray {
+  const rgba = new Uint8ClampedArray(width * height * 4);
+  const inset = Math.floor(Math.min(width, height) / 8);
+  for (let y = inset; y < height - inset; y++) {
+    for (let x = inset; x < width - inset; x++) {
+      const i = 4 * (y * width + x);
+      const u = (x - inset) / Math.max(1, width - 2 * inset - 1);
+      const v = (y - inset) / Math.max(1, height - 2 * inset - 1);
+      const onCross = Math.abs(u - v) < 0.08 || Math.abs(u + v - 1) < 0.08;
+      rgba.set(onCross ? [220, 40, 40, 255] : [40, 40, 48, 200], i);
+    }
+  }
+  return rgba;
+}
+
+/**
  * Adds a `width` x `height` canvas texture under `key` holding `rgba` (or a placeholder when null).
  *
  * @throws DiffusionError `backend` when Phaser refuses the key or no 2D context can be made.
@@ -163,6 +182,11 @@ export class OwnedTextures {
   /** Redraws one of these textures (ignored once it was removed). */
   draw(key: string, width: number, height: number, rgba: Uint8Array | Uint8ClampedArray): void {
     if (this.keys.has(key)) drawSpriteTexture(this.textures(), key, width, height, rgba);
+  }
+
+  /** True while `key` is one of these textures (not removed or given back). */
+  has(key: string): boolean {
+    return this.keys.has(key);
   }
 
   /** Removes one of these textures; false for a key it did not create. */

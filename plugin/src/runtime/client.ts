@@ -13,6 +13,7 @@ import { DiffusionError } from '../errors.ts';
 import type {
   BackendChoice,
   BackendName,
+  InitRequest,
   ModelSource,
   ReadyResponse,
   WorkerRequest,
@@ -22,6 +23,7 @@ import type { WeightsChoice } from './backend.ts';
 import { batchRequest, mergeableCount } from './batching.ts';
 import type { ClientEvents, ClientStats, GenerateOptions, GenerateResult, ReadyInfo } from './clientTypes.ts';
 import { Emitter } from './emitter.ts';
+import { Watchdog, type WatchdogOptions } from './watchdog.ts';
 import { defaultWorkerFactory, type WorkerFactory, type WorkerLike, workerFactoryFor } from './workerFactory.ts';
 
 export type {
@@ -31,7 +33,9 @@ export type {
   GenerateResult,
   LoadTimings,
   ReadyInfo,
+  WorkerRestart,
 } from './clientTypes.ts';
+export { DEFAULT_WATCHDOG, type WatchdogOptions } from './watchdog.ts';
 export { defaultWorkerFactory, type WorkerFactory, type WorkerLike, workerFactoryFor } from './workerFactory.ts';
 
 export interface ClientOptions {
@@ -48,6 +52,11 @@ export interface ClientOptions {
    * hold, per backend; default {@link DEFAULT_BATCH_ROWS}. 1 turns merging off.
    */
   maxBatchRows?: Partial<Record<BackendName, number>>;
+  /**
+   * The worker watchdog's settings ({@link DEFAULT_WATCHDOG}): a worker that dies, crashes or
+   * stalls is replaced, and its batch runs again on the new one.
+   */
+  watchdog?: Partial<WatchdogOptions>;
 }
 
 /**
@@ -60,6 +69,8 @@ export const DEFAULT_BATCH_ROWS: Readonly<Record<BackendName, number>> = { wasm:
 interface Pending {
   id: number;
   opts: GenerateOptions;
+  /** Workers this request was running on when they died. */
+  lost: number;
   resolve(r: GenerateResult): void;
   reject(e: unknown): void;
   cleanup(): void;
@@ -87,6 +98,14 @@ export class DiffusionClient extends Emitter<ClientEvents> {
   /** The worker has answered once (so its script loaded). */
   private heard = false;
   private readonly counters = { msPerStep: 0, modelRuns: 0, steps: 0, loopReadbacks: 0, generated: 0 };
+  private readonly watchdog: Watchdog;
+  /** The model load, sent again to a replacement worker. */
+  private initMsg: InitRequest | null = null;
+  /** A replacement worker is starting (its model load pending): nothing is sent until it is ready. */
+  private restarting = false;
+  /** Set when the client gave up on its worker: every request fails with it. */
+  private broken: DiffusionError | null = null;
+  private restarts = 0;
 
   constructor(opts: ClientOptions = {}) {
     super();
@@ -94,6 +113,16 @@ export class DiffusionClient extends Emitter<ClientEvents> {
     this.workerUrl = opts.workerUrl ?? null;
     this.maxQueue = opts.maxQueue ?? 64;
     this.batchRows = { ...DEFAULT_BATCH_ROWS, ...opts.maxBatchRows };
+    this.watchdog = new Watchdog(
+      {
+        busy: () => this.control.size > 0 || this.running !== null,
+        running: () => this.running !== null,
+        heard: () => this.heard,
+        ping: () => this.post({ type: 'ping', requestId: this.nextId++ }),
+        stalled: (reason) => this.restart(reason),
+      },
+      opts.watchdog,
+    );
   }
 
   /** Model info once `init` has resolved. */
@@ -112,6 +141,7 @@ export class DiffusionClient extends Emitter<ClientEvents> {
       loopReadbacks: c.loopReadbacks,
       readbacksPerStep: c.steps > 0 ? c.loopReadbacks / c.steps : 0,
       generated: c.generated,
+      workerRestarts: this.restarts,
     };
   }
 
@@ -137,14 +167,16 @@ export class DiffusionClient extends Emitter<ClientEvents> {
   ): Promise<ReadyInfo> {
     const t0 = performance.now();
     this.ensureWorker();
-    const res = (await this.request({
+    const msg: InitRequest = {
       type: 'init',
       requestId: this.nextId++,
       modelUrl,
       backend,
       weights,
       ...(prefetched ? { prefetched } : {}),
-    })) as ReadyResponse;
+    };
+    this.initMsg = msg;
+    const res = (await this.request(msg)) as ReadyResponse;
     const { type: _t, requestId: _r, timings, ...rest } = res;
     const info: ReadyInfo = {
       ...rest,
@@ -155,15 +187,16 @@ export class DiffusionClient extends Emitter<ClientEvents> {
   }
 
   /**
-   * Queues a generate request. Rejects with DiffusionError 'worker' when the queue is full,
+   * Queues a generate request. Rejects with DiffusionError 'queue-full' when the queue is full,
    * 'aborted' when the signal fires (queued requests are dropped without reaching the worker).
    */
   generate(opts: GenerateOptions): Promise<GenerateResult> {
     if (this.disposed) return Promise.reject(new DiffusionError('worker', 'the client was disposed'));
+    if (this.broken) return Promise.reject(this.broken);
     if (opts.signal?.aborted) return Promise.reject(new DiffusionError('aborted', 'generation was cancelled'));
     if (this.waiting.length >= this.maxQueue) {
       return Promise.reject(
-        new DiffusionError('worker', `the generation queue is full (${this.maxQueue} waiting); try again later`),
+        new DiffusionError('queue-full', `the generation queue is full (${this.maxQueue} waiting); try again later`),
       );
     }
     return new Promise<GenerateResult>((resolve, reject) => {
@@ -173,6 +206,7 @@ export class DiffusionClient extends Emitter<ClientEvents> {
       const job: Pending = {
         id,
         opts,
+        lost: 0,
         resolve,
         reject,
         cleanup: () => opts.signal?.removeEventListener('abort', onAbort),
@@ -222,6 +256,7 @@ export class DiffusionClient extends Emitter<ClientEvents> {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
+    this.watchdog.stop();
     const err = new DiffusionError('aborted', 'the diffusion client was disposed');
     for (const p of this.waiting.splice(0)) {
       p.cleanup();
@@ -244,9 +279,7 @@ export class DiffusionClient extends Emitter<ClientEvents> {
       } catch {
         // terminating anyway
       }
-      worker.removeEventListener('message', this.onMessage);
-      worker.removeEventListener('error', this.onError);
-      worker.terminate();
+      this.detach(worker);
     }
     this.worker = null;
     for (const c of this.control.values()) c.reject(err);
@@ -264,8 +297,118 @@ export class DiffusionClient extends Emitter<ClientEvents> {
       }
       this.worker.addEventListener('message', this.onMessage);
       this.worker.addEventListener('error', this.onError);
+      this.watchdog.start();
     }
     return this.worker;
+  }
+
+  private detach(worker: WorkerLike): void {
+    worker.removeEventListener('message', this.onMessage);
+    worker.removeEventListener('error', this.onError);
+    worker.terminate();
+  }
+
+  /**
+   * Replaces a worker that died, crashed or stalled: the batch it was running goes back to the front
+   * of the queue (a request that has now lost `attempts` workers fails instead), a new worker starts
+   * after the watchdog's delay and loads the model again, and the queue resumes on it. After
+   * `maxRestarts` restarts without a finished batch between them the client gives up.
+   */
+  private restart(reason: string): void {
+    if (this.disposed || this.broken || this.restarting) return;
+    const old = this.worker;
+    this.worker = null;
+    this.heard = false;
+    if (old) this.detach(old);
+    const batch = this.running;
+    this.running = null;
+    const failed: Pending[] = [];
+    let requeued = 0;
+    for (const { job } of [...(batch?.parts ?? [])].reverse()) {
+      job.lost++;
+      if (job.lost >= this.watchdog.opts.attempts) {
+        failed.push(job);
+      } else {
+        this.waiting.unshift(job);
+        requeued++;
+      }
+    }
+    const next = this.watchdog.nextRestart();
+    if (!next) {
+      this.giveUp(
+        new DiffusionError(
+          'worker',
+          `the inference worker failed ${this.watchdog.opts.maxRestarts + 1} times in a row (last: ${reason}); ` +
+            'no sprites can be generated until the model is loaded again',
+        ),
+        failed,
+      );
+      return;
+    }
+    this.restarts++;
+    const lostTwice = new DiffusionError(
+      'worker',
+      `generation failed: the inference worker stopped ${this.watchdog.opts.attempts} times while running it (${reason})`,
+    );
+    for (const job of failed) {
+      job.cleanup();
+      job.reject(lostTwice);
+    }
+    this.restarting = true;
+    this.emit('worker-restarted', { reason, restarts: this.restarts, requeued, failed: failed.length });
+    setTimeout(() => this.reboot(), next.delayMs);
+  }
+
+  /** Starts the replacement worker and loads the model on it; the queue resumes once it is ready. */
+  private reboot(): void {
+    if (this.disposed || this.broken) return;
+    const init = this.initMsg;
+    const waiter = init ? this.control.get(init.requestId) : undefined;
+    let worker: WorkerLike;
+    try {
+      worker = this.ensureWorker();
+    } catch (err) {
+      this.giveUp(err instanceof DiffusionError ? err : new DiffusionError('worker', String(err)));
+      return;
+    }
+    if (!init || waiter) {
+      // The first load had not finished: the caller of init() still waits for this one.
+      if (init) worker.postMessage(init);
+      this.restarting = false;
+      this.pump();
+      return;
+    }
+    this.request({ ...init, requestId: this.nextId++ }).then(
+      (res) => {
+        if (this.ready) this.ready.backend = (res as ReadyResponse).backend;
+        this.restarting = false;
+        this.pump();
+      },
+      (err: unknown) => {
+        this.restarting = false;
+        this.giveUp(err instanceof DiffusionError ? err : new DiffusionError('worker', String(err)));
+      },
+    );
+  }
+
+  /** Fails everything pending with `err`, says so once, and refuses new requests. */
+  private giveUp(err: DiffusionError, alsoReject: Pending[] = []): void {
+    if (this.broken || this.disposed) return;
+    this.broken = err;
+    this.watchdog.stop();
+    const worker = this.worker;
+    this.worker = null;
+    if (worker) this.detach(worker);
+    const running = this.running;
+    this.running = null;
+    for (const job of [...alsoReject, ...(running?.parts.map((p) => p.job) ?? []), ...this.waiting.splice(0)]) {
+      job.cleanup();
+      job.reject(err);
+    }
+    for (const c of this.control.values()) c.reject(err);
+    this.control.clear();
+    this.emit('error', err);
+    this.emit('broken', err);
   }
 
   private post(msg: WorkerRequest): void {
@@ -280,7 +423,7 @@ export class DiffusionClient extends Emitter<ClientEvents> {
   }
 
   private pump(): void {
-    if (this.running || this.disposed) return;
+    if (this.running || this.disposed || this.restarting || this.broken) return;
     const head = this.waiting.shift();
     if (!head) return;
     const cap = this.batchRows[this.ready?.backend ?? 'wasm'];
@@ -298,6 +441,7 @@ export class DiffusionClient extends Emitter<ClientEvents> {
     );
     const batch: Batch = { id: head.id, parts: group.map((job, i) => ({ job, offset: offsets[i] ?? 0 })) };
     this.running = batch;
+    this.watchdog.stepped();
     try {
       this.ensureWorker().postMessage(msg);
     } catch (err) {
@@ -316,15 +460,19 @@ export class DiffusionClient extends Emitter<ClientEvents> {
   }
 
   private readonly onError = (e: ErrorEvent): void => {
+    if (this.heard) {
+      // The script ran and then crashed (an uncaught error): a fresh worker takes over its work.
+      e.preventDefault?.();
+      this.restart(`the inference worker crashed: ${e.message || 'script error'}`);
+      return;
+    }
     const where = this.workerUrl ?? "the worker bundled beside spritediffusion's entry (dist/worker/worker.js)";
-    const err = this.heard
-      ? new DiffusionError('worker', `the inference worker failed: ${e.message || 'script error'}`)
-      : new DiffusionError(
-          'worker',
-          `the inference worker could not start from ${where}: ${e.message || 'script error (missing file or not JavaScript)'}. ` +
-            'Serve a copy of node_modules/spritediffusion/dist/worker/ (`npx spritediffusion-assets <public folder>`) ' +
-            'and set the assetsBaseUrl option to the folder that holds its worker.js.',
-        );
+    const err = new DiffusionError(
+      'worker',
+      `the inference worker could not start from ${where}: ${e.message || 'script error (missing file or not JavaScript)'}. ` +
+        'Serve a copy of node_modules/spritediffusion/dist/worker/ (`npx spritediffusion-assets <public folder>`) ' +
+        'and set the assetsBaseUrl option to the folder that holds its worker.js.',
+    );
     e.preventDefault?.();
     for (const c of this.control.values()) c.reject(err);
     this.control.clear();
@@ -335,9 +483,12 @@ export class DiffusionClient extends Emitter<ClientEvents> {
 
   private readonly onMessage = (e: MessageEvent): void => {
     this.heard = true;
+    this.watchdog.heard();
     const msg = e.data as WorkerResponse;
     if (typeof msg !== 'object' || msg === null) return;
     switch (msg.type) {
+      case 'pong':
+        return;
       case 'ready':
       case 'disposed': {
         const c = this.control.get(msg.requestId);
@@ -347,6 +498,7 @@ export class DiffusionClient extends Emitter<ClientEvents> {
       }
       case 'progress':
         if (this.running?.id === msg.requestId) {
+          this.watchdog.stepped();
           for (const { job } of this.running.parts) job.opts.onProgress?.(msg.step, msg.total);
         }
         return;
@@ -375,6 +527,7 @@ export class DiffusionClient extends Emitter<ClientEvents> {
         if (this.ready) this.ready.backend = s.backend;
         const batch = this.running?.id === msg.requestId ? this.running : null;
         if (batch) {
+          this.watchdog.succeeded();
           this.finish(batch, {
             width: msg.width,
             height: msg.height,

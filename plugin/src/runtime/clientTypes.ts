@@ -52,9 +52,25 @@ export interface ClientStats {
   readbacksPerStep: number;
   /** Sprites generated so far. */
   generated: number;
+  /** Workers replaced by the watchdog (died, crashed or stalled) so far. */
+  workerRestarts: number;
+}
+
+/** The watchdog replaced the worker: why, how many times so far, and what happened to its batch. */
+export interface WorkerRestart {
+  reason: string;
+  /** Restarts of this client so far. */
+  restarts: number;
+  /** Requests of the lost batch queued again on the new worker. */
+  requeued: number;
+  /** Requests of the lost batch that had already lost a worker before: they failed. */
+  failed: number;
 }
 
 export interface ClientEvents {
   'backend-changed': { backend: BackendName; reason: string };
   error: DiffusionError;
+  'worker-restarted': WorkerRestart;
+  /** The client gave up on its worker (too many restarts in a row, or the model no longer loads). */
+  broken: DiffusionError;
 }

@@ -294,6 +294,9 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
             }
             return;
           }
+          case 'ping':
+            post({ type: 'pong', requestId: req.requestId });
+            return;
           case 'dispose': {
             for (const j of queue.splice(0)) j.abort.abort();
             running?.abort.abort();

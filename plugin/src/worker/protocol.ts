@@ -78,7 +78,13 @@ export interface DisposeRequest {
   requestId: number;
 }
 
-export type WorkerRequest = InitRequest | GenerateRequest | CancelRequest | DisposeRequest;
+/** A liveness check: the worker answers `pong` at once (between steps while it samples). */
+export interface PingRequest {
+  type: 'ping';
+  requestId: number;
+}
+
+export type WorkerRequest = InitRequest | GenerateRequest | CancelRequest | DisposeRequest | PingRequest;
 
 /** Counters for one generate request (and cumulative ones in `ready`/`result`). */
 export interface GenerateStats {
@@ -165,6 +171,11 @@ export interface DisposedResponse {
   requestId: number;
 }
 
+export interface PongResponse {
+  type: 'pong';
+  requestId: number;
+}
+
 export interface ErrorResponse {
   type: 'error';
   /** The request that failed; absent when the message was too malformed to have one. */
@@ -180,6 +191,7 @@ export type WorkerResponse =
   | ResultResponse
   | BackendChangedResponse
   | DisposedResponse
+  | PongResponse
   | ErrorResponse;
 
 /** Outcome of {@link parseRequest}. */
@@ -333,6 +345,8 @@ export function parseRequest(data: unknown): ParseResult {
       return { ok: true, request: { type: 'cancel', requestId: rid } };
     case 'dispose':
       return { ok: true, request: { type: 'dispose', requestId: rid } };
+    case 'ping':
+      return { ok: true, request: { type: 'ping', requestId: rid } };
     default:
       return bad(`malformed message: unknown type ${describe(data.type)}`, 'worker', rid);
   }

@@ -119,6 +119,12 @@ export class FakeWorker implements WorkerLike {
   }
 }
 
-export function fakeDeps(ctl: FakeBackendControl): HandlerDeps {
-  return { createBackend: fakeBackendFactory(ctl), loadModel: async () => fakeModel() };
+export function fakeDeps(ctl: FakeBackendControl, loadMs = 0): HandlerDeps {
+  return {
+    createBackend: fakeBackendFactory(ctl),
+    loadModel: async () => {
+      if (loadMs > 0) await new Promise((r) => setTimeout(r, loadMs));
+      return fakeModel();
+    },
+  };
 }
