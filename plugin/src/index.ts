@@ -23,6 +23,7 @@ export {
   type DiffusionStats,
   type GenerateSpritesOptions,
   type SpawnOptions,
+  type TextureEvent,
 } from './phaser/DiffusionPlugin.ts';
 export type { BackendCounters, InferenceBackend, LoadedModel, WeightsChoice } from './runtime/backend.ts';
 export {
@@ -36,6 +37,7 @@ export {
   type ReadyInfo,
   type WorkerFactory,
   type WorkerLike,
+  type WorkerRestart,
 } from './runtime/client.ts';
 export { isNonTrivial, toRGBA } from './sampler/pixels.ts';
 export { createRng, type Rng, spriteRng } from './sampler/rng.ts';

@@ -196,6 +196,30 @@ describe('demo game', () => {
       expect(floor.marks?.floorComplete).toBeGreaterThan(floor.marks?.modelReady ?? Number.POSITIVE_INFINITY);
     });
 
+    it('after scene.restart() the dungeon builds a fresh floor whose sprites all materialise', async () => {
+      const before = await page.evaluate(() => (window as DemoWindow).__demo?.player);
+      await page.evaluate(() => {
+        const game = window.__game as unknown as { scene: { getScene(k: string): { scene: { restart(): void } } } };
+        game.scene.getScene('dungeon').scene.restart();
+      });
+      await page.waitForFunction(() => (window as DemoWindow).__demo?.player != null, null, { timeout: 30_000 });
+      await settle(page, 60_000);
+      const after = await page.evaluate(() => ({
+        player: (window as DemoWindow).__demo?.player,
+        pending: (window as DemoWindow).__demo?.pendingOnFloor(),
+        spawns: (window as DemoWindow).__demo?.floorSpawns(),
+        onScreen: (window as DemoWindow).__demo?.categoriesOnScreen(),
+        errors: (window as DemoWindow).__demo?.errors(),
+      }));
+      expect(after.player).not.toBeNull();
+      expect(after.player).not.toEqual(before); // back at the start of a new floor, not where it walked
+      expect((after.spawns?.fromPool ?? 0) + (after.spawns?.placeholders ?? 0)).toBeGreaterThan(10);
+      expect(after.pending).toBe(0);
+      expect(after.onScreen).toEqual(expect.arrayContaining(['character', 'floor', 'wall']));
+      expect(after.errors).toEqual([]);
+      expect(log.errors).toEqual([]);
+    });
+
     it('the HUD text is DOM laid over the canvas: it shows the stats and follows the canvas when the window resizes', async () => {
       const boxes = () =>
         page.evaluate(() => {

@@ -1,6 +1,6 @@
 // Globals the demo game (demo-game/src/main.ts) and the test pages (pages/*.ts) expose for the browser tests.
 import type { DiffusionStats } from '../../plugin/src/index.ts';
-import type { SpawnReport, TextureInfo } from './pages/diffusion.ts';
+import type { BurstReport, SpawnReport, TextureInfo } from './pages/diffusion.ts';
 
 declare global {
   interface Window {
@@ -10,6 +10,20 @@ declare global {
     __sdTest?: {
       errors: string[];
       backendEvents: string[];
+      /** Reasons of the plugin's `worker-restarted` events. */
+      restarts: string[];
+      retry(): void;
+      /** Terminates the newest inference worker (page with track=1); returns how many were started. */
+      killWorker(): number;
+      workerCount(): number;
+      /** Spawns n sprites of a category (kept for `drawn` / `waitFilled`); returns their texture keys. */
+      spawnMany(category: string, n: number, frameEvery?: number): string[];
+      /** How many of them show pixels (a frame or the final sprite). */
+      drawn(): number;
+      /** Waits until they all show generated pixels (or the timeout): how many are still blank. */
+      waitFilled(timeoutMs: number): Promise<{ blank: number; total: number }>;
+      /** n spawns in one frame over the categories, then waits until all fill. */
+      burst(n: number, categories: string[]): Promise<BurstReport>;
       ready(): Promise<{ backend: string; categories: string[]; modelUrl: string }>;
       stats(): DiffusionStats;
       idle(): Promise<void>;

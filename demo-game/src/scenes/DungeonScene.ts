@@ -75,7 +75,12 @@ export class DungeonScene extends Phaser.Scene {
   private hud!: Hud;
   private rng: Rng = createRng(1);
   private levelObjects: Phaser.GameObjects.GameObject[] = [];
-  private levelKeys = new Set<string>();
+  /**
+   * The hidden sprites whose textures the floor's tiles show, and the tiles showing each: a tile
+   * follows its sprite when that switches texture (a placeholder past a spawn burst's budget shows the
+   * plugin's shared placeholder, then its own texture; the `texture` event names the sprite).
+   */
+  private readonly tileSources = new Map<Phaser.GameObjects.Sprite, Phaser.GameObjects.Image[]>();
   private moving = false;
   private dead = false;
   private target: Point | null = null;
@@ -90,7 +95,13 @@ export class DungeonScene extends Phaser.Scene {
   create(): void {
     this.marks.created = performance.now();
     this.sprites = new SpriteRegistry(this.diffusion);
-    this.diffusion.on('texture', () => this.markFloorComplete());
+    this.diffusion.on('texture', (e) => {
+      const tiles = e.sprite ? this.tileSources.get(e.sprite) : undefined;
+      for (const tile of tiles ?? []) tile.setTexture(e.key);
+      this.markFloorComplete();
+    });
+    // A scene restart starts a fresh floor: Phaser destroyed the old one's objects, the plugin its textures.
+    this.events.once('shutdown', () => this.forgetLevel());
     this.diffusion.on('error', (e) => {
       if (e.code === 'aborted') return;
       this.errors.push(`${e.code}: ${e.message}`);
@@ -174,7 +185,6 @@ export class DungeonScene extends Phaser.Scene {
     if (this.sprites.isMaterialised(sprite.texture.key)) this.floorSpawns.fromPool++;
     else this.floorSpawns.placeholders++;
     this.sprites.note(sprite.texture.key, category);
-    this.levelKeys.add(sprite.texture.key);
     this.levelObjects.push(sprite);
     return sprite;
   }
@@ -193,19 +203,21 @@ export class DungeonScene extends Phaser.Scene {
     const player = this.spawn('character', map.start).setDepth(4);
     this.player = player;
     // A handful of floor and wall textures, reused across the whole map.
-    const floorKeys = Array.from({ length: FLOOR_TEXTURES }, () => this.tileKey('floor', map.start));
-    const wallKeys = Array.from({ length: WALL_TEXTURES }, () => this.tileKey('wall', map.start));
+    const floorSources = Array.from({ length: FLOOR_TEXTURES }, () => this.tileSource('floor', map.start));
+    const wallSources = Array.from({ length: WALL_TEXTURES }, () => this.tileSource('wall', map.start));
     const icons = SPELLS.map(() => this.spawn('spell', { x: 0, y: 0 }));
     this.hud.setSpellIcons(icons);
     for (let y = 0; y < map.height; y++) {
       for (let x = 0; x < map.width; x++) {
         const t = tileAt(map, x, y);
         if (t === Tile.Void) continue;
-        const keys = t === Tile.Floor ? floorKeys : wallKeys;
+        const sources = t === Tile.Floor ? floorSources : wallSources;
         const h = Math.imul((x * 73856093) ^ (y * 19349663), 0x27d4eb2d) >>> 0;
         // Mostly the first texture, with the others sprinkled in.
-        const key = (h & 3) === 0 ? (keys[(h >>> 2) % keys.length] as string) : (keys[0] as string);
-        const img = this.add.image(x * TILE + TILE / 2, y * TILE + TILE / 2, key).setScale(2);
+        const source = (h & 3) === 0 ? sources[(h >>> 2) % sources.length] : sources[0];
+        if (!source) continue;
+        const img = this.add.image(x * TILE + TILE / 2, y * TILE + TILE / 2, source.texture.key).setScale(2);
+        this.tileSources.get(source)?.push(img);
         // Walls darker than floors, both a little darker than the creatures and items on them.
         img.setDepth(t === Tile.Floor ? 0 : 1).setTint(t === Tile.Floor ? 0xb8b8b8 : 0x6c6c88);
         this.levelObjects.push(img);
@@ -253,24 +265,39 @@ export class DungeonScene extends Phaser.Scene {
     }
   }
 
-  /** Spawns an invisible sprite just for its (pooled or placeholder) texture key. */
-  private tileKey(category: 'floor' | 'wall', at: Point): string {
+  /** Spawns an invisible sprite just for its (pooled or placeholder) texture, which tiles then show. */
+  private tileSource(category: 'floor' | 'wall', at: Point): Phaser.GameObjects.Sprite {
     const s = this.spawn(category, at).setVisible(false);
-    return s.texture.key;
+    this.tileSources.set(s, []);
+    return s;
   }
 
   private clearLevel(): void {
-    for (const o of this.levelObjects) o.destroy();
+    const keys = new Set<string>();
+    for (const o of this.levelObjects) {
+      const key = (o as Partial<Phaser.GameObjects.Image>).texture?.key;
+      if (key) keys.add(key);
+      o.destroy();
+    }
+    // Textures of the old floor are not needed any more (every floor gets new sprites); release()
+    // ignores keys the plugin does not own (the stairs, its shared placeholder).
+    for (const key of keys) {
+      this.diffusion.release(key);
+      this.sprites.forget(key);
+    }
+    this.forgetLevel();
+  }
+
+  /** Forgets the floor's objects (destroyed by clearLevel, or by Phaser when the scene shuts down). */
+  private forgetLevel(): void {
     this.levelObjects = [];
+    this.tileSources.clear();
     this.monsters = [];
     this.items = [];
     this.player = null;
-    // Textures of the old floor are not needed any more (every floor gets new sprites).
-    for (const key of this.levelKeys) {
-      if (this.textures.exists(key)) this.textures.remove(key);
-      this.sprites.forget(key);
-    }
-    this.levelKeys.clear();
+    this.map = null;
+    this.moving = false;
+    this.target = null;
   }
 
   /**

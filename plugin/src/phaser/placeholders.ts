@@ -6,11 +6,12 @@
  * shows a visible failed state (one `error` event per failure, not one per sprite) and fills after the
  * next successful model load (`retry()`, or the automatic one after a cool-down).
  */
+import type * as Phaser from 'phaser';
 import { DiffusionError } from '../errors.ts';
 import type { DiffusionClient } from '../runtime/client.ts';
 import type { SpriteStore } from './spriteStore.ts';
 import { failedPixels, type OwnedTextures } from './spriteTexture.ts';
-import type { Sprite } from './types.ts';
+import type { Sprite, TextureEvent } from './types.ts';
 
 /** Most sprites one placeholder request asks for (without intermediate frames; with them, one). */
 export const FILL_CHUNK = 4;
@@ -18,11 +19,48 @@ export const FILL_CHUNK = 4;
 /** Most placeholder requests out at once: half the client's queue, at most this many. */
 export const MAX_FILL_REQUESTS = 16;
 
+/**
+ * Own placeholder textures per task (a frame's spawn loop): every spawn gets one while the task has
+ * spent less than {@link OWN_TEXTURES_MS} making them, and the first {@link OWN_TEXTURES_MIN} always do.
+ * Making a canvas texture costs ~0.1-2 ms (canvas, Phaser's texture, the GPU upload); past the budget a
+ * sprite shows the plugin's shared placeholder and gets its own texture with its first pixels, so a
+ * burst of a thousand spawns stays one short frame.
+ */
+export const OWN_TEXTURES_MIN = 8;
+/** See {@link OWN_TEXTURES_MIN}. */
+export const OWN_TEXTURES_MS = 12;
+
+/** Time spent making placeholder textures in the current task (reset by a timer once it is over). */
+export class TaskBudget {
+  private used = 0;
+  private spentMs = 0;
+  private resetting = false;
+
+  /** `make()` (a new texture's key) while the task has budget left, else null. */
+  own(make: () => string): string | null {
+    if (!this.resetting) {
+      this.resetting = true;
+      setTimeout(() => {
+        this.used = 0;
+        this.spentMs = 0;
+        this.resetting = false;
+      }, 0);
+    }
+    if (this.used >= OWN_TEXTURES_MIN && this.spentMs >= OWN_TEXTURES_MS) return null;
+    const t0 = performance.now();
+    const key = make();
+    this.spentMs += performance.now() - t0;
+    this.used++;
+    return key;
+  }
+}
+
 /** After the queue was full (other scenes' work), the backlog tries again this much later (ms). */
 const QUEUE_FULL_RETRY_MS = 250;
 
 interface Waiting {
-  key: string;
+  /** Its own placeholder texture, redrawn in place; null while it shows the shared placeholder. */
+  key: string | null;
   sprite: unknown;
   frameEvery: number;
   state: 'waiting' | 'running' | 'failed';
@@ -47,11 +85,16 @@ export interface BacklogHost {
   ): Promise<Sprite[]>;
   /** A cached sprite of the category taken for a placeholder (counted as a cache hit). */
   takeCached(category: string): Sprite | undefined;
-  texture(e: { key: string; category: string; fromCache: boolean }): void;
+  texture(e: TextureEvent): void;
   error(e: DiffusionError): void;
   release(key: string): boolean;
   refill(category: string): void;
   track<T>(p: Promise<T>): Promise<T>;
+}
+
+/** The `sprite` field of a texture event for a placeholder (when it is a Phaser sprite). */
+function spriteOf(w: Waiting): { sprite?: Phaser.GameObjects.Sprite } {
+  return typeof w.sprite === 'object' && w.sprite !== null ? { sprite: w.sprite as Phaser.GameObjects.Sprite } : {};
 }
 
 export class PlaceholderBacklog {
@@ -82,8 +125,11 @@ export class PlaceholderBacklog {
     return n;
   }
 
-  /** A placeholder texture `key` (shown by `sprite`) waits for a sprite of `category`. */
-  add(category: string, key: string, sprite: unknown, frameEvery: number): void {
+  /**
+   * `sprite` waits for a sprite of `category`: in its own placeholder texture `key` (redrawn in place),
+   * or, with `key` null, showing the shared placeholder until its own texture comes with its pixels.
+   */
+  add(category: string, key: string | null, sprite: unknown, frameEvery: number): void {
     let list = this.byCategory.get(category);
     if (!list) {
       list = [];
@@ -140,7 +186,7 @@ export class PlaceholderBacklog {
       // Given-back placeholders need nothing.
       for (let i = list.length - 1; i >= 0; i--) {
         const w = list[i] as Waiting;
-        if (w.state !== 'running' && !h.textures.has(w.key)) list.splice(i, 1);
+        if (w.state !== 'running' && this.gone(w)) list.splice(i, 1);
       }
       if (list.length === 0) continue;
       try {
@@ -177,16 +223,16 @@ export class PlaceholderBacklog {
       if (w.state !== 'waiting') continue;
       const cached = h.takeCached(category);
       if (cached) {
-        h.textures.draw(w.key, cached.width, cached.height, cached.rgba);
-        h.texture({ key: w.key, category, fromCache: true });
+        const key = this.paint(w, cached.width, cached.height, cached.rgba);
+        h.texture({ key, category, fromCache: true, ...spriteOf(w) });
       } else {
         const pooled = pool?.ready[0];
         const swappable = w.sprite as { setTexture?: (key: string) => unknown };
         if (pooled === undefined || typeof swappable.setTexture !== 'function') break;
         pool?.ready.shift();
         swappable.setTexture(pooled);
-        h.release(w.key);
-        h.texture({ key: pooled, category, fromCache: false });
+        if (w.key) h.release(w.key);
+        h.texture({ key: pooled, category, fromCache: false, ...spriteOf(w) });
       }
       list.splice(i--, 1);
       served = true;
@@ -213,7 +259,9 @@ export class PlaceholderBacklog {
     const size = h.imageSize();
     h.track(
       h
-        .generate(category, chunk.length, frameEvery, (rgba) => h.textures.draw(head.key, size, size, rgba))
+        .generate(category, chunk.length, frameEvery, (rgba) => {
+          if (!this.gone(head)) this.paint(head, size, size, rgba);
+        })
         .then((sprites) => this.delivered(category, list, chunk, sprites))
         .catch((err: unknown) => {
           if (session?.signal.aborted || (err instanceof DiffusionError && err.code === 'aborted')) return;
@@ -237,9 +285,8 @@ export class PlaceholderBacklog {
       const at = list.indexOf(w);
       if (at >= 0) list.splice(at, 1);
       if (!s) return;
-      if (h.textures.has(w.key)) {
-        h.textures.draw(w.key, s.width, s.height, s.rgba);
-        h.texture({ key: w.key, category, fromCache: false });
+      if (!this.gone(w)) {
+        h.texture({ key: this.paint(w, s.width, s.height, s.rgba), category, fromCache: false, ...spriteOf(w) });
       } else if (pool) {
         // Given back while it was made: the sprite goes to the pool instead of being lost.
         const key = h.textures.create(s.width, s.height, s.rgba);
@@ -274,7 +321,31 @@ export class PlaceholderBacklog {
     w.state = 'failed';
     this.failedAt = Date.now();
     const size = this.host.imageSize();
-    this.host.textures.draw(w.key, size, size, failedPixels(size, size));
+    if (!this.gone(w)) this.paint(w, size, size, failedPixels(size, size));
+  }
+
+  /**
+   * Shows pixels in a placeholder: redrawn in its own texture, or in a new one the sprite switches to
+   * (it showed the shared placeholder). Returns the texture key.
+   */
+  private paint(w: Waiting, width: number, height: number, rgba: Uint8Array | Uint8ClampedArray): string {
+    const t = this.host.textures;
+    if (w.key !== null) {
+      t.draw(w.key, width, height, rgba);
+      return w.key;
+    }
+    const key = t.create(width, height, rgba);
+    w.key = key;
+    (w.sprite as { setTexture?: (key: string) => unknown }).setTexture?.(key);
+    return key;
+  }
+
+  /** The game gave the placeholder back (released its texture, or destroyed the sprite). */
+  private gone(w: Waiting): boolean {
+    if (w.key !== null) return !this.host.textures.has(w.key);
+    const sprite = w.sprite as { scene?: unknown } | null;
+    // Phaser clears a game object's `scene` when it is destroyed.
+    return typeof sprite === 'object' && sprite !== null && 'scene' in sprite && sprite.scene == null;
   }
 
   private report(err: DiffusionError): void {

@@ -11,7 +11,7 @@ import { PlaceholderBacklog } from './placeholders.ts';
 import type { DiffusionConfig } from './settings.ts';
 import type { SpriteStore } from './spriteStore.ts';
 import type { OwnedTextures } from './spriteTexture.ts';
-import type { GenerateSpritesOptions, Sprite } from './types.ts';
+import type { GenerateSpritesOptions, Sprite, TextureEvent } from './types.ts';
 
 /** splitmix32's finaliser: request seeds from the plugin's base seed and a request counter. */
 function mix32(v: number): number {
@@ -111,7 +111,7 @@ export interface SupplyHost {
   whenReady(): Promise<ReadyInfo>;
   readonly store: SpriteStore;
   readonly textures: OwnedTextures;
-  texture(e: { key: string; category: string; fromCache: boolean }): void;
+  texture(e: TextureEvent): void;
   error(e: DiffusionError): void;
   release(key: string): boolean;
   track<T>(p: Promise<T>): Promise<T>;
@@ -241,7 +241,7 @@ export class SpriteSupply {
    * is read, else a pooled texture once the model is ready, else one generated for it (drawing
    * intermediate frames every `frameEvery` steps).
    */
-  fill(category: string, placeholder: string, sprite: unknown, frameEvery: number): void {
+  fill(category: string, placeholder: string | null, sprite: unknown, frameEvery: number): void {
     this.placeholders.add(category, placeholder, sprite, frameEvery);
   }
 }

@@ -97,11 +97,22 @@ function put(ctx: CanvasRenderingContext2D, width: number, height: number, rgba:
   ctx.putImageData(img, 0, 0);
 }
 
-/** A faint grey square: what a sprite shows until its pixels exist. */
-function drawPlaceholder(ctx: CanvasRenderingContext2D, width: number, height: number): void {
-  ctx.clearRect(0, 0, width, height);
-  ctx.fillStyle = 'rgba(128,128,128,0.35)';
-  ctx.fillRect(Math.floor(width / 4), Math.floor(height / 4), Math.ceil(width / 2), Math.ceil(height / 2));
+const placeholders = new Map<string, Uint8ClampedArray>();
+
+/** A faint grey square: what a sprite shows until its pixels exist (one array per size, reused). */
+export function placeholderPixels(width: number, height: number): Uint8ClampedArray {
+  const id = `${width}x${height}`;
+  let rgba = placeholders.get(id);
+  if (!rgba) {
+    rgba = new Uint8ClampedArray(width * height * 4);
+    const x0 = Math.floor(width / 4);
+    const y0 = Math.floor(height / 4);
+    for (let y = y0; y < y0 + Math.ceil(height / 2); y++) {
+      for (let x = x0; x < x0 + Math.ceil(width / 2); x++) rgba.set([128, 128, 128, 89], 4 * (y * width + x));
+    }
+    placeholders.set(id, rgba);
+  }
+  return rgba;
 }
 
 /**
@@ -139,8 +150,7 @@ export function addSpriteTexture(
   canvas.width = width;
   canvas.height = height;
   const ctx = context2d(canvas, key);
-  if (rgba) put(ctx, width, height, rgba);
-  else drawPlaceholder(ctx, width, height);
+  put(ctx, width, height, rgba ?? placeholderPixels(width, height));
   const tex = textures.addCanvas(key, canvas);
   if (!tex) throw new DiffusionError('backend', `could not create texture "${key}" (is the key already in use?)`);
   ensureNearest(tex);
@@ -161,9 +171,13 @@ export function drawSpriteTexture(
   upload(tex);
 }
 
-/** The textures one plugin created: unique keys, redrawn in place, each removed when given back. */
+/**
+ * The textures one plugin created: unique keys, redrawn in place, each removed when given back; plus
+ * one shared placeholder texture per size (never given back, removed with the rest).
+ */
 export class OwnedTextures {
   private readonly keys = new Set<string>();
+  private readonly sharedKeys = new Map<number, string>();
   private counter = 0;
 
   constructor(
@@ -176,6 +190,17 @@ export class OwnedTextures {
     const key = `${this.prefix}-${++this.counter}`;
     addSpriteTexture(this.textures(), key, width, height, rgba);
     this.keys.add(key);
+    return key;
+  }
+
+  /** The shared placeholder texture of a size (sprites beyond a burst's budget show it at first). */
+  shared(size: number): string {
+    let key = this.sharedKeys.get(size);
+    if (key === undefined || !this.textures()?.exists(key)) {
+      key = `${this.prefix}-placeholder-${size}`;
+      addSpriteTexture(this.textures(), key, size, size, null);
+      this.sharedKeys.set(size, key);
+    }
     return key;
   }
 
@@ -197,8 +222,11 @@ export class OwnedTextures {
     return true;
   }
 
-  /** Removes all of them. */
+  /** Removes all of them, the shared placeholders too. */
   removeAll(): void {
     for (const key of [...this.keys]) this.remove(key);
+    const textures = this.textures();
+    for (const key of this.sharedKeys.values()) if (textures?.exists(key)) textures.remove(key);
+    this.sharedKeys.clear();
   }
 }

@@ -51,10 +51,23 @@ export interface DiffusionStats {
   pools: Record<string, number>;
 }
 
+/** A texture of generated (or cached) pixels is ready. */
+export interface TextureEvent {
+  /** The texture's key (owned by the plugin). */
+  key: string;
+  category: string;
+  fromCache: boolean;
+  /**
+   * The spawned sprite that now shows it, when it fills a placeholder (a sprite that showed the
+   * shared placeholder switched to this key); absent for pool refills and `generate()`.
+   */
+  sprite?: Phaser.GameObjects.Sprite;
+}
+
 /** Events the plugin emits. */
 export interface DiffusionEvents {
   ready: ReadyInfo;
-  texture: { key: string; category: string; fromCache: boolean };
+  texture: TextureEvent;
   backend: { backend: BackendName; reason: string };
   error: DiffusionError;
   /**

@@ -3,8 +3,15 @@
 // Query: ?backend=webgpu|wasm&model=/tiny/model.json&steps=3&pool=1; split=1 gives the plugin one
 // model URL per backend (the same model, told apart by a `?for=<backend>` query); phaser=3 runs the
 // page on Phaser 3 (the `phaser3` package) instead of 4; pixelArt=0 leaves the game's default
-// (antialiased, LINEAR) texture filtering on.
-import { DiffusionPlugin, isNonTrivial, type DiffusionPlugin as Plugin } from '../../../plugin/src/index.ts';
+// (antialiased, LINEAR) texture filtering on; track=1 keeps the inference workers for fault tests
+// (`__sdTest.killWorker`).
+import {
+  DiffusionPlugin,
+  type DiffusionStats,
+  isNonTrivial,
+  type DiffusionPlugin as Plugin,
+} from '../../../plugin/src/index.ts';
+import { defaultWorkerFactory, type WorkerLike } from '../../../plugin/src/runtime/workerFactory.ts';
 
 const params = new URLSearchParams(location.search);
 // Both majors share the API this page uses.
@@ -25,8 +32,30 @@ DiffusionPlugin.configure({
   steps: Number(params.get('steps') ?? 3),
   poolSize: Number(params.get('pool') ?? 1),
   seed: 1234,
-  cache: { dbName: `spritediffusion-test-${backend}` },
+  cache: { dbName: params.get('db') ?? `spritediffusion-test-${backend}` },
 });
+
+const workers: WorkerLike[] = [];
+if (params.get('track') === '1') {
+  DiffusionPlugin.configure({
+    workerFactory: () => {
+      const w = defaultWorkerFactory();
+      workers.push(w);
+      return w;
+    },
+  });
+}
+
+/** What `__sdTest.burst` resolves to. */
+export interface BurstReport {
+  /** Script time of the frame's spawn loop (ms). */
+  burstMs: number;
+  /** Most requests in the worker queue seen while the placeholders filled. */
+  maxQueue: number;
+  /** Sprites whose texture has no generated pixels at the end. */
+  blank: number;
+  stats: DiffusionStats;
+}
 
 /** What `__sdTest.bench` resolves to (see test/browser/globals.d.ts). */
 export interface BenchReport {
@@ -100,6 +129,23 @@ function readTexture(scene: Phaser.Scene, key: string): Uint8ClampedArray {
   return ctx.getImageData(0, 0, src.width, src.height).data;
 }
 
+/**
+ * Generated pixels, not the grey placeholder (two colours) or the failed state (three): the tiny model's
+ * sprites have many colours.
+ */
+function generated(rgba: Uint8ClampedArray): boolean {
+  const colours = new Set<number>();
+  for (let i = 0; i < rgba.length && colours.size <= 3; i += 4) {
+    colours.add(
+      (rgba[i] as number) * 16777216 +
+        (rgba[i + 1] as number) * 65536 +
+        (rgba[i + 2] as number) * 256 +
+        (rgba[i + 3] as number),
+    );
+  }
+  return colours.size > 3;
+}
+
 class TestScene extends Phaser.Scene {
   constructor() {
     super('test');
@@ -111,9 +157,59 @@ class TestScene extends Phaser.Scene {
     plugin.on('error', (e) => errors.push(`${e.code}: ${e.message}`));
     const backendEvents: string[] = [];
     plugin.on('backend', (e) => backendEvents.push(`${e.backend}: ${e.reason}`));
+    const restarts: string[] = [];
+    plugin.on('worker-restarted', (e) => restarts.push(e.reason));
+    /** Resolves once every sprite's texture has generated pixels (not the placeholder, not failed). */
+    const filled = async (sprites: Phaser.GameObjects.Sprite[], timeoutMs: number): Promise<number> => {
+      const t0 = performance.now();
+      // Cheap polling first (reading a thousand textures back takes a while), then the pixels.
+      while (plugin.stats.placeholders > 0 && performance.now() - t0 < timeoutMs) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      return sprites.filter((sp) => !generated(readTexture(this, sp.texture.key))).length;
+    };
+    let spawned: Phaser.GameObjects.Sprite[] = [];
     window.__sdTest = {
       errors,
       backendEvents,
+      restarts,
+      retry: () => plugin.retry(),
+      killWorker: () => {
+        workers.at(-1)?.terminate();
+        return workers.length;
+      },
+      workerCount: () => workers.length,
+      spawnMany: (category: string, n: number, frameEvery = 0) => {
+        for (let i = 0; i < n; i++) spawned.push(plugin.spawn(category, 8 + (i % 30) * 10, 8, { frameEvery }));
+        return spawned.map((sp) => sp.texture.key);
+      },
+      drawn: () => spawned.filter((sp) => generated(readTexture(this, sp.texture.key))).length,
+      waitFilled: async (timeoutMs: number) => {
+        const blank = await filled(spawned, timeoutMs);
+        const out = { blank, total: spawned.length };
+        spawned = [];
+        return out;
+      },
+      burst: async (n: number, categories: string[]): Promise<BurstReport> => {
+        await plugin.whenIdle(); // the pools' first refills done: the frame is the burst's alone
+        let maxQueue = 0;
+        const sample = (): void => {
+          maxQueue = Math.max(maxQueue, plugin.stats.queueLength);
+        };
+        plugin.on('texture', sample);
+        const t0 = performance.now();
+        const sprites: Phaser.GameObjects.Sprite[] = [];
+        for (let i = 0; i < n; i++) {
+          sprites.push(
+            plugin.spawn(categories[i % categories.length] as string, (i % 32) * 10, Math.floor(i / 32) * 4),
+          );
+        }
+        const burstMs = performance.now() - t0;
+        sample();
+        const blank = await filled(sprites, 240_000);
+        plugin.off('texture', sample);
+        return { burstMs, maxQueue, blank, stats: plugin.stats };
+      },
       ready: () =>
         plugin.whenReady().then((i) => ({ backend: i.backend, categories: i.categories, modelUrl: i.modelUrl })),
       stats: () => plugin.stats,
@@ -147,13 +243,13 @@ class TestScene extends Phaser.Scene {
           const hitsBefore = plugin.stats.cacheHits;
           const before = plugin.stats.pools[category] ?? 0;
           const sprite = plugin.spawn(category, 40 + i * 40, 40);
-          const key = sprite.texture.key;
           const fromPool = before > 0 || plugin.stats.cacheHits > hitsBefore;
+          // A placeholder's texture event names the sprite it fills (it may switch from the shared one).
           const done = fromPool
             ? Promise.resolve()
             : new Promise<void>((resolve) => {
-                const on = (e: { key: string }): void => {
-                  if (e.key === key) {
+                const on = (e: { sprite?: unknown }): void => {
+                  if (e.sprite === sprite) {
                     plugin.off('texture', on);
                     resolve();
                   }
@@ -162,6 +258,7 @@ class TestScene extends Phaser.Scene {
               });
           waits.push(
             done.then(() => {
+              const key = sprite.texture.key;
               const rgba = readTexture(this, key);
               reports.push({
                 category,

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { vi } from 'vitest';
 import { SpriteCache } from '../../../plugin/src/cache/spriteCache.ts';
 import type { DiffusionPlugin } from '../../../plugin/src/phaser/DiffusionPlugin.ts';
+import { failedPixels, placeholderPixels } from '../../../plugin/src/phaser/spriteTexture.ts';
 import { FakeTextures, stubCanvasDocument } from './fakeTextures.ts';
 
 const require = createRequire(import.meta.url);
@@ -62,7 +63,11 @@ export function holdGetMany() {
 
 /** True once the texture has real pixels (a served or generated sprite, not a placeholder). */
 export function textured(textures: FakeTextures, key: string): boolean {
-  return textures.pixels(key)?.some((v) => v > 0) === true;
+  const px = textures.pixels(key);
+  if (!px?.some((v) => v > 0)) return false;
+  const same = (a: Uint8ClampedArray) => a.length === px.length && a.every((v, i) => v === px[i]);
+  const side = Math.round(Math.sqrt(px.length / 4));
+  return !same(placeholderPixels(side, side)) && !same(failedPixels(side, side));
 }
 
 /** A scene whose `sys` has what the plugin touches; its events are a Phaser EventEmitter. */

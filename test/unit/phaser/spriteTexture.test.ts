@@ -5,7 +5,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DiffusionError } from '../../../plugin/src/errors.ts';
-import { addSpriteTexture, drawSpriteTexture } from '../../../plugin/src/phaser/spriteTexture.ts';
+import { addSpriteTexture, drawSpriteTexture, placeholderPixels } from '../../../plugin/src/phaser/spriteTexture.ts';
 import { FakeTextures, GL_NEAREST, type RendererShape, stubCanvasDocument } from './fakeTextures.ts';
 
 const W = 4;
@@ -48,7 +48,7 @@ for (const shape of ['wrapper', 'raw', 'canvas'] as RendererShape[]) {
       it('a redraw uploads the new pixels once and keeps NEAREST', () => {
         const t = new FakeTextures(shape, pixelArt);
         addSpriteTexture(asPhaser(t), 'p', W, H, null);
-        expect(t.get('p')?.context.calls).toEqual(['clearRect', 'fillRect']); // the placeholder
+        expect(t.pixels('p')).toEqual(placeholderPixels(W, H)); // the placeholder
         const before = t.uploads.get('p')?.count ?? 0;
         for (const seed of [2, 3]) {
           const rgba = pixels(seed);
