@@ -333,6 +333,26 @@ describe('worker message handler (driven directly in Node)', () => {
     expect(ctl.created).toBe(0);
   });
 
+  it('answers a ping at once, while a batch is running', async () => {
+    const { out, handler } = harness(200);
+    await handler.handle({ type: 'init', requestId: 1, modelUrl: '/m.json', backend: 'wasm' });
+    const running = handler.handle({
+      type: 'generate',
+      requestId: 2,
+      contexts: [Float32Array.of(0, 1, 0)],
+      count: 1,
+      sampler: 'ddim',
+      seed: 1,
+      steps: 4,
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    await handler.handle({ type: 'ping', requestId: 3 });
+    expect(out.at(-1)).toEqual({ type: 'pong', requestId: 3 });
+    expect(out.some((m) => m.type === 'result')).toBe(false); // the batch is still running
+    await running;
+    expect(out.at(-1)).toMatchObject({ type: 'result', requestId: 2 });
+  });
+
   it('dispose answers disposed', async () => {
     const { out, handler } = harness();
     await handler.handle({ type: 'init', requestId: 1, modelUrl: '/m.json', backend: 'auto' });
