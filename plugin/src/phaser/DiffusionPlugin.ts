@@ -252,7 +252,7 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
    * texture of its own that is filled in when generation finishes (optionally showing intermediate
    * frames). Refills the category's pool in the background. However many are spawned at once, every
    * placeholder fills: they wait in a backlog, not in the worker's queue. In a burst (past the first
-   * 8 placeholders of one task, once making their textures took 12 ms), a spawn shows a shared
+   * 4 placeholders of one task, once making their textures took 6 ms), a spawn shows a shared
    * placeholder texture and switches to its own with its first pixels (the `texture` event names it).
    * A placeholder whose sprite
    * could not be made shows a red cross until a later load fills it (see {@link retry}).

@@ -26,9 +26,9 @@ export const MAX_FILL_REQUESTS = 16;
  * sprite shows the plugin's shared placeholder and gets its own texture with its first pixels, so a
  * burst of a thousand spawns stays one short frame.
  */
-export const OWN_TEXTURES_MIN = 8;
+export const OWN_TEXTURES_MIN = 4;
 /** See {@link OWN_TEXTURES_MIN}. */
-export const OWN_TEXTURES_MS = 12;
+export const OWN_TEXTURES_MS = 6;
 
 /** Time spent making placeholder textures in the current task (reset by a timer once it is over). */
 export class TaskBudget {
