@@ -13,8 +13,11 @@
  * - `seed=N`                              base seed: map layouts and the plugin's seeds (default random)
  * - `cache=0`                             disable the IndexedDB sprite cache
  * - `gallery=N`                           sprites per category in the gallery (default 4)
+ * - `roles=hero:tools,wall:blocks`        which model category plays a dungeon role (default: by name,
+ *                                         see world/roles.ts)
  */
 import type { BackendChoice, ModelSource, SamplerName } from 'spritediffusion';
+import { parseRoleOverrides, type RoleMap } from './world/roles.ts';
 
 export interface DemoConfig {
   modelUrl: ModelSource;
@@ -29,6 +32,8 @@ export interface DemoConfig {
   fixedSeed: boolean;
   cache: boolean;
   galleryCount: number;
+  /** Roles the URL assigns to categories (the rest are mapped by name). */
+  roles: Partial<RoleMap>;
 }
 
 function int(value: string | null, min: number, max: number): number | undefined {
@@ -74,6 +79,7 @@ export function parseConfig(search: string, baseHref: string): DemoConfig {
     fixedSeed: seedParam !== undefined,
     cache: q.get('cache') !== '0',
     galleryCount: int(q.get('gallery'), 1, 8) ?? 4,
+    roles: parseRoleOverrides(q.get('roles')),
   };
   if (sampler) cfg.sampler = sampler;
   const steps = int(q.get('steps'), 1, 500);

@@ -36,6 +36,8 @@ export interface DemoHooks {
   errors(): string[];
   /** Model categories of the materialised generated sprites on screen. */
   categoriesOnScreen(): string[];
+  /** Which model category plays each dungeon role (null before model.json is read). */
+  roles(): Record<string, string> | null;
   openGallery(): void;
   /** The gallery's rows, or null when it is closed. */
   gallery(): GalleryReport | null;
@@ -80,6 +82,7 @@ export function installTestHooks(game: Phaser.Game): void {
     pendingOnFloor: () => dungeon().pendingOnFloor(),
     idle: () => dungeon().diffusion.whenIdle(),
     categoriesOnScreen: () => dungeon().categoriesOnScreen(),
+    roles: () => (dungeon().roles ? { ...dungeon().roles } : null),
     openGallery: () => dungeon().openGallery(),
     gallery: () => gallery()?.report() ?? null,
     gallerySheet: () => gallery()?.buildSheet() ?? null,

@@ -33,6 +33,7 @@ interface DemoHooks {
   idle(): Promise<void>;
   errors(): string[];
   categoriesOnScreen(): string[];
+  roles(): Record<string, string> | null;
   gallery(): { rows: Record<string, number>; done: boolean; msPerSprite: number } | null;
   gallerySheet(): { atlas: { frames: Record<string, unknown> }; width: number; height: number } | null;
 }
@@ -322,6 +323,37 @@ describe('demo game', () => {
       expect(log.errors).toEqual([]);
     });
   });
+
+  it("a model of the user's own categories: every role maps to one of them and the dungeon fills", async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 720 } });
+    const page = await context.newPage();
+    const log = collectErrors(page);
+    // The tiny model under other names (the network does not know its categories' names).
+    const own = ['blocks', 'items', 'plants', 'tools', 'c5', 'c6', 'c7', 'c8', 'c9', 'c10', 'c11'];
+    await context.route(/\/tiny\/model\.json(\?.*)?$/, async (route) => {
+      const response = await route.fetch();
+      const meta = (await response.json()) as { categories: string[] };
+      await route.fulfill({ response, json: { ...meta, categories: own } });
+    });
+    try {
+      await openGame(page, `${demo.url}?model=test-fixtures/tiny/model.json&backend=wasm&steps=2&seed=5&cache=0`);
+      const roles = await page.evaluate(() => (window as DemoWindow).__demo?.roles());
+      expect(roles?.wall).toBe('blocks');
+      expect(roles?.floor).toBe('blocks');
+      expect(roles?.weapon).toBe('tools');
+      expect(roles?.food).toBe('plants');
+      expect(roles?.scroll).toBe('items');
+      for (const c of Object.values(roles ?? {})) expect(own).toContain(c);
+      await settle(page, 90_000);
+      expect(await page.evaluate(() => (window as DemoWindow).__demo?.pendingOnFloor())).toBe(0);
+      const onScreen = await page.evaluate(() => (window as DemoWindow).__demo?.categoriesOnScreen());
+      expect(onScreen).toEqual(expect.arrayContaining(['blocks', roles?.hero]));
+      expect(await page.evaluate(() => (window as DemoWindow).__demo?.errors())).toEqual([]);
+      expect(log.errors).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  }, 180_000);
 
   it('boots on the shipped model (WASM, 6 steps): generated dungeon and gallery', async () => {
     const context = await browser.newContext({ viewport: { width: 1280, height: 720 } });

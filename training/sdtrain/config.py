@@ -38,10 +38,13 @@ class TrainConfig:
     # (one network row per sprite instead of two). Path to the teacher's model.json.
     teacher: str = ""
     teacher_guidance: float = 3.0
-    # Fine-tuning: a checkpoint.pt whose EMA weights start this run (model and EMA). Parameters the
-    # checkpoint lacks (a module added since, e.g. input_skip) keep their initialisation; the
-    # optimizer, step and schedule start fresh.
+    # Fine-tuning: an exported model.json or a checkpoint.pt whose (EMA) weights start this run
+    # (model and EMA), with its network shape. Its context input is resized to the dataset's
+    # categories: same-named ones keep their learned column, new ones start as `new_category_init`
+    # (see finetune.py). Parameters the source lacks (a module added since, e.g. input_skip) keep
+    # their initialisation; the optimizer, step and schedule start fresh.
     init_from: str = ""
+    new_category_init: str = "mean"
 
     def to_dict(self) -> Dict:
         d = asdict(self)

@@ -51,8 +51,19 @@ class Collected:
     labels: List[int] = field(default_factory=list)
     sources: List[str] = field(default_factory=list)
     skipped: List[Dict[str, str]] = field(default_factory=list)
-    duplicates: int = 0
-    filtered: int = 0
+    # every dropped file, named: {"file", "same_as"} for duplicates, {"file", "reason"} for filtered
+    dropped: List[Dict[str, str]] = field(default_factory=list)
+    filtered_out: List[Dict[str, str]] = field(default_factory=list)
+    # kept sprites whose longer side is at most half of --size (before any --upscale)
+    small: int = 0
+
+    @property
+    def duplicates(self) -> int:
+        return len(self.dropped)
+
+    @property
+    def filtered(self) -> int:
+        return len(self.filtered_out)
 
 
 @dataclass
@@ -91,27 +102,45 @@ def _pngs(folder: Path) -> List[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() == ".png" and (p.is_file() or p.is_symlink()))
 
 
+def upscale(img: np.ndarray, size: int, factor: str) -> np.ndarray:
+    """Nearest-neighbour integer upscale: by `factor`, or "auto" (the largest that fits `size`); a
+    sprite the factor would push past `size` is left as it is (the fitting rule then applies)."""
+    longest = max(img.shape[:2])
+    f = max(1, size // longest) if factor == "auto" else int(factor)
+    if f <= 1 or longest * f > size:
+        return img
+    return np.repeat(np.repeat(img, f, axis=0), f, axis=1)
+
+
 class Builder:
-    def __init__(self, categories: Sequence[str], size: int, min_opaque: int, exact_size: bool):
+    def __init__(self, categories: Sequence[str], size: int, min_opaque: int, exact_size: bool,
+                 upscale: str = "1"):
         self.categories = list(categories)
         self.size = size
         self.min_opaque = min_opaque
         self.exact_size = exact_size
+        self.upscale = upscale
         self.out = Collected()
         self._seen: Dict[bytes, int] = {}
 
     def add(self, img: np.ndarray, category: str, source: str) -> None:
         if self.exact_size and img.shape[:2] != (self.size, self.size):
-            self.out.filtered += 1
+            self.out.filtered_out.append({"file": source, "reason": f"{img.shape[1]}x{img.shape[0]}, not "
+                                                                    f"{self.size}x{self.size} (--exact-size)"})
             return
-        if int((img[..., 3] > 127).sum()) < self.min_opaque:
-            self.out.filtered += 1
+        opaque = int((img[..., 3] > 127).sum())
+        if opaque < self.min_opaque:
+            self.out.filtered_out.append({"file": source, "reason": f"{opaque} opaque pixels, fewer than "
+                                                                    f"--min-opaque {self.min_opaque}"})
             return
+        small = 2 * max(img.shape[:2]) <= self.size
+        img = upscale(img, self.size, self.upscale)
         fitted = fit_to_size(img, self.size)
         key = hashlib.sha1(fitted.tobytes()).digest()
         if key in self._seen:  # first category in order wins
-            self.out.duplicates += 1
+            self.out.dropped.append({"file": source, "same_as": self.out.sources[self._seen[key]]})
             return
+        self.out.small += small
         self._seen[key] = len(self.out.images)
         self.out.images.append(fitted)
         self.out.labels.append(self.categories.index(category))
@@ -203,6 +232,9 @@ def load_dataset(path: Path) -> Dict:
 
 def build(args: argparse.Namespace) -> Dict:
     size = args.size
+    args.upscale = str(getattr(args, "upscale", "1"))
+    if args.upscale != "auto" and not (args.upscale.isdigit() and int(args.upscale) >= 1):
+        raise DatasetError(f"--upscale {args.upscale!r}: give a whole factor such as 2, or auto")
     if args.preset == "dcss":
         if args.folder or args.sheet:
             raise DatasetError("--preset dcss cannot be combined with --folder/--sheet")
@@ -235,7 +267,8 @@ def build(args: argparse.Namespace) -> Dict:
         for sp in specs:
             if sp.category not in names:
                 names.append(sp.category)
-        b = Builder(names, size, args.min_opaque if args.min_opaque is not None else 1, exact_size=args.exact_size)
+        b = Builder(names, size, args.min_opaque if args.min_opaque is not None else 1, exact_size=args.exact_size,
+                    upscale=args.upscale)
         source = {"folder": args.folder, "sheets": args.sheet}
     total_files = sum(len(_pngs(f)) for _, fs in plan for f in fs if f.is_dir())
     progress = Progress(total_files, "scan", unit="img") if total_files else None
@@ -269,6 +302,9 @@ def build(args: argparse.Namespace) -> Dict:
         "split_seed": args.seed,
         "duplicates_dropped": col.duplicates,
         "filtered_out": col.filtered,
+        "upscale": args.upscale,
+        "dropped_duplicates": col.dropped,
+        "filtered": col.filtered_out,
         "skipped": col.skipped,
         "content_sha256": content_hash(images, labels, names),
         "fit_rule": "nearest-neighbour downscale keeping aspect if larger; centred on transparent padding; RGB=0 where alpha=0",
@@ -278,7 +314,18 @@ def build(args: argparse.Namespace) -> Dict:
     print(f"dataset: {len(labels)} sprites in {len(names)} categories -> {out} (manifest {mpath})")
     for n, c in counts.items():
         print(f"  {n:<10} train {c['train']:>5}  eval {c['eval']:>4}")
-    print(f"  dropped {col.duplicates} duplicates, filtered {col.filtered}")
+    print(f"  dropped {col.duplicates} duplicates, filtered {col.filtered}"
+          + (" (each named in the manifest):" if col.dropped or col.filtered_out else ""))
+    for d in col.dropped[:10]:
+        print(f"    duplicate  {d['file']} (same as {d['same_as']})")
+    for f in col.filtered_out[:10]:
+        print(f"    filtered   {f['file']}: {f['reason']}")
+    if col.duplicates + col.filtered > 20:
+        print(f"    ... {col.duplicates + col.filtered - 20} more in {mpath}")
+    if args.upscale == "1" and 2 * col.small > len(labels):
+        print(f"warning: {col.small} of {len(labels)} sprites are at most {size // 2}px, a quarter of the {size}px "
+              f"canvas or less; pass --upscale auto (nearest-neighbour, whole factors) to fill it, or --size "
+              f"{size // 2} to train at their size", file=sys.stderr)
     if col.skipped:
         print(f"  skipped {len(col.skipped)} unreadable file(s):")
         for s in col.skipped:
@@ -298,6 +345,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-opaque", type=int, default=None,
                    help="minimum pixels with alpha > 127 (default 60 for dcss, 1 otherwise)")
     p.add_argument("--exact-size", action="store_true", help="keep only images exactly --size square")
+    p.add_argument("--upscale", default="1", metavar="N|auto",
+                   help="scale sprites up by a whole factor (nearest neighbour) before fitting them on the --size "
+                        "canvas; auto: the largest factor that fits each sprite (default 1: as they are)")
     p.add_argument("--holdout", type=float, default=0.1, help="stratified held-out fraction (default 0.1)")
     p.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
     p.add_argument("--out", default="training/.cache/dataset.npz", help="output .npz (manifest written beside it)")

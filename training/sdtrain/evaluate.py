@@ -290,11 +290,12 @@ def evaluate(run: Path, data: Optional[Path], out: Path, per_category: int, sett
         u8 = ((x_gen + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
         rows = u8.reshape(k, per_category, *u8.shape[1:])[:, :8].reshape(-1, *u8.shape[1:])
         file_tag = s.replace(":", "-")
-        save_grid(rows, k, out / f"samples-{file_tag}.png")
+        save_grid(rows, k, out / f"samples-{file_tag}.png", labels=names)
         # nearest-neighbour check: generated row above its nearest training sprite
         pick = torch.arange(k) * per_category
         tr_u8 = ((x_tr[nn_idx[pick]] + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-        save_grid(np.concatenate([u8[pick.numpy()], tr_u8]), 2, out / f"nearest-{file_tag}.png")
+        save_grid(np.concatenate([u8[pick.numpy()], tr_u8]), 2, out / f"nearest-{file_tag}.png",
+                  labels=["generated", "nearest real"])
         print(f"{s}: acc {r['accuracy_generated']:.3f} (real {real_acc:.3f}), FD {r['frechet_generated_vs_train']:.2f} "
               f"(real {fd_real:.2f}), NN ratio {r['nn_ratio_generated_to_heldout']:.2f}, near copies "
               f"{r['near_copies_share']:.3f}, half-transparent {r['half_transparent_share_raw']:.4f}, roughness "

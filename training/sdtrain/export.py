@@ -325,6 +325,12 @@ def requantize(model_json: Path, tolerance: float = 1e-4) -> List[Dict]:
     return results
 
 
+def default_out(run: Path) -> Path:
+    """Where a run exports without --out: export/ in its folder (never the shipped models/)."""
+    run = Path(run)
+    return (run if run.is_dir() else run.parent) / "export"
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="npm run export --", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -359,7 +365,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not 0.0 <= a.eta <= 1.0:
         p.error(f"--eta must be within 0..1, got {a.eta}")
     run = Path(a.run)
-    out = Path(a.out) if a.out else (run if run.is_dir() else run.parent) / "export"
+    out = Path(a.out) if a.out else default_out(run)
     sampling = {"sampler": "ddim", "steps": a.steps, "guidance": a.guidance, "clip_x0": True}
     if a.eta:
         sampling["eta"] = a.eta

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
@@ -82,8 +82,15 @@ def slice_sheet(img: np.ndarray, cell: Tuple[int, int], margin: int, spacing: in
     return cells
 
 
-def save_grid(images: np.ndarray, rows: int, path: Path, scale: int = 2, bg=(48, 48, 56)) -> None:
-    """Save RGBA uint8 [N, H, W, 4] as a grid PNG on a checker-free dark background."""
+def grid_scale(size: int) -> int:
+    """How much a grid of `size`px sprites is scaled up: cells of at least 64 px, at least 2x."""
+    return max(2, -(-64 // max(1, size)))
+
+
+def save_grid(images: np.ndarray, rows: int, path: Path, scale: Optional[int] = None, bg=(48, 48, 56),
+              labels: Optional[Sequence[str]] = None) -> None:
+    """Save RGBA uint8 [N, H, W, 4] as a grid PNG on a dark background, scaled up (nearest neighbour;
+    by default to cells of at least 64 px, see grid_scale) and, with `labels`, one label per row."""
     n, h, w = images.shape[:3]
     cols = (n + rows - 1) // rows
     pad = 2
@@ -92,7 +99,21 @@ def save_grid(images: np.ndarray, rows: int, path: Path, scale: int = 2, bg=(48,
         r, c = divmod(i, cols)
         tile = Image.fromarray(images[i], "RGBA")
         canvas.alpha_composite(tile, (pad + c * (w + pad), pad + r * (h + pad)))
+    scale = grid_scale(max(h, w)) if scale is None else scale
     if scale != 1:
         canvas = canvas.resize((canvas.width * scale, canvas.height * scale), Image.NEAREST)
+    if labels:
+        from PIL import ImageDraw, ImageFont
+        font = ImageFont.load_default()
+        names = [str(x) for x in labels[:rows]]
+        draw = ImageDraw.Draw(canvas)
+        text_w = max(int(draw.textlength(t, font=font)) for t in names)
+        labelled = Image.new("RGBA", (canvas.width + text_w + 12, canvas.height), bg + (255,))
+        labelled.alpha_composite(canvas, (text_w + 12, 0))
+        draw = ImageDraw.Draw(labelled)
+        row_h = (h + pad) * scale
+        for r, t in enumerate(names):
+            draw.text((6, pad * scale + r * row_h + (h * scale) // 2 - 6), t, fill=(230, 230, 230, 255), font=font)
+        canvas = labelled
     path.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(path)

@@ -23,14 +23,21 @@ def loss_curve(steps: Sequence[int], losses: Sequence[float], path: Path, title:
         def px(s, y):
             return (L + (s - x0) / (x1 - x0) * (W - L - R), T + (hi - y) / (hi - lo) * (H - T - B))
 
-        # smoothed curve (EMA) over raw points
+        # The logged means, and a centred moving average over a tenth of them: no lag at either end.
         raw = [px(s, y) for s, y in zip(steps, ys)]
         d.line(raw, fill=(180, 200, 235), width=1)
-        sm, acc = [], ys[0]
-        for s, y in zip(steps, ys):
-            acc = 0.9 * acc + 0.1 * y
-            sm.append(px(s, acc))
+        half = max(1, len(ys) // 20)
+        sm = []
+        for i, s in enumerate(steps):
+            window = ys[max(0, i - half):i + half + 1]
+            sm.append(px(s, sum(window) / len(window)))
         d.line(sm, fill=(30, 80, 200), width=2)
+        # legend, top right
+        lx, ly = W - R - 250, T + 8
+        d.line([(lx, ly + 6), (lx + 20, ly + 6)], fill=(180, 200, 235), width=2)
+        d.text((lx + 26, ly), f"mean of every {max(1, steps[1] - steps[0])} steps", fill=(60, 60, 60))
+        d.line([(lx, ly + 22), (lx + 20, ly + 22)], fill=(30, 80, 200), width=2)
+        d.text((lx + 26, ly + 16), f"centred average of {2 * half + 1} points", fill=(60, 60, 60))
         for frac in (0.0, 0.5, 1.0):
             y = lo + frac * (hi - lo)
             _, py = px(x0, y)

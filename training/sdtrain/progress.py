@@ -27,6 +27,8 @@ class Progress:
         self.postfix = ""
         self.rate_scale = 1.0
         self.rate_unit: Optional[str] = None
+        # A time limit (time.time() when work stops, e.g. --max-minutes): the ETA is whichever comes first.
+        self.deadline: Optional[float] = None
         self._tty = hasattr(self.stream, "isatty") and self.stream.isatty()
 
     def update(self, k: int = 1, postfix: Optional[str] = None) -> None:
@@ -47,6 +49,8 @@ class Progress:
         width = 24
         bar = "#" * int(frac * width) + "-" * (width - int(frac * width))
         eta = (self.total - self.n) / rate if rate > 0 else 0
+        if self.deadline is not None:
+            eta = min(eta, max(0.0, self.deadline - now))
         shown_rate = rate * self.rate_scale
         unit = self.rate_unit or self.unit
         return (f"{self.desc} |{bar}| {self.n}/{self.total} {frac * 100:5.1f}% "

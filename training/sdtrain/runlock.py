@@ -33,8 +33,10 @@ class RunLock:
     def __init__(self, folder: Path):
         self.path = Path(folder) / "train.lock"
         self.held = False
+        self.created = False
 
     def __enter__(self) -> "RunLock":
+        self.created = not self.path.parent.exists()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
         for _ in range(2):
@@ -65,3 +67,8 @@ class RunLock:
         if self.held:
             self.path.unlink(missing_ok=True)
             self.held = False
+        if self.created:
+            try:  # a run that failed to start leaves no empty folder behind
+                self.path.parent.rmdir()
+            except OSError:
+                pass  # it holds the run's files

@@ -18,6 +18,7 @@ import copy
 import json
 import math
 import os
+import shutil
 import signal
 import sys
 import time
@@ -31,6 +32,7 @@ import torch.nn.functional as F
 
 from .config import TrainConfig
 from .dataset import load_dataset
+from .finetune import NEW_CATEGORY_INITS, InitSourceError, load_init_source, resize_context
 from .images import save_grid
 from .model import ContextUnet, ModelConfig, count_flops, count_params
 from .plots import loss_curve
@@ -38,11 +40,16 @@ from .progress import Progress
 from .runlock import RunLock, RunLockError
 from .schedule import DDPMSchedule, ScheduleConfig, sample
 from .teacher import Teacher, TeacherError, load_teacher
-from .threads import use_all_cores
+from .threads import choose_threads
 
 
 class TrainError(Exception):
     pass
+
+
+# The fine-tune recipe, the defaults under --init-from (measured in training/README.md, "Fine-tuning
+# on your own sprites"); flags given on the command line still win.
+FINETUNE_DEFAULTS = {"lr": 3e-4, "warmup": 50, "ema_decay": 0.995, "steps": 3000, "sample_every": 500}
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -93,6 +100,10 @@ class Trainer:
         train_mask = ~data["held_out"]
         imgs = torch.from_numpy(data["images"][train_mask]).permute(0, 3, 1, 2).contiguous()
         labels = torch.from_numpy(data["labels"][train_mask])
+        if cfg.init_from and imgs.shape[2] != cfg.model.size and not resume:
+            raise TrainError(f"--init-from {cfg.init_from} makes {cfg.model.size}px sprites but the dataset's are "
+                             f"{imgs.shape[2]}px; rebuild it with `npm run dataset -- --size {cfg.model.size}` "
+                             f"(add --upscale {max(1, cfg.model.size // imgs.shape[2])} for {imgs.shape[2]}px art)")
         if imgs.shape[1] != cfg.model.channels or imgs.shape[2] != cfg.model.size:
             raise TrainError(f"dataset images are {imgs.shape[1]}ch {imgs.shape[2]}px but the model expects "
                              f"{cfg.model.channels}ch {cfg.model.size}px; rebuild the dataset with --size "
@@ -143,6 +154,8 @@ class Trainer:
         self.images_seen = 0
         self.train_seconds = 0.0
         self._stop = False
+        self._outputs_at = -1  # the step whose grid and plot were written last
+        self.threads_why = ""  # why that many CPU threads, for the log (set by main)
         self.ckpt_path = self.out / "checkpoint.pt"
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -211,36 +224,29 @@ class Trainer:
         self.train_seconds = ck.get("train_seconds", 0.0)
 
     def _init_from(self, path: Path) -> None:
-        """Starts model and EMA from another run's EMA weights (fine-tuning); new modules keep their init."""
-        if path.suffix == ".json":
-            try:
-                src = load_teacher(path)
-            except TeacherError as e:
-                raise TrainError(f"--init-from {path}: {e}") from None
-            ck = {"categories": src.categories, "step": src.meta.get("training", {}).get("steps")}
-            weights = src.model.state_dict()
-        else:
-            try:
-                ck = torch.load(path, map_location="cpu", weights_only=False)
-                weights = ck["ema"]
-            except Exception as e:
-                raise TrainError(f"--init-from {path}: not a readable checkpoint ({e}); pass a checkpoint.pt "
-                                 "or an exported model.json") from e
-        if ck.get("categories") != self.categories:
-            raise TrainError(f"--init-from {path}: its categories {ck.get('categories')} differ from the "
-                             f"dataset's {self.categories}")
+        """Starts model and EMA from another network (fine-tuning): a checkpoint's EMA weights or an
+        exported model.json. Its context input is resized to this dataset's categories (see
+        finetune.py); modules the source lacks keep their initialisation."""
+        try:
+            src = load_init_source(path)
+        except InitSourceError as e:
+            raise TrainError(str(e)) from None
+        g = torch.Generator().manual_seed(self.cfg.seed)
+        weights, kept, new = resize_context(src.weights, src.categories, self.categories,
+                                            self.cfg.new_category_init, g)
         own = self.model.state_dict()
         unknown = sorted(k for k in weights if k not in own)
         wrong = sorted(k for k in weights if k in own and weights[k].shape != own[k].shape)
         if unknown or wrong:
             raise TrainError(f"--init-from {path}: its network does not fit this one (unknown parameters "
-                             f"{unknown[:5]}, other shapes {wrong[:5]}); use the same --widths/--patch/--emb-dim")
+                             f"{unknown[:5]}, other shapes {wrong[:5]}); drop --widths/--patch/--emb-dim")
         fresh = sorted(k for k in own if k not in weights)
         self.model.load_state_dict(weights, strict=False)
         self.ema.load_state_dict(self.model.state_dict())
         if self.rank == 0:
-            print(f"initialised from {path} (step {ck.get('step')}); new parameters: {', '.join(fresh) or 'none'}",
-                  flush=True)
+            print(f"initialised from {path} (step {src.step}); categories kept: {', '.join(kept) or 'none'}; "
+                  f"new ({self.cfg.new_category_init} of the source's): {', '.join(new) or 'none'}"
+                  f"{'; new parameters: ' + ', '.join(fresh) if fresh else ''}", flush=True)
 
     # ---- one step ----------------------------------------------------
     def batch(self):
@@ -294,22 +300,24 @@ class Trainer:
         return loss.detach()
 
     # ---- outputs -----------------------------------------------------
-    def sample_grid(self, path: Path, per_row: int = 8, steps: int = 50) -> None:
+    def sample_grid(self, path: Path, per_row: int = 8, steps: int = 25) -> None:
         k = len(self.categories)
         ctx = torch.eye(k, device=self.device).repeat_interleave(per_row, dim=0)
         g = torch.Generator(device=self.device)
         g.manual_seed(1234)
         x = sample(self.ema, self.schedule, ctx, self.cfg.model.size, self.cfg.model.channels,
                    sampler="ddim", steps=steps, guidance=1.0, clip_x0=True, generator=g)
-        save_grid(to_uint8(x), k, path)
+        save_grid(to_uint8(x), k, path, labels=self.categories)
 
     def write_outputs(self) -> None:
-        if self.rank != 0:
+        if self.rank != 0 or self._outputs_at == self.step:
             return
+        self._outputs_at = self.step
         loss_curve(self.history["step"], self.history["loss"], self.out / "loss.png",
                    title=f"loss (min-SNR weighted), {self.step} steps")
-        self.sample_grid(self.out / "samples.png")
+        # Rendered once, kept twice: the latest grid and one per step for comparing.
         self.sample_grid(self.out / f"samples-{self.step:06d}.png")
+        shutil.copyfile(self.out / f"samples-{self.step:06d}.png", self.out / "samples.png")
 
     def run(self) -> None:
         cfg = self.cfg
@@ -327,13 +335,15 @@ class Trainer:
                   f"{fwd / 1e9:.3f} GFLOP per {cfg.model.size}x{cfg.model.size} forward pass", flush=True)
             print(f"data: {len(self.labels)} training sprites, {len(self.categories)} categories; "
                   f"device {self.device}"
-                  f"{f' ({torch.get_num_threads()} threads)' if self.device.type == 'cpu' else ''}, "
+                  f"{f' ({torch.get_num_threads()} threads{self.threads_why})' if self.device.type == 'cpu' else ''}, "
                   f"{self.world} process(es), batch {cfg.batch}", flush=True)
         signal.signal(signal.SIGTERM, lambda *_: setattr(self, "_stop", True))
         bar = Progress(cfg.steps, "train", unit="step", start=self.step) if self.rank == 0 else None
         if bar:
             bar.rate_scale, bar.rate_unit = cfg.batch, "img"
         t_start = time.time()
+        if bar and cfg.max_minutes:
+            bar.deadline = t_start + cfg.max_minutes * 60
         session_start_step = self.step
         session_start_secs = self.train_seconds
         acc, acc_n = 0.0, 0
@@ -421,13 +431,19 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--up-conv-first", action="store_true",
                    help="run the up path's resampling convolutions before upsampling instead of after (4x fewer "
                         "FLOPs for them, same parameters; fine-tune a trained run into it with --init-from)")
-    p.add_argument("--init-from", help="start from this checkpoint.pt's EMA weights or an exported model.json (fine-tuning; new modules such "
-                                       "as --input-skip keep their init, the optimizer and schedule start fresh)")
+    p.add_argument("--init-from", help="fine-tune: start from an exported model.json (e.g. models/model.json) or a "
+                                       "checkpoint.pt, with its network shape and any category set (same-named "
+                                       "categories keep what they learned); the fine-tune recipe becomes the default "
+                                       f"({', '.join(f'--{k.replace(chr(95), chr(45))} {v}' for k, v in FINETUNE_DEFAULTS.items())})")
+    p.add_argument("--new-category-init", choices=NEW_CATEGORY_INITS,
+                   help="with --init-from: how a category the source lacks starts (default mean of the source's)")
     p.add_argument("--emb-dim", type=int, help=f"embedding width (default {d.model.emb_dim})")
     p.add_argument("--sample-every", type=int, help=f"write a sample grid every N steps (default {d.sample_every})")
     p.add_argument("--ckpt-every", type=int, help=f"checkpoint every N steps (default {d.ckpt_every})")
     p.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this many minutes")
     p.add_argument("--device", help="auto, cpu or cuda (default auto)")
+    p.add_argument("--threads", type=int, help="CPU threads (default: OMP_NUM_THREADS if set, else one per core "
+                                               "that other work leaves idle)")
     p.add_argument("--no-amp", action="store_true", help="disable bf16 autocast on CUDA")
     return p
 
@@ -448,6 +464,19 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
             raise TrainError(f"--resume keeps the run's settings; cannot change {', '.join('--' + b for b in bad)}")
     else:
         cfg = TrainConfig(data=a.data, out=a.out)
+    src = None
+    if a.init_from and not a.resume:
+        # Read before anything is written: a bad source leaves no run folder behind.
+        try:
+            src = load_init_source(Path(a.init_from))
+        except InitSourceError as e:
+            raise TrainError(str(e)) from None
+        if a.size and a.size != src.model.size:
+            raise TrainError(f"--init-from {a.init_from} makes {src.model.size}px sprites, not --size {a.size}; "
+                             f"drop --size (build the dataset at {src.model.size}px) or train from scratch")
+        cfg.model = ModelConfig.from_dict(src.model.to_dict())
+        for name, value in FINETUNE_DEFAULTS.items():
+            setattr(cfg, name, value)
     cfg.out = a.out
     for name in ("steps", "batch", "lr", "warmup", "ema_decay", "cond_drop", "min_snr_gamma", "balance", "seed",
                  "sample_every", "ckpt_every", "max_minutes", "device"):
@@ -460,6 +489,8 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         cfg.teacher_guidance = a.teacher_guidance
     if a.init_from:
         cfg.init_from = a.init_from
+    if a.new_category_init:
+        cfg.new_category_init = a.new_category_init
     if a.no_flip:
         cfg.flip = False
     if a.no_amp:
@@ -491,12 +522,13 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = make_parser().parse_args(argv)
-    use_all_cores()
     try:
+        threads, why = choose_threads(args.threads)
         cfg = config_from_args(args)
         lock = RunLock(Path(cfg.out)) if int(os.environ.get("RANK", "0")) == 0 else nullcontext()
         with lock:
             trainer = Trainer(cfg, resume=args.resume)
+            trainer.threads_why = f": {why}"
             trainer.run()
     except (TrainError, RunLockError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -13,6 +13,7 @@ import { ITEM_CATEGORIES, type ItemCategory, type PlayerStats, pickUp } from '..
 import { type DungeonMap, generateMap, isWalkable, type Point, Tile, tileAt } from '../world/map.ts';
 import { createMonster, decide, distance, type MonsterState, SIGHT } from '../world/monsters.ts';
 import { createRng, type Rng } from '../world/rng.ts';
+import { mapRoles, type Role, type RoleMap } from '../world/roles.ts';
 import { SPELLS } from '../world/spells.ts';
 import type { GalleryData } from './GalleryScene.ts';
 
@@ -71,6 +72,8 @@ export class DungeonScene extends Phaser.Scene {
   floorSpawns = { fromPool: 0, placeholders: 0, ms: 0 };
   /** Plugin errors (also logged). */
   readonly errors: string[] = [];
+  /** Which of the model's categories plays each role (known once model.json has been read). */
+  roles: RoleMap | null = null;
 
   private hud!: Hud;
   private rng: Rng = createRng(1);
@@ -120,12 +123,13 @@ export class DungeonScene extends Phaser.Scene {
     // first visit the floor shows placeholders that fill in as the model generates them.
     void this.diffusion.whenCached().then(() => {
       this.marks.cached ??= performance.now();
-      if (this.sys.isActive() && !this.map) this.buildFloor();
+      this.firstFloor();
     });
     this.diffusion
       .whenReady()
       .then((info) => {
         this.marks.modelReady ??= performance.now();
+        this.firstFloor(); // without a cache the categories are known only now
         this.readyInfo = info;
         this.readyStats = this.diffusion.stats;
         this.status = '';
@@ -174,6 +178,20 @@ export class DungeonScene extends Phaser.Scene {
     return (this.cfg.seed + Math.imul(this.floor, 0x9e3779b1)) >>> 0;
   }
 
+  /** Builds the first floor once the model's categories are known (from the cache read or the model). */
+  private firstFloor(): void {
+    if (!this.sys.isActive() || this.map) return;
+    const categories = this.diffusion.categories;
+    if (categories.length === 0) return;
+    this.roles = mapRoles(categories, this.cfg.roles);
+    this.buildFloor();
+  }
+
+  /** A sprite for a role at a tile (from a pool, or a placeholder that materialises). */
+  private spawnRole(role: Role, at: Point): Phaser.GameObjects.Sprite {
+    return this.spawn((this.roles as RoleMap)[role], at);
+  }
+
   /** A sprite of a category at a tile (from a pool, or a placeholder that materialises). */
   private spawn(category: string, at: Point): Phaser.GameObjects.Sprite {
     const t0 = performance.now();
@@ -200,12 +218,12 @@ export class DungeonScene extends Phaser.Scene {
     this.target = null;
     this.moving = false;
     // The player first: spawn order is generation order for placeholders.
-    const player = this.spawn('character', map.start).setDepth(4);
+    const player = this.spawnRole('hero', map.start).setDepth(4);
     this.player = player;
     // A handful of floor and wall textures, reused across the whole map.
     const floorSources = Array.from({ length: FLOOR_TEXTURES }, () => this.tileSource('floor', map.start));
     const wallSources = Array.from({ length: WALL_TEXTURES }, () => this.tileSource('wall', map.start));
-    const icons = SPELLS.map(() => this.spawn('spell', { x: 0, y: 0 }));
+    const icons = SPELLS.map(() => this.spawnRole('spell', { x: 0, y: 0 }));
     this.hud.setSpellIcons(icons);
     for (let y = 0; y < map.height; y++) {
       for (let x = 0; x < map.width; x++) {
@@ -232,12 +250,12 @@ export class DungeonScene extends Phaser.Scene {
     const order = [...ITEM_CATEGORIES].sort(() => this.rng.next() - 0.5);
     map.items.forEach((p, i) => {
       const category = order[i % order.length] as ItemCategory;
-      this.items.push({ x: p.x, y: p.y, category, sprite: this.spawn(category, p).setDepth(2) });
+      this.items.push({ x: p.x, y: p.y, category, sprite: this.spawnRole(category, p).setDepth(2) });
     });
     for (const p of map.monsters) {
       this.monsters.push({
         state: createMonster(p, this.floor, this.rng),
-        sprite: this.spawn('monster', p).setDepth(3),
+        sprite: this.spawnRole('monster', p).setDepth(3),
       });
     }
     const cam = this.cameras.main;
@@ -266,8 +284,8 @@ export class DungeonScene extends Phaser.Scene {
   }
 
   /** Spawns an invisible sprite just for its (pooled or placeholder) texture, which tiles then show. */
-  private tileSource(category: 'floor' | 'wall', at: Point): Phaser.GameObjects.Sprite {
-    const s = this.spawn(category, at).setVisible(false);
+  private tileSource(role: 'floor' | 'wall', at: Point): Phaser.GameObjects.Sprite {
+    const s = this.spawnRole(role, at).setVisible(false);
     this.tileSources.set(s, []);
     return s;
   }

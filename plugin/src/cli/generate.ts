@@ -12,11 +12,12 @@ import { type ModelMeta, parseModelMeta, resolveContext, sha256Hex } from '../mo
 import { toRGBA } from '../sampler/pixels.ts';
 import { planSteps, sample } from '../sampler/sampler.ts';
 import { createNodeDenoiser } from './nodeDenoiser.ts';
+import { drawText, GLYPH_H, textWidth } from './pixelFont.ts';
 
 const USAGE = `Usage: npm run generate -- [options]
 
 Generates sprites with a spritediffusion model on the CPU and writes <out>/<category>/<i>.png
-plus <out>/contact-sheet.png (one row per category, 2x scale).
+plus <out>/contact-sheet.png (one labelled row per category, sprites scaled up to at least 64 px).
 
 Options:
   --category <name|all>   category to generate (default: all)
@@ -173,24 +174,39 @@ function encodePng(width: number, height: number, rgba: Uint8Array | Uint8Clampe
   return PNG.sync.write(png);
 }
 
-/** One row per category, one 2x-scaled cell per sprite, alpha-composited on a dark background. */
-function contactSheet(rows: Uint8ClampedArray[][], size: number): Buffer {
-  const scale = 2;
+/** How much the contact sheet scales sprites up: cells of at least 64 pixels, at least 2x. */
+export function sheetScale(size: number): number {
+  return Math.max(2, Math.ceil(64 / Math.max(1, size)));
+}
+
+/**
+ * One row per category, labelled on the left, one scaled-up cell per sprite (see {@link sheetScale}),
+ * alpha-composited on a dark background.
+ */
+export function contactSheet(rows: Uint8ClampedArray[][], size: number, labels: string[] = []): Buffer {
+  const scale = sheetScale(size);
   const pad = 4;
+  const fontScale = 2;
   const cell = size * scale + pad;
+  const labelW = labels.length > 0 ? Math.max(...labels.map((l) => textWidth(l, fontScale))) + 2 * pad : 0;
   const cols = Math.max(1, ...rows.map((r) => r.length));
-  const width = pad + cols * cell;
+  const width = labelW + pad + cols * cell;
   const height = pad + rows.length * cell;
   const sheet = new PNG({ width, height });
   const bg = [24, 24, 32];
   for (let i = 0; i < width * height; i++) sheet.data.set([bg[0] ?? 0, bg[1] ?? 0, bg[2] ?? 0, 255], i * 4);
   rows.forEach((row, r) => {
+    const label = labels[r];
+    if (label) {
+      const y = pad + r * cell + Math.floor((size * scale - GLYPH_H * fontScale) / 2);
+      drawText(sheet.data, width, pad, y, label, fontScale, [230, 230, 230]);
+    }
     row.forEach((rgba, c) => {
       for (let y = 0; y < size * scale; y++) {
         for (let x = 0; x < size * scale; x++) {
-          const s = ((y >> 1) * size + (x >> 1)) * 4;
+          const s = (Math.floor(y / scale) * size + Math.floor(x / scale)) * 4;
           if ((rgba[s + 3] ?? 0) < 128) continue;
-          const d = ((pad + r * cell + y) * width + pad + c * cell + x) * 4;
+          const d = ((pad + r * cell + y) * width + labelW + pad + c * cell + x) * 4;
           sheet.data.set([rgba[s] ?? 0, rgba[s + 1] ?? 0, rgba[s + 2] ?? 0, 255], d);
         }
       }
@@ -254,7 +270,7 @@ export async function runGenerate(
     }
     mkdirSync(opts.out, { recursive: true });
     const sheet = join(opts.out, 'contact-sheet.png');
-    writeFileSync(sheet, contactSheet(rows, meta.image.size));
+    writeFileSync(sheet, contactSheet(rows, meta.image.size, categories));
     io.out(`wrote ${total} sprites to ${resolve(opts.out)} and ${sheet}`);
     return 0;
   } catch (err) {
