@@ -8,13 +8,16 @@ const demoRoot = fileURLToPath(new URL('.', import.meta.url));
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const modelsDir = join(repoRoot, 'models');
 const fixturesDir = join(repoRoot, 'test', 'fixtures');
+/** Training runs (`npm run train -- --out runs/x`; exports land in `runs/x/export/`). */
+const runsDir = join(repoRoot, 'runs');
 /** model.json files under models/ that the production build carries (the first is required). */
 const SHIPPED_MODELS = ['model.json', 'fast/model.json'];
 
 /**
  * The shipped model (repo-root `models/`): served at `/models/...` by `vite dev` and copied into the
  * production build (model.json and the files it lists), so `dist/` works from any static server.
- * The browser tests' tiny model (`test/fixtures/`) is served at `/test-fixtures/...` in dev only.
+ * The browser tests' tiny model (`test/fixtures/`) is served at `/test-fixtures/...` and your own
+ * training runs (`runs/`) at `/runs/...` in dev only: `?model=runs/mine/export/model.json`.
  */
 function modelFiles(): Plugin {
   return {
@@ -22,6 +25,7 @@ function modelFiles(): Plugin {
     configureServer(server) {
       server.middlewares.use(serveDir('/models/', modelsDir));
       server.middlewares.use(serveDir('/test-fixtures/', fixturesDir));
+      server.middlewares.use(serveDir('/runs/', runsDir));
     },
     generateBundle() {
       // The default model, and the fast distilled one when it exists (`?model=models/fast/model.json`).

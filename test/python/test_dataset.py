@@ -185,6 +185,40 @@ def test_exact_duplicates_dropped_first_category_wins(tmp_path, capsys):
     assert d["categories"][d["labels"][hits[0]]] == "a_first"
     assert d["manifest"]["counts"]["a_first"]["train"] == 2
     assert d["manifest"]["counts"]["b_second"]["train"] == 1
+    # every dropped file is named, with the sprite it repeats, in the manifest and on screen
+    assert sorted(d["manifest"]["dropped_duplicates"], key=lambda x: x["file"]) == [
+        {"file": "b_second/copy.png", "same_as": "a_first/shared.png"},
+        {"file": "b_second/own.png", "same_as": "b_second/own-again.png"},
+    ]
+    out_text = capsys.readouterr().out
+    assert "duplicate  b_second/copy.png (same as a_first/shared.png)" in out_text
+
+
+def test_filtered_files_are_named_with_the_reason(tmp_path, capsys):
+    src = tmp_path / "src"
+    save_png(src / "cat" / "ok.png", unique_sprites(1, size=16)[0])
+    save_png(src / "cat" / "faint.png", blank(16))
+    _build_ok(["--folder", str(src), "--size", "16", "--holdout", "0", "--out", str(tmp_path / "d.npz")], capsys)
+    m = load_dataset(tmp_path / "d.npz")["manifest"]
+    assert m["filtered"] == [{"file": "cat/faint.png", "reason": "0 opaque pixels, fewer than --min-opaque 1"}]
+    assert "filtered   cat/faint.png: 0 opaque pixels" in capsys.readouterr().out
+
+
+def test_small_sprites_warn_and_upscale_fills_the_canvas(tmp_path, capsys):
+    src = write_folder_dataset(tmp_path / "src", {"a": unique_sprites(3, size=16), "b": unique_sprites(3, size=16, seed=2)})
+    _build_ok(["--folder", str(src), "--size", "32", "--out", str(tmp_path / "plain.npz")], capsys)
+    err = capsys.readouterr().err
+    assert "warning: 6 of 6 sprites are at most 16px" in err and "--upscale auto" in err
+    _build_ok(["--folder", str(src), "--size", "32", "--upscale", "auto", "--out", str(tmp_path / "up.npz")], capsys)
+    assert "warning" not in capsys.readouterr().err
+    plain, up = load_dataset(tmp_path / "plain.npz"), load_dataset(tmp_path / "up.npz")
+    first = unique_sprites(3, size=16)[0]
+    i = next(k for k, img in enumerate(up["images"]) if np.array_equal(img[::2, ::2], first))
+    assert np.array_equal(up["images"][i], np.repeat(np.repeat(first, 2, axis=0), 2, axis=1)), "2x nearest"
+    assert (plain["images"][..., 3] > 0).sum() * 4 == (up["images"][..., 3] > 0).sum()
+    assert up["manifest"]["upscale"] == "auto"
+    assert build(["--folder", str(src), "--size", "32", "--upscale", "1.5", "--out", str(tmp_path / "x.npz")]) == 2
+    assert "--upscale '1.5': give a whole factor" in capsys.readouterr().err
 
 
 # ---- (e) fitting rule --------------------------------------------------------------------

@@ -182,3 +182,28 @@ def test_bad_train_settings_exit_2(tiny_data, tmp_path, capsys):
     assert rc == 2 and "--size 16" in capsys.readouterr().err
     rc = train.main(train_args(tiny_data, tmp_path / "r2", 1, "--balance", "2"))
     assert rc == 2 and "--balance" in capsys.readouterr().err
+
+
+def test_ctrl_c_saves_renders_one_grid_and_exits(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    log = tmp_path / "run.log"
+    with open(log, "wb") as logf:
+        proc = subprocess.Popen([PYTHON, "-m", "sdtrain.train", *train_args(tiny_data, run, 100000, "--ckpt-every", "5")],
+                                env=sub_env(), stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.time() + 120
+            while not (run / "checkpoint.pt").exists() and time.time() < deadline and proc.poll() is None:
+                time.sleep(0.2)
+            assert (run / "checkpoint.pt").exists(), log.read_text()
+            proc.send_signal(signal.SIGINT)
+            rc = proc.wait(timeout=60)  # it used to sample twice on the way out
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    text = log.read_text()
+    assert rc == 0 and "interrupted: saving checkpoint" in text, text
+    step = load_ckpt(run / "checkpoint.pt")["step"]
+    assert step >= 5
+    grids = sorted(p.name for p in run.glob("samples-*.png"))
+    assert grids == [f"samples-{step:06d}.png"], grids
+    assert is_png(run / "samples.png") and (run / "samples.png").read_bytes() == (run / grids[0]).read_bytes()

@@ -197,7 +197,7 @@ def load_for_eval(path: Path) -> Dict:
 
 def evaluate(run: Path, data: Optional[Path], out: Path, per_category: int, settings: List[str],
              device: torch.device, epochs: int, seed: int = 0, weights: Sequence[str] = ("fp32",),
-             also: Sequence[Tuple[Path, List[str]]] = ()) -> Dict:
+             also: Sequence[Tuple[Path, List[str]]] = (), grid_scale: Optional[int] = None) -> Dict:
     main = load_for_eval(run)
     base = main["model"]
     # an --also setting may name its weights after '@' (ddim25-g3@int8); the main run uses `weights`
@@ -290,7 +290,7 @@ def evaluate(run: Path, data: Optional[Path], out: Path, per_category: int, sett
         u8 = ((x_gen + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
         rows = u8.reshape(k, per_category, *u8.shape[1:])[:, :8].reshape(-1, *u8.shape[1:])
         file_tag = s.replace(":", "-")
-        save_grid(rows, k, out / f"samples-{file_tag}.png", labels=names)
+        save_grid(rows, k, out / f"samples-{file_tag}.png", labels=names, scale=grid_scale)
         # nearest-neighbour check: generated row above its nearest training sprite
         pick = torch.arange(k) * per_category
         tr_u8 = ((x_tr[nn_idx[pick]] + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
@@ -324,6 +324,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--epochs", type=int, default=15, help="classifier epochs")
     p.add_argument("--device", default="auto")
     p.add_argument("--weights", default="fp32", help="comma list of weight variants: fp32, fp16, int8 (as exported)")
+    p.add_argument("--grid-scale", type=int, help="scale of the sample grids (default: cells of at least 64 px)")
     a = p.parse_args(argv)
     use_all_cores()
     dev = torch.device("cuda" if a.device == "auto" and torch.cuda.is_available() else
@@ -336,7 +337,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 raise ValueError(f"--also {item!r}: give MODEL=SETTINGS, e.g. models/fast/model.json=ddim25")
             also.append((Path(path), sts.split(",")))
         evaluate(Path(a.run), Path(a.data) if a.data else None, Path(a.out), a.per_category,
-                 a.settings.split(","), dev, a.epochs, weights=a.weights.split(","), also=also)
+                 a.settings.split(","), dev, a.epochs, weights=a.weights.split(","), also=also,
+                 grid_scale=a.grid_scale)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

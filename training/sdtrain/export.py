@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import warnings
 import tempfile
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -67,7 +68,10 @@ def build_model(ck: Dict) -> ContextUnet:
 
 def _export(module: nn.Module, args, path: Path, inputs: List[str], outputs: List[str], dyn: Dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with torch.no_grad():
+    # The tracer's notes (shape inference of constants, TracerWarning) are about its own internals;
+    # the parity check below is what tells whether the graph is right.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         torch.onnx.export(module, args, str(tmp), input_names=inputs, output_names=outputs,
                           dynamic_axes=dyn, opset_version=OPSET, do_constant_folding=True)
     tmp.replace(path)

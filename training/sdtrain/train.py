@@ -47,9 +47,12 @@ class TrainError(Exception):
     pass
 
 
+# How a new category's context column starts, for the log.
+INIT_WORDS = {"mean": "mean of the source's", "zero": "zero: the unconditional model", "random": "random"}
+
 # The fine-tune recipe, the defaults under --init-from (measured in training/README.md, "Fine-tuning
 # on your own sprites"); flags given on the command line still win.
-FINETUNE_DEFAULTS = {"lr": 3e-4, "warmup": 50, "ema_decay": 0.995, "steps": 3000, "sample_every": 500}
+FINETUNE_DEFAULTS = {"lr": 3e-4, "warmup": 50, "ema_decay": 0.995, "batch": 32, "steps": 2000, "sample_every": 500}
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -245,7 +248,7 @@ class Trainer:
         self.ema.load_state_dict(self.model.state_dict())
         if self.rank == 0:
             print(f"initialised from {path} (step {src.step}); categories kept: {', '.join(kept) or 'none'}; "
-                  f"new ({self.cfg.new_category_init} of the source's): {', '.join(new) or 'none'}"
+                  f"new ({INIT_WORDS[self.cfg.new_category_init]}): {', '.join(new) or 'none'}"
                   f"{'; new parameters: ' + ', '.join(fresh) if fresh else ''}", flush=True)
 
     # ---- one step ----------------------------------------------------
