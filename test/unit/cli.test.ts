@@ -180,4 +180,43 @@ describe('npm run generate', () => {
     expect(r.code).toBe(0);
     expect(r.out[0]).toMatch(/--category <name\|all>/);
   });
+
+  it('--mix, --eta and --weights do what the plugin API does; --steps with DDPM is refused', {
+    timeout: 120_000,
+  }, async () => {
+    const [a, b] = meta.categories as [string, string];
+    const base = ['--model', MODEL, '--count', '2', '--seed', '4', '--steps', '3'];
+    const png = (dir: string, cat: string) => readFileSync(join(tmp, dir, cat, '0.png'));
+    // a mix is one row under mix/, different from either category alone
+    expect((await cli([...base, '--mix', `${a}=0.5,${b}=0.5`, '--out', join(tmp, 'mix')])).code).toBe(0);
+    expect(readdirSync(join(tmp, 'mix')).sort()).toEqual(['contact-sheet.png', 'mix']);
+    expect((await cli([...base, '--category', a, '--out', join(tmp, 'a')])).code).toBe(0);
+    expect(png('mix', 'mix')).not.toEqual(png('a', a));
+    // eta 1 draws noise at every DDIM step: other pixels than eta 0
+    expect((await cli([...base, '--category', a, '--eta', '0', '--out', join(tmp, 'e0')])).code).toBe(0);
+    expect((await cli([...base, '--category', a, '--eta', '1', '--out', join(tmp, 'e1')])).code).toBe(0);
+    expect(png('e1', a)).not.toEqual(png('e0', a));
+    // int8 weights: another file, other pixels (within rounding of the same sprite)
+    expect(
+      (await cli([...base, '--category', a, '--eta', '0', '--weights', 'int8', '--out', join(tmp, 'i8')])).code,
+    ).toBe(0);
+    const i8 = PNG.sync.read(png('i8', a)).data;
+    const f32 = PNG.sync.read(png('e0', a)).data;
+    let diff = 0;
+    for (let i = 0; i < f32.length; i++) diff += Math.abs((i8[i] ?? 0) - (f32[i] ?? 0));
+    expect(diff).toBeGreaterThan(0);
+    for (const [args, said] of [
+      [['--sampler', 'ddpm', '--steps', '10'], /--steps applies to --sampler ddim/],
+      [['--sampler', 'ddpm', '--eta', '1'], /--eta applies to --sampler ddim/],
+      [['--eta', '2'], /--eta must be a number within 0\.\.1/],
+      [['--weights', 'int4'], /--weights must be fp32, fp16 or int8/],
+      [['--mix', 'monster'], /give category=weight pairs/],
+      [['--mix', `${a}=1`, '--category', a], /--category or --mix, not both/],
+      [['--mix', 'nonsense=1'], /unknown category/],
+    ] as const) {
+      const r = await cli(['--model', MODEL, '--count', '1', ...args, '--out', join(tmp, 'bad')]);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.err.join('\n')).toMatch(said);
+    }
+  });
 });

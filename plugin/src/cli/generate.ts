@@ -21,12 +21,16 @@ plus <out>/contact-sheet.png (one labelled row per category, sprites scaled up t
 
 Options:
   --category <name|all>   category to generate (default: all)
+  --mix <cat=w,...>       one row mixing categories instead, e.g. 'monster=0.5,potion=0.5' (written to <out>/mix)
   --count <n>             sprites per category (default: 8)
   --seed <s>              integer seed; sprite i uses the stream (seed, i) (default: 0)
   --out <dir>             output folder (default: generated)
   --sampler ddpm|ddim     sampler (default: ddim)
-  --steps <n>             DDIM steps, 1..T (default: 25, or T if smaller)
+  --steps <n>             DDIM steps, 1..T (default: 25, or T if smaller); DDPM always runs T steps
   --guidance <g>          classifier-free guidance scale (default: model.json's sampling.guidance)
+  --eta <e>               DDIM noise, 0..1 (0: deterministic; default: model.json's sampling.eta, else 0)
+  --weights fp32|fp16|int8  which weights file model.json lists to run (default: fp32; browsers on WASM
+                          get int8, on WebGPU fp16)
   --batch <n>             sprites per denoiser call (default: 8)
   --model <model.json>    model description (default: models/model.json)
   --help                  show this help`;
@@ -42,6 +46,10 @@ export interface CliIO {
 
 interface Options {
   category: string;
+  /** A category mix (`--mix`), generated as one row instead of categories. */
+  mix: Record<string, number> | undefined;
+  eta: number | undefined;
+  weights: 'fp32' | 'fp16' | 'int8';
   count: number;
   seed: number;
   out: string;
@@ -99,6 +107,9 @@ function parseOptions(argv: string[]): Options | 'help' {
         sampler: { type: 'string' },
         steps: { type: 'string' },
         guidance: { type: 'string' },
+        eta: { type: 'string' },
+        weights: { type: 'string' },
+        mix: { type: 'string' },
         batch: { type: 'string' },
         model: { type: 'string' },
         help: { type: 'boolean' },
@@ -121,8 +132,29 @@ function parseOptions(argv: string[]): Options | 'help' {
     }
   }
   const seed = intOption('seed', str('seed'), 0, -(2 ** 31), 2 ** 32 - 1);
+  const e = str('eta');
+  let eta: number | undefined;
+  if (e !== undefined) {
+    eta = Number(e);
+    if (e.trim() === '' || !Number.isFinite(eta) || eta < 0 || eta > 1) {
+      throw new UsageError(`--eta must be a number within 0..1, got "${e}"`);
+    }
+    if (sampler === 'ddpm') throw new UsageError('--eta applies to --sampler ddim (DDPM always draws its noise)');
+  }
+  if (sampler === 'ddpm' && str('steps') !== undefined) {
+    throw new UsageError('--steps applies to --sampler ddim; DDPM runs all T steps of the schedule');
+  }
+  const weights = str('weights') ?? 'fp32';
+  if (weights !== 'fp32' && weights !== 'fp16' && weights !== 'int8') {
+    throw new UsageError(`--weights must be fp32, fp16 or int8, got "${weights}"`);
+  }
+  const mix = str('mix') === undefined ? undefined : parseMix(str('mix') as string);
+  if (mix && str('category') !== undefined) throw new UsageError('give --category or --mix, not both');
   return {
     category: str('category') ?? 'all',
+    mix,
+    eta,
+    weights,
     count: intOption('count', str('count'), 8, 1, 10000),
     seed,
     out: str('out') ?? 'generated',
@@ -134,7 +166,33 @@ function parseOptions(argv: string[]): Options | 'help' {
   };
 }
 
-function readModel(path: string): { meta: ModelMeta; onnxPath: string } {
+/** `monster=0.5,potion=0.5` -> { monster: 0.5, potion: 0.5 } (names and weights checked against the model later). */
+function parseMix(text: string): Record<string, number> {
+  const mix: Record<string, number> = {};
+  for (const part of text.split(',')) {
+    const [name, w, extra] = part.split('=').map((x) => x.trim());
+    const weight = Number(w);
+    if (!name || w === undefined || w === '' || extra !== undefined || !Number.isFinite(weight)) {
+      throw new UsageError(
+        `--mix "${text}": give category=weight pairs separated by commas, e.g. monster=0.5,potion=0.5`,
+      );
+    }
+    mix[name] = weight;
+  }
+  return mix;
+}
+
+/** The denoiser file of the chosen weights, as model.json lists it. */
+function weightsFile(meta: ModelMeta, weights: Options['weights']): ModelMeta['files']['model'] {
+  const file = weights === 'fp32' ? meta.files.model : meta.files[weights === 'fp16' ? 'model_fp16' : 'model_int8'];
+  if (!file) {
+    const listed = ['fp32', meta.files.model_fp16 ? 'fp16' : '', meta.files.model_int8 ? 'int8' : ''].filter(Boolean);
+    throw new UsageError(`this model.json lists no ${weights} weights; it has ${listed.join(', ')}`);
+  }
+  return file;
+}
+
+function readModel(path: string): ModelMeta {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -147,21 +205,22 @@ function readModel(path: string): { meta: ModelMeta; onnxPath: string } {
   } catch (err) {
     throw new UsageError(`${path} is not valid JSON: ${(err as Error).message}`);
   }
-  const meta = parseModelMeta(json, path);
-  return { meta, onnxPath: join(dirname(path), meta.files.model.path) };
+  return parseModelMeta(json, path);
 }
 
-async function loadVerified(onnxPath: string, meta: ModelMeta): Promise<Uint8Array> {
+/** The chosen weights file, read and checked against model.json's sha256. */
+async function loadVerified(modelJson: string, file: ModelMeta['files']['model']): Promise<Uint8Array> {
+  const onnxPath = join(dirname(modelJson), file.path);
   let bytes: Uint8Array;
   try {
     bytes = readFileSync(onnxPath);
   } catch {
-    throw new UsageError(`model file not found: ${onnxPath} (named by model.json's files.model.path)`);
+    throw new UsageError(`model file not found: ${onnxPath} (named by ${modelJson})`);
   }
-  if ((await sha256Hex(bytes)) !== meta.files.model.sha256) {
+  if ((await sha256Hex(bytes)) !== file.sha256) {
     throw new DiffusionError(
       'model-integrity',
-      `${meta.files.model.path} does not match model.json's sha256; re-export or re-download`,
+      `${file.path} does not match model.json's sha256; re-export or re-download`,
     );
   }
   return bytes;
@@ -229,12 +288,14 @@ export async function runGenerate(
       io.out(USAGE);
       return 0;
     }
-    const { meta, onnxPath } = readModel(opts.model);
+    const meta = readModel(opts.model);
     if (opts.steps === 0) opts.steps = Math.min(25, meta.schedule.T);
-    const categories = opts.category === 'all' ? meta.categories : [opts.category];
-    const contexts = categories.map((c) => resolveContext(meta, c)); // validates the category
+    // One row per category, or one row of the mix.
+    const categories = opts.mix ? ['mix'] : opts.category === 'all' ? meta.categories : [opts.category];
+    const contexts = opts.mix ? [resolveContext(meta, opts.mix)] : categories.map((c) => resolveContext(meta, c));
     planSteps(meta, opts.sampler, opts.steps); // validates --steps against T
-    const denoiser = await createNodeDenoiser(await loadVerified(onnxPath, meta), meta);
+    const file = weightsFile(meta, opts.weights);
+    const denoiser = await createNodeDenoiser(await loadVerified(opts.model, file), meta);
     const total = categories.length * opts.count;
     const started = Date.now();
     let done = 0;
@@ -251,6 +312,7 @@ export async function runGenerate(
             sampler: opts.sampler,
             steps: opts.steps,
             ...(opts.guidance === undefined ? {} : { guidance: opts.guidance }),
+            ...(opts.eta === undefined ? {} : { eta: opts.eta }),
             seed: opts.seed,
             firstIndex: first,
           });
