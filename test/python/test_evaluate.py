@@ -74,3 +74,21 @@ def test_settings_name_ddim_noise_and_guidance():
     for bad in ("ddim25-e2", "ddpm-e1", "ddim25-x"):
         with pytest.raises(ValueError):
             ev.parse_setting(bad)
+
+
+def test_a_native_size_model_is_scored_against_its_upscaled_dataset(tiny_run, tmp_path):
+    """16px art trained at 16px and at 32px (--upscale 2) compares with one 32px classifier."""
+    from conftest import TINY_SIZE, build, synthetic_two_category
+    src = synthetic_two_category(tmp_path / "src")
+    big = tmp_path / "big.npz"
+    assert build(["--folder", str(src), "--size", str(2 * TINY_SIZE), "--upscale", "2", "--out", str(big)]) == 0
+    report = ev.evaluate(tiny_run, big, tmp_path / "eval", per_category=4, settings=["ddim3"],
+                         device=torch.device("cpu"), epochs=1)
+    (s,) = report["settings"]
+    assert s["upscaled"] == 2 and s["n"] == 8
+    assert is_png(tmp_path / "eval" / "samples-ddim3.png")
+    odd = tmp_path / "odd.npz"
+    assert build(["--folder", str(src), "--size", "24", "--out", str(odd)]) == 0
+    with pytest.raises(ValueError, match="not a whole multiple"):
+        ev.evaluate(tiny_run, odd, tmp_path / "e2", per_category=2, settings=["ddim2"], device=torch.device("cpu"),
+                    epochs=1)

@@ -5,7 +5,9 @@
 
 --run takes a run directory, a checkpoint.pt or an exported model.json (the network is rebuilt
 from its model.onnx). --also adds more models, each with its own settings, scored by the same
-classifier in the same run, so their figures compare side by side.
+classifier in the same run, so their figures compare side by side. A model trained at the art's native size (16px) is scored against a
+dataset of the same sprites scaled up by a whole factor (`npm run dataset -- --size 32 --upscale 2`): its
+sprites are scaled up the same way first, so native and upscaled training compare with one classifier.
 
 1. Trains a small classifier on the training split (reports its held-out accuracy).
 2. Generates --per-category sprites per category with each requested sampler setting.
@@ -269,6 +271,14 @@ def evaluate(run: Path, data: Optional[Path], out: Path, per_category: int, sett
         bar.close()
         raw = torch.cat(xs)
         secs = time.time() - ts
+        if model.cfg.size != x_all.shape[-1]:
+            # A model trained at the art's native size, scored against the same sprites upscaled.
+            f = x_all.shape[-1] // model.cfg.size
+            if f * model.cfg.size != x_all.shape[-1]:
+                raise ValueError(f"{src['name']} makes {model.cfg.size}px sprites; the dataset's are "
+                                 f"{x_all.shape[-1]}px, not a whole multiple")
+            raw = raw.repeat_interleave(f, dim=2).repeat_interleave(f, dim=3)
+            st["upscaled"] = f
         x_gen = clean_alpha(raw)
         f_gen, p_gen = embed(clf, x_gen, device)
         nn_gen, nn_idx = nn_distance(x_gen, x_tr, device)
