@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
-from .schedule import DDPMSchedule, ScheduleConfig, ddim_timesteps, guided_eps
+from .schedule import DDPMSchedule, ScheduleConfig, ddim_timesteps, guided_eps, sample
 from .update import update_reference
 
 
@@ -69,7 +69,56 @@ def make_golden(cfg: ScheduleConfig = ScheduleConfig(), seed: int = 7) -> Dict:
         "guidance": {"scale": 3.0, "eps_cond": _flat(eps), "eps_uncond": _flat(eps_u),
                      "out": _flat(guided_eps(eps, eps_u, 3.0))},
         "update": updates,
+        "loops": make_loops(cfg, seed),
     }
+
+
+class LinearDenoiser(torch.nn.Module):
+    """The loops' fake network: eps = a x + b t + c sum(context) (per row), easy to write in any language."""
+
+    a, b, c = 0.5, 0.002, 0.1
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
+        return self.a * x + self.b * t.view(-1, 1, 1, 1) + self.c * ctx.sum(dim=1).view(-1, 1, 1, 1)
+
+
+def make_loops(cfg: ScheduleConfig, seed: int) -> List[Dict]:
+    """Whole sampling loops (the plugin's one loop must reproduce them) with pre-drawn noise."""
+    g = torch.Generator().manual_seed(seed + 1)
+    shape = (2, 4, 4, 4)
+    ctx = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.5, 0.5]], dtype=torch.float64)
+    init = torch.rand(shape, generator=g, dtype=torch.float64) * 2 - 1
+    mask = torch.zeros(shape[0], 1, shape[2], shape[3], dtype=torch.float64)
+    mask[:, :, :, 2:] = 1.0  # regenerate the right half
+    model = LinearDenoiser()
+    loops = []
+    for name, T, sampler, steps, guidance, eta, clip, art in [
+            ("ddim10-eta1-g3", cfg.T, "ddim", 10, 3.0, 1.0, True, {}),
+            ("ddpm-T20-g2", 20, "ddpm", 0, 2.0, 0.0, True, {}),
+            ("ddim10-sdedit-0.4", cfg.T, "ddim", 10, 3.0, 0.0, True, {"init": init, "strength": 0.4}),
+            ("ddim10-inpaint", cfg.T, "ddim", 10, 1.0, 1.0, False, {"init": init, "mask": mask})]:
+        sched = DDPMSchedule(ScheduleConfig(T=T, beta_start=cfg.beta_start, beta_end=cfg.beta_end))
+        draws: List[torch.Tensor] = []
+
+        def draw() -> torch.Tensor:
+            z = torch.randn(shape, generator=g, dtype=torch.float64)
+            draws.append(z)
+            return z
+
+        out = sample(model, sched, ctx, shape[2], shape[1], sampler=sampler, steps=steps, guidance=guidance,
+                     clip_x0=clip, eta=eta, draw=draw, **art)
+        case = {"name": name, "schedule": {"T": T, "beta_start": cfg.beta_start, "beta_end": cfg.beta_end},
+                "sampler": sampler, "steps": steps, "guidance": guidance, "eta": eta, "clip_x0": clip,
+                "denoiser": {"a": model.a, "b": model.b, "c": model.c}, "contexts": ctx.tolist(),
+                "draws": [_flat(z) for z in draws], "out": _flat(out)}
+        if "init" in art:
+            case["init"] = _flat(art["init"])
+        if "strength" in art:
+            case["strength"] = art["strength"]
+        if "mask" in art:
+            case["mask"] = _flat(art["mask"])
+        loops.append(case)
+    return loops
 
 
 def s_coef(s: DDPMSchedule, kind: str, t: int, tp: int, clip: bool, eta: float = 0.0) -> List[float]:

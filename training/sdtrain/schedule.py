@@ -25,8 +25,9 @@ either update. Without clipping both updates are exactly the course's.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Callable, List, Optional, Tuple
 
 import torch
 
@@ -146,15 +147,41 @@ def guided_eps(eps_cond: torch.Tensor, eps_uncond: Optional[torch.Tensor], scale
     return eps_uncond + scale * (eps_cond - eps_uncond)
 
 
+def plan_steps(T: int, sampler: str, steps: int = 0) -> List[Tuple[int, int]]:
+    """The (t, t_prev) pairs a sampler visits: DDPM T..1; DDIM ddim_timesteps(T, steps or 25) ending at 0."""
+    if sampler == "ddpm":
+        return [(tt, tt - 1) for tt in range(T, 0, -1)]
+    if sampler == "ddim":
+        ts = ddim_timesteps(T, steps or 25)
+        return [(tt, ts[i + 1] if i + 1 < len(ts) else 0) for i, tt in enumerate(ts)]
+    raise ValueError(f"unknown sampler '{sampler}': use 'ddpm' or 'ddim'")
+
+
 @torch.no_grad()
 def sample(model: torch.nn.Module, schedule: DDPMSchedule, context: torch.Tensor,
            size: int, channels: int, sampler: str = "ddpm", steps: int = 0,
            guidance: float = 1.0, clip_x0: bool = True,
-           generator: Optional[torch.Generator] = None, eta: float = 0.0) -> torch.Tensor:
-    """Sample a batch in [-1, 1]; context [B, K] (zeros = unconditional); eta: DDIM's noise (0..1)."""
+           generator: Optional[torch.Generator] = None, eta: float = 0.0,
+           init: Optional[torch.Tensor] = None, strength: float = 1.0, mask: Optional[torch.Tensor] = None,
+           draw: Optional[Callable[[], torch.Tensor]] = None) -> torch.Tensor:
+    """Sample a batch in [-1, 1]; context [B, K] (zeros = unconditional); eta: DDIM's noise (0..1).
+
+    The plugin's loop (plugin/src/sampler/sampler.ts), step for step:
+    - init [B, C, H, W] with strength in 0..1 (SDEdit): the last round(strength * steps) steps run,
+      from init noised to the first of them; strength 0 returns init.
+    - mask [B, 1, H, W] (1 = regenerate) with init (inpainting): after every step with t_prev > 0 the
+      kept pixels become init noised to t_prev, at the end init itself.
+    - draw: the source of N(0, 1) batches (default torch.randn with generator), called in the loop's
+      order: x_T, then per step the update's z when the step is noisy, then the known-region noise.
+    """
     device = context.device
     B = context.shape[0]
-    x = torch.randn(B, channels, size, size, generator=generator, device=device)
+    shape = (B, channels, size, size)
+    if draw is None:
+        def draw() -> torch.Tensor:
+            return torch.randn(shape, generator=generator, device=device)
+    if mask is not None and init is None:
+        raise ValueError("mask needs init: the image whose unmasked pixels are kept")
     null = torch.zeros_like(context)
 
     def eps_at(x: torch.Tensor, tt: int) -> torch.Tensor:
@@ -164,21 +191,28 @@ def sample(model: torch.nn.Module, schedule: DDPMSchedule, context: torch.Tensor
         both = model(torch.cat([x, x]), torch.cat([tv, tv]), torch.cat([context, null]))
         return guided_eps(both[:B], both[B:], guidance)
 
-    if sampler == "ddpm":
-        for tt in range(schedule.T, 0, -1):
-            eps = eps_at(x, tt)
-            z = torch.randn(x.shape, generator=generator, device=device) if tt > 1 else None
-            t = torch.full((B,), tt, device=device, dtype=torch.long)
+    def noised(x0: torch.Tensor, tt: int, noise: torch.Tensor) -> torch.Tensor:
+        return schedule.add_noise(x0, torch.full((B,), tt, device=device, dtype=torch.long), noise)
+
+    full = plan_steps(schedule.T, sampler, steps)
+    plan = full[len(full) - int(math.floor(strength * len(full) + 0.5)):] if init is not None else full
+    x = draw()
+    if init is not None and not plan:
+        return init.clamp(-1.0, 1.0)
+    if init is not None and len(plan) < len(full):
+        x = noised(init, plan[0][0], x)
+    for tt, prev in plan:
+        eps = eps_at(x, tt)
+        t = torch.full((B,), tt, device=device, dtype=torch.long)
+        if sampler == "ddpm":
+            z = draw() if tt > 1 else None
             x = schedule.ddpm_step(x, t, eps, z, clip_x0=clip_x0)
-    elif sampler == "ddim":
-        ts = ddim_timesteps(schedule.T, steps or 25)
-        for i, tt in enumerate(ts):
-            prev = ts[i + 1] if i + 1 < len(ts) else 0
-            eps = eps_at(x, tt)
-            t = torch.full((B,), tt, device=device, dtype=torch.long)
+        else:
             tp = torch.full((B,), prev, device=device, dtype=torch.long)
-            z = torch.randn(x.shape, generator=generator, device=device) if eta > 0 and prev > 0 else None
+            z = draw() if eta > 0 and prev > 0 else None
             x = schedule.ddim_step(x, t, tp, eps, clip_x0=clip_x0, eta=eta if z is not None else 0.0, z=z)
-    else:
-        raise ValueError(f"unknown sampler '{sampler}': use 'ddpm' or 'ddim'")
+        if mask is not None and prev > 0:
+            x = mask * x + (1 - mask) * noised(init, prev, draw())
+    if mask is not None:
+        x = mask * x + (1 - mask) * init
     return x.clamp(-1.0, 1.0)

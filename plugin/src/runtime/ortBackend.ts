@@ -2,13 +2,15 @@
  * The onnxruntime-web backend: the ONLY module that imports onnxruntime-web. It owns the
  * InferenceSessions and execution providers and exposes no ORT types.
  *
- * - WebGPU (`navigator.gpu` + an adapter): the whole sampling loop stays on the GPU. model.onnx and
+ * Both backends run the sampler's one loop ({@link sampleWith}) through a step runner:
+ * - WebGPU (`navigator.gpu` + an adapter): a runner that keeps x on the GPU. model.onnx and
  *   update.onnx both run with `preferredOutputLocation: 'gpu-buffer'`; the denoiser's `noise`
  *   output and the current x (GPU tensors) feed update.onnx, whose `x_next_rep` feeds the next
  *   denoiser call. Only t, z, coef and guidance are uploaded per step; x_T and the contexts are
- *   uploaded once; the result is read back once at the end. GPU tensors are disposed every step.
- * - WASM (SIMD; threads = hardwareConcurrency when cross-origin isolated, else 1): the pure-TS
- *   {@link sample} loop with a {@link Denoiser} over the WASM session.
+ *   uploaded once; the result is read back once at the end (per-step transforms such as the
+ *   tileable shift read x back, counted as loop readbacks). GPU tensors are disposed every step.
+ * - WASM (SIMD; threads = hardwareConcurrency when cross-origin isolated, else 1): the CPU runner
+ *   with a {@link Denoiser} over the WASM session.
  *
  * On a session failure or a lost GPU device the WebGPU sessions are recreated once; if that
  * fails too the backend falls back to WASM and reports it through `onBackendChange`.
@@ -30,17 +32,8 @@ import wasmWasmUrl from 'onnxruntime-web/ort-wasm-simd-threaded.wasm?url';
 import type * as OrtModule from 'onnxruntime-web/webgpu';
 import { DiffusionError } from '../errors.ts';
 import type { ModelMeta } from '../model/meta.ts';
-import {
-  batchRngs,
-  type Denoiser,
-  initialNoise,
-  type PlannedStep,
-  planSteps,
-  resolveEta,
-  sample,
-  stepCoefficients,
-  stepNoise,
-} from '../sampler/sampler.ts';
+import { type Denoiser, denoiserRunner, type RunnerFactory, type StepRunner } from '../sampler/runner.ts';
+import { sampleWith } from '../sampler/sampler.ts';
 import type { BackendChoice, BackendName } from '../worker/protocol.ts';
 import type { BackendCounters, InferenceBackend, LoadedModel, SampleOptions } from './backend.ts';
 import { warmupDenoiser } from './warmupDenoiser.ts';
@@ -129,8 +122,10 @@ export const FALLBACK_ADAPTER_REASON =
 const UPDATE_INPUTS = { x: 'x', eps: 'eps', z: 'z', coef: 'coef', guidance: 'guidance' } as const;
 const UPDATE_OUTPUTS = { xNext: 'x_next', xNextRep: 'x_next_rep' } as const;
 
-function abortedError(signal: AbortSignal): DiffusionError {
-  return new DiffusionError('aborted', 'sprite generation was aborted', { cause: signal.reason });
+/** The WebGPU runner's batch: x, and the denoiser's input (x twice with guidance, else x itself). */
+interface GpuX {
+  x: Tensor;
+  rep: Tensor;
 }
 
 class OrtBackend implements InferenceBackend {
@@ -247,6 +242,19 @@ class OrtBackend implements InferenceBackend {
     }
   }
 
+  /** Runs the sampler's loop with a runner, counting its steps. */
+  private run(runner: RunnerFactory, opts: SampleOptions): Promise<Float32Array> {
+    const { frameEvery, onStep, ...rest } = opts;
+    return sampleWith(runner, this.model.meta, {
+      ...rest,
+      ...(frameEvery ? { frameEvery } : {}),
+      onStep: (i, total) => {
+        this.counters.steps++;
+        onStep?.(i, total);
+      },
+    });
+  }
+
   private sampleWasm(opts: SampleOptions): Promise<Float32Array> {
     const meta = this.model.meta;
     const [imageName, timestepName, contextName] = meta.onnx.inputs as [string, string, string];
@@ -271,15 +279,7 @@ class OrtBackend implements InferenceBackend {
         return data;
       },
     };
-    const { frameEvery, onStep, ...rest } = opts;
-    return sample(denoiser, meta, {
-      ...rest,
-      ...(frameEvery ? { frameEvery } : {}),
-      onStep: (i, total) => {
-        this.counters.steps++;
-        onStep?.(i, total);
-      },
-    });
+    return this.run(denoiserRunner(denoiser), opts);
   }
 
   /** A GPU tensor holding `data`, uploaded once through the device queue. */
@@ -295,125 +295,107 @@ class OrtBackend implements InferenceBackend {
     return ort.Tensor.fromGpuBuffer(buffer, { dataType: 'float32', dims, dispose: () => buffer.destroy() });
   }
 
-  private async sampleWebGpu(opts: SampleOptions): Promise<Float32Array> {
+  private sampleWebGpu(opts: SampleOptions): Promise<Float32Array> {
+    return this.run((setup) => this.gpuRunner(setup.rows, setup.context), opts);
+  }
+
+  /**
+   * The WebGPU step runner: x (and its guidance duplicate `rep`) stay GPU tensors; the denoiser's
+   * eps feeds update.onnx directly. Every tensor it makes is tracked and disposed by `dispose`.
+   */
+  private gpuRunner(rows: number, context: Float32Array): StepRunner<GpuX, Tensor> {
     const meta: ModelMeta = this.model.meta;
     const denoiser = this.denoiser;
     const update = this.update;
     const ort = this.ort;
     if (!denoiser || !update || !ort) throw new DiffusionError('backend', 'WebGPU sessions are not open');
     const [imageName, timestepName, contextName] = meta.onnx.inputs as [string, string, string];
-    const { sampler, signal } = opts;
-    const guidance = opts.guidance ?? meta.sampling.guidance;
-    const clipX0 = opts.clipX0 ?? meta.sampling.clip_x0;
-    const eta = resolveEta(meta, opts.eta);
-    const plan: PlannedStep[] = planSteps(meta, sampler, opts.steps);
-    const B = opts.contexts.length;
-    const K = meta.context.size;
     const C = meta.image.channels;
     const S = meta.image.size;
-    const d = C * S * S;
-    const N = guidance !== 1 ? 2 : 1;
-    for (const c of opts.contexts) {
-      if (c.length !== K) throw new DiffusionError('bad-option', `each context must have ${K} values, got ${c.length}`);
-    }
-    const rngs = batchRngs(opts, B);
-    const x0 = initialNoise(meta, rngs);
-    const ctx = new Float32Array(N * B * K); // unconditional rows stay zero
-    opts.contexts.forEach((c, i) => {
-      ctx.set(c, i * K);
-    });
-
+    const K = meta.context.size;
     const live = new Set<Tensor>();
     const track = (t: Tensor): Tensor => {
       live.add(t);
       return t;
     };
-    const drop = (t: Tensor | undefined): void => {
-      if (t && live.delete(t)) t.dispose();
+    const drop = (t: Tensor): void => {
+      if (live.delete(t)) t.dispose();
     };
-    try {
-      let x = track(this.gpuTensor(ort, x0, [B, C, S, S]));
-      let rep: Tensor;
-      if (N === 1) {
-        rep = x;
-      } else {
-        const both = new Float32Array(N * B * d);
-        both.set(x0, 0);
-        both.set(x0, B * d);
-        rep = track(this.gpuTensor(ort, both, [N * B, C, S, S]));
-      }
-      const ctxT = track(this.gpuTensor(ort, ctx, [N * B, K]));
-      const gT = new ort.Tensor('float32', Float32Array.of(guidance), [1]);
-      const zeros = new Float32Array(B * d);
-      const tIn = new Float32Array(N * B);
-      const frameEvery = opts.frameEvery ?? 0;
-
-      for (let i = 0; i < plan.length; i++) {
-        if (signal?.aborted) throw abortedError(signal);
-        const step = plan[i] as PlannedStep;
-        tIn.fill(step.t);
+    const ctxT = track(this.gpuTensor(ort, context, [rows, K]));
+    const gT = new ort.Tensor('float32', new Float32Array(1), [1]);
+    return {
+      load: async (x) => {
+        const B = x.length / (C * S * S);
+        const xt = track(this.gpuTensor(ort, x, [B, C, S, S]));
+        if (rows === B) return { x: xt, rep: xt };
+        const both = new Float32Array(rows * C * S * S);
+        both.set(x, 0);
+        both.set(x, x.length);
+        return { x: xt, rep: track(this.gpuTensor(ort, both, [rows, C, S, S])) };
+      },
+      denoise: async (h, t) => {
         const out = await denoiser.run({
-          [imageName]: rep,
-          [timestepName]: new ort.Tensor('float32', tIn.slice(), [N * B]),
+          [imageName]: h.rep,
+          [timestepName]: new ort.Tensor('float32', new Float32Array(rows).fill(t), [rows]),
           [contextName]: ctxT,
         });
         this.counters.modelRuns++;
         const eps = out[meta.onnx.output];
         if (!eps) throw new DiffusionError('backend', `model.onnx has no output "${meta.onnx.output}"`);
-        track(eps);
         if (eps.location !== 'gpu-buffer') this.counters.loopReadbacks++;
-        const z = stepNoise(meta, rngs, sampler, step, eta) ?? zeros;
+        return track(eps);
+      },
+      update: async (h, eps, z, coef, guidance) => {
+        const dims = h.x.dims as number[];
+        gT.data[0] = guidance;
         const u = await update.run({
-          [UPDATE_INPUTS.x]: x,
+          [UPDATE_INPUTS.x]: h.x,
           [UPDATE_INPUTS.eps]: eps,
-          [UPDATE_INPUTS.z]: new ort.Tensor('float32', z, [B, C, S, S]),
-          [UPDATE_INPUTS.coef]: new ort.Tensor('float32', stepCoefficients(meta, sampler, step, clipX0, eta), [6]),
+          [UPDATE_INPUTS.z]: new ort.Tensor('float32', z ?? new Float32Array(h.x.size), dims),
+          [UPDATE_INPUTS.coef]: new ort.Tensor('float32', coef, [6]),
           [UPDATE_INPUTS.guidance]: gT,
         });
         const xNext = u[UPDATE_OUTPUTS.xNext];
         const xRep = u[UPDATE_OUTPUTS.xNextRep];
         if (!xNext || !xRep) throw new DiffusionError('backend', 'update.onnx must output x_next and x_next_rep');
         for (const t of [xNext, xRep]) if (t.location !== 'gpu-buffer') this.counters.loopReadbacks++;
-        drop(eps);
-        if (rep !== x) drop(rep);
-        drop(x);
-        x = track(xNext);
-        rep = track(xRep);
-        this.counters.steps++;
-        opts.onStep?.(i + 1, plan.length);
-        if (opts.onFrame && frameEvery > 0 && (i + 1) % frameEvery === 0 && i + 1 < plan.length) {
-          const frame = (await x.getData()) as Float32Array;
-          this.counters.loopReadbacks++;
-          opts.onFrame(clamp(Float32Array.from(frame)), i + 1, plan.length);
+        track(xNext);
+        if (rows === h.x.dims[0]) {
+          if (xRep !== xNext) xRep.dispose(); // unguided: x itself is the denoiser's input
+          return { x: xNext, rep: xNext };
         }
-      }
-      if (signal?.aborted) throw abortedError(signal);
-      const result = Float32Array.from((await x.getData()) as Float32Array);
-      return clamp(result);
-    } finally {
-      for (const t of live) {
-        try {
-          t.dispose();
-        } catch {
-          // ignore
+        return { x: xNext, rep: track(xRep) };
+      },
+      read: async (h, final) => {
+        if (!final) this.counters.loopReadbacks++;
+        return Float32Array.from((await h.x.getData()) as Float32Array);
+      },
+      release: (h) => {
+        if (h instanceof ort.Tensor) {
+          drop(h);
+          return;
         }
-      }
-      live.clear();
-    }
+        const g = h as GpuX;
+        if (g.rep !== g.x) drop(g.rep);
+        drop(g.x);
+      },
+      dispose: () => {
+        for (const t of live) {
+          try {
+            t.dispose();
+          } catch {
+            // ignore
+          }
+        }
+        live.clear();
+      },
+    };
   }
 
   async dispose(): Promise<void> {
     this.disposed = true;
     await this.releaseSessions();
   }
-}
-
-function clamp(x: Float32Array): Float32Array {
-  for (let i = 0; i < x.length; i++) {
-    const v = x[i] as number;
-    x[i] = Math.max(-1, Math.min(1, v));
-  }
-  return x;
 }
 
 function errText(e: unknown): string {

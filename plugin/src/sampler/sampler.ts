@@ -1,19 +1,17 @@
 /**
- * The backend-agnostic denoising loop. The denoiser (ORT on WebGPU/WASM, onnxruntime-node, a test
- * fake) only predicts noise; everything else happens here, through the same {@link applyUpdate}
- * coefficients the fused GPU update graph uses, so both paths agree.
+ * The denoising loop: the only one. Every backend runs it through a {@link StepRunner} (a CPU
+ * runner over a {@link Denoiser}, the ORT WebGPU runner that keeps x on the GPU); the plan, the
+ * noise, the update coefficients and the art-direction transforms (tileable canvas shift, SDEdit
+ * start, inpainting's known region) all happen here, so every backend gives the same sprites.
  */
 import { DiffusionError } from '../errors.ts';
 import type { ModelMeta } from '../model/meta.ts';
+import { rollBatch } from './canvas.ts';
 import { type Rng, spriteRng } from './rng.ts';
+import { type Denoiser, denoiserRunner, type RunnerFactory, type StepRunner } from './runner.ts';
 import { checkEta, DDPMSchedule, ddimCoefficients, ddimTimesteps, ddpmCoefficients } from './schedule.ts';
-import { applyUpdate } from './step.ts';
 
-/** Predicts the noise in a batch of images. */
-export interface Denoiser {
-  /** eps for a batch; x `[n*C*H*W]`, t `[n]`, context `[n*K]`; returns `[n*C*H*W]`. */
-  predict(x: Float32Array, t: Float32Array, context: Float32Array, n: number): Promise<Float32Array>;
-}
+export type { Denoiser, RunnerFactory, RunSetup, StepRunner } from './runner.ts';
 
 /** Options of {@link sample}. */
 export interface SampleOptions {
@@ -48,6 +46,32 @@ export interface SampleOptions {
   signal?: AbortSignal;
   /** Called after step i (1-based) of total. */
   onStep?: (i: number, total: number) => void;
+  /**
+   * Seamless tiles: before every step each sprite's canvas is shifted by a random offset with
+   * wrap-around (from its own stream; the last step by half the size), so every wrap edge is
+   * denoised as interior; the result is shifted back.
+   */
+  tileable?: boolean;
+  /**
+   * Source images (`[C*H*W]` in [-1, 1], one per sprite or one for all) for variations and
+   * inpainting: with `strength` < 1 sampling starts from the source noised to the step
+   * `strength` of the way up the plan (SDEdit); with `mask` its kept pixels are held.
+   */
+  init?: Float32Array[];
+  /** 0..1 with `init`: 0 returns the source, 1 starts from pure noise; default 1. */
+  strength?: number;
+  /**
+   * Inpainting masks (`[H*W]`, 1 = regenerate, 0 = keep; one per sprite or one for all), with
+   * `init`: after every step the kept pixels are replaced by the source noised to that step, and
+   * at the end by the source itself.
+   */
+  mask?: Float32Array[];
+  /**
+   * Replaces the sprites' streams as the source of Gaussian noise (test vectors): called for every
+   * `[B*C*H*W]` draw, in the loop's order (x_T; per step the update's z when the step is noisy,
+   * then inpainting's known-region noise when tPrev > 0). The tileable shift still uses the streams.
+   */
+  noise?: () => Float32Array;
 }
 
 /** A run of sprites in a batch that belong to one request: sprite j of it uses the stream (seed, j). */
@@ -182,8 +206,12 @@ export function stepNoise(
   step: PlannedStep,
   eta = 0,
 ): Float32Array | null {
-  const noisy = sampler === 'ddpm' ? step.t > 1 : eta > 0 && step.tPrev > 0;
-  return noisy ? initialNoise(meta, rngs) : null;
+  return isNoisy(sampler, step, eta) ? initialNoise(meta, rngs) : null;
+}
+
+/** Whether a step adds fresh noise: DDPM steps with t > 1, DDIM steps with eta > 0 and tPrev > 0. */
+function isNoisy(sampler: 'ddpm' | 'ddim', step: PlannedStep, eta: number): boolean {
+  return sampler === 'ddpm' ? step.t > 1 : eta > 0 && step.tPrev > 0;
 }
 
 function aborted(signal: AbortSignal): DiffusionError {
@@ -215,49 +243,195 @@ function checkOptions(meta: ModelMeta, opts: SampleOptions): void {
  *
  * @throws DiffusionError `bad-option`, `aborted`, or `backend` (denoiser returned the wrong size)
  */
-export async function sample(denoiser: Denoiser, meta: ModelMeta, opts: SampleOptions): Promise<Float32Array> {
+export function sample(denoiser: Denoiser, meta: ModelMeta, opts: SampleOptions): Promise<Float32Array> {
+  return sampleWith(denoiserRunner(denoiser), meta, opts);
+}
+
+/** A per-sprite list option: one entry per sprite, or one for all. */
+function perSprite(name: string, list: Float32Array[], count: number, length: number): Float32Array[] {
+  if (list.length !== 1 && list.length !== count) {
+    throw new DiffusionError(
+      'bad-option',
+      `${name} must hold one image or one per sprite (${count}), got ${list.length}`,
+    );
+  }
+  for (const a of list) {
+    if (a.length !== length) {
+      throw new DiffusionError('bad-option', `each ${name} image must have ${length} values, got ${a.length}`);
+    }
+  }
+  return Array.from({ length: count }, (_, i) => list[list.length === 1 ? 0 : i] as Float32Array);
+}
+
+/** Concatenates per-sprite images into one batch array. */
+function stack(images: Float32Array[], d: number): Float32Array {
+  const out = new Float32Array(images.length * d);
+  images.forEach((a, i) => {
+    out.set(a, i * d);
+  });
+  return out;
+}
+
+/** The variation strength of a request (validated); 1 without a source. */
+export function resolveStrength(strength: number | undefined): number {
+  const s = strength ?? 1;
+  if (!(Number.isFinite(s) && s >= 0 && s <= 1)) {
+    throw new DiffusionError(
+      'bad-option',
+      `strength must be a number within 0..1 (0 keeps the source, 1 is a fresh sprite), got ${String(strength)}`,
+    );
+  }
+  return s;
+}
+
+/**
+ * {@link sample} through any backend's {@link StepRunner}: the one denoising loop.
+ *
+ * @throws DiffusionError `bad-option`, `aborted`, or `backend`
+ */
+export async function sampleWith(
+  makeRunner: RunnerFactory,
+  meta: ModelMeta,
+  opts: SampleOptions,
+): Promise<Float32Array> {
   checkOptions(meta, opts);
   const { sampler, signal } = opts;
   const guidance = opts.guidance ?? meta.sampling.guidance;
   const clipX0 = opts.clipX0 ?? meta.sampling.clip_x0;
   const eta = resolveEta(meta, opts.eta);
-  const plan = planSteps(meta, sampler, opts.steps);
+  const strength = resolveStrength(opts.strength);
   const B = opts.contexts.length;
   const K = meta.context.size;
+  const C = meta.image.channels;
+  const S = meta.image.size;
   const d = imageValues(meta);
-  const guided = guidance !== 1;
-  const n = guided ? 2 * B : B;
-  const context = new Float32Array(n * K); // unconditional rows stay zero
+  const src = opts.init ? stack(perSprite('init', opts.init, B, d), d) : null;
+  const mask = opts.mask ? stack(perSprite('mask', opts.mask, B, S * S), S * S) : null;
+  if (mask && !src) throw new DiffusionError('bad-option', 'mask needs init: the image whose unmasked pixels are kept');
+  const full = planSteps(meta, sampler, opts.steps);
+  const plan = src ? full.slice(full.length - Math.round(strength * full.length)) : full;
+  const rows = guidance !== 1 ? 2 * B : B;
+  const context = new Float32Array(rows * K); // unconditional rows stay zero
   opts.contexts.forEach((c, i) => {
     context.set(c, i * K);
   });
-  const tIn = new Float32Array(n);
   const rngs = batchRngs(opts, B);
-  let x = initialNoise(meta, rngs);
-  const input = guided ? new Float32Array(n * d) : null;
+  const draw = (): Float32Array => {
+    const z = opts.noise ? opts.noise() : initialNoise(meta, rngs);
+    if (z.length !== B * d) throw new DiffusionError('bad-option', `noise() must return ${B * d} values`);
+    return z;
+  };
+  const noiseT = draw();
+  const sched = scheduleOf(meta);
+  const noised = (x0: Float32Array, eps: Float32Array, t: number): Float32Array => {
+    const a = Math.sqrt(sched.alphaBar[t] as number);
+    const b = Math.sqrt(1 - (sched.alphaBar[t] as number));
+    return x0.map((v, i) => a * v + b * (eps[i] as number));
+  };
+  if (src && plan.length === 0) return clampAll(src.slice());
+  let x = src && plan.length < full.length ? noised(src, noiseT, (plan[0] as PlannedStep).t) : noiseT;
 
-  for (let i = 0; i < plan.length; i++) {
-    if (signal?.aborted) throw aborted(signal);
-    const step = plan[i] as PlannedStep;
-    tIn.fill(step.t);
-    let xIn = x;
-    if (input) {
-      input.set(x, 0);
-      input.set(x, B * d);
-      xIn = input;
+  const runner: StepRunner = await makeRunner({
+    sprites: B,
+    rows,
+    imageValues: d,
+    channels: C,
+    size: S,
+    context,
+    contextSize: K,
+  });
+  // Tileable: the canvas's current shift per sprite (x is kept shifted between steps).
+  const ox = new Array<number>(B).fill(0);
+  const oy = new Array<number>(B).fill(0);
+  const unshift = (a: Float32Array): Float32Array =>
+    rollBatch(
+      a,
+      B,
+      C,
+      S,
+      ox.map((v) => -v),
+      oy.map((v) => -v),
+    );
+  const hostEachStep = !!opts.tileable || !!mask;
+  try {
+    let h = await runner.load(x);
+    let hostValid = true; // x holds what h holds (no readback needed)
+    for (let i = 0; i < plan.length; i++) {
+      if (signal?.aborted) throw aborted(signal);
+      const step = plan[i] as PlannedStep;
+      const last = i + 1 === plan.length;
+      if (opts.tileable) {
+        const nx = rngs.map((r) => (last ? S / 2 : r.nextUint32() % S));
+        const ny = rngs.map((r) => (last ? S / 2 : r.nextUint32() % S));
+        if (!hostValid) x = await runner.read(h, false);
+        x = rollBatch(
+          x,
+          B,
+          C,
+          S,
+          nx.map((v, j) => v - (ox[j] as number)),
+          ny.map((v, j) => v - (oy[j] as number)),
+        );
+        nx.forEach((v, j) => {
+          ox[j] = v;
+          oy[j] = ny[j] as number;
+        });
+        runner.release(h);
+        h = await runner.load(x);
+      }
+      const eps = await runner.denoise(h, step.t);
+      if (signal?.aborted) throw aborted(signal);
+      const z = isNoisy(sampler, step, eta) ? draw() : null;
+      const next = await runner.update(h, eps, z, stepCoefficients(meta, sampler, step, clipX0, eta), guidance);
+      runner.release(eps);
+      runner.release(h);
+      h = next;
+      hostValid = false;
+      if (mask && src && step.tPrev > 0) {
+        // Inpainting: the kept pixels become the source noised to tPrev (fresh noise each step).
+        x = unshift(await runner.read(h, false));
+        const known = noised(src, draw(), step.tPrev);
+        keepMasked(x, known, mask, B, C, S);
+        x = rollBatch(x, B, C, S, ox, oy);
+        runner.release(h);
+        h = await runner.load(x);
+        hostValid = true;
+      }
+      opts.onStep?.(i + 1, plan.length);
+      const frame = opts.onFrame && opts.frameEvery && (last || (i + 1) % opts.frameEvery === 0);
+      if (frame && !last) opts.onFrame?.(clampAll(shifted(await runner.read(h, false))), i + 1, plan.length);
     }
-    const eps = await denoiser.predict(xIn, tIn, context, n);
     if (signal?.aborted) throw aborted(signal);
-    if (eps.length !== n * d) {
-      throw new DiffusionError('backend', `denoiser returned ${eps.length} values for ${n} images, expected ${n * d}`);
-    }
-    const z = stepNoise(meta, rngs, sampler, step, eta);
-    x = applyUpdate(x, eps, z, stepCoefficients(meta, sampler, step, clipX0, eta), guidance);
-    opts.onStep?.(i + 1, plan.length);
-    if (opts.onFrame && opts.frameEvery && ((i + 1) % opts.frameEvery === 0 || i + 1 === plan.length)) {
-      opts.onFrame(x.slice(), i + 1, plan.length);
+    x = shifted(await runner.read(h, true));
+    runner.release(h);
+  } finally {
+    runner.dispose?.();
+  }
+  if (mask && src) keepMasked(x, src, mask, B, C, S);
+  clampAll(x);
+  if (opts.onFrame && opts.frameEvery) opts.onFrame(x.slice(), plan.length, plan.length);
+  return x;
+
+  function shifted(a: Float32Array): Float32Array {
+    return hostEachStep && opts.tileable ? unshift(a) : a;
+  }
+}
+
+/** x = mask * x + (1 - mask) * known, per pixel over every channel (mask `[B*H*W]`, 1 = regenerate). */
+function keepMasked(x: Float32Array, known: Float32Array, mask: Float32Array, B: number, C: number, S: number): void {
+  const plane = S * S;
+  for (let i = 0; i < B; i++) {
+    for (let c = 0; c < C; c++) {
+      const off = (i * C + c) * plane;
+      for (let p = 0; p < plane; p++) {
+        const m = mask[i * plane + p] as number;
+        x[off + p] = m * (x[off + p] as number) + (1 - m) * (known[off + p] as number);
+      }
     }
   }
+}
+
+function clampAll(x: Float32Array): Float32Array {
   for (let i = 0; i < x.length; i++) x[i] = Math.min(1, Math.max(-1, x[i] as number));
   return x;
 }

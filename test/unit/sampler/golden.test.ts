@@ -9,6 +9,7 @@ import {
   ddpmCoefficients,
 } from '../../../plugin/src/sampler/schedule.ts';
 import { applyUpdate, ddimStep, ddpmStep, guidedEps } from '../../../plugin/src/sampler/step.ts';
+import { type GoldenLoop, loopRun } from './goldenLoop.ts';
 
 interface Golden {
   schedule: { T: number; beta_start: number; beta_end: number };
@@ -34,6 +35,7 @@ interface Golden {
     z: number[];
     out: number[];
   }[];
+  loops?: GoldenLoop[];
 }
 
 const PATH = process.env.SPRITEDIFFUSION_GOLDEN ?? new URL('../../fixtures/golden.json', import.meta.url).pathname;
@@ -115,6 +117,16 @@ describe('golden vectors from the Python reference', () => {
     for (const [i, u] of (g.update ?? []).entries()) {
       const out = applyUpdate(f32(u.x), f32(u.eps), f32(u.z), f32(u.coef), u.guidance);
       expectClose(out, u.out, 1e-5, `update[${i}]`);
+    }
+  });
+
+  it('whole sampling loops (DDIM-10 eta 1, DDPM, SDEdit, inpainting) match the Python loop to 1e-4 on the CPU runner', async () => {
+    const loops = g.loops ?? [];
+    expect(loops.map((l) => l.name)).toEqual(['ddim10-eta1-g3', 'ddpm-T20-g2', 'ddim10-sdedit-0.4', 'ddim10-inpaint']);
+    for (const l of loops) {
+      const { out, draws } = await loopRun(l, 'cpu');
+      expect(draws, `${l.name}: noise draws`).toBe(l.draws.length);
+      expectClose(out, l.out, 1e-4, `loop ${l.name}`);
     }
   });
 });
