@@ -219,4 +219,189 @@ describe('npm run generate', () => {
       expect(r.err.join('\n')).toMatch(said);
     }
   });
+
+  describe('art direction with the shipped fast model', () => {
+    const FAST = join(ROOT, 'models/fast/model.json');
+    const read = (f: string) => PNG.sync.read(readFileSync(f));
+    const seamLine = (out: string[]) => out.find((l) => l.startsWith('seam score')) ?? '';
+
+    it('--tileable floors: seam score <= 1.25, printed beside the same sprites without it', {
+      timeout: 120_000,
+    }, async () => {
+      const r = await cli([
+        '--model',
+        FAST,
+        '--category',
+        'floor',
+        '--count',
+        '16',
+        '--tileable',
+        '--out',
+        join(tmp, 'tile'),
+      ]);
+      expect(r.code, r.err.join('\n')).toBe(0);
+      const m = /: ([\d.]+) with --tileable, ([\d.]+) without/.exec(seamLine(r.out));
+      expect(m, seamLine(r.out)).not.toBeNull();
+      expect(Number(m?.[1])).toBeLessThanOrEqual(1.25);
+      expect(Number(m?.[2])).toBeGreaterThan(Number(m?.[1]) + 0.3);
+    });
+
+    it('--palette pico8 --dither --outline: every opaque pixel is a PICO-8 colour', { timeout: 120_000 }, async () => {
+      const out = join(tmp, 'pico');
+      const r = await cli([
+        '--model',
+        FAST,
+        '--category',
+        'monster',
+        '--count',
+        '4',
+        '--palette',
+        'pico8',
+        '--dither',
+        '--outline',
+        '--out',
+        out,
+      ]);
+      expect(r.code, r.err.join('\n')).toBe(0);
+      const pico = new Set([
+        '000000',
+        '1d2b53',
+        '7e2553',
+        '008751',
+        'ab5236',
+        '5f574f',
+        'c2c3c7',
+        'fff1e8',
+        'ff004d',
+        'ffa300',
+        'ffec27',
+        '00e436',
+        '29adff',
+        '83769c',
+        'ff77a8',
+        'ffccaa',
+      ]);
+      for (let i = 0; i < 4; i++) {
+        const png = read(join(out, 'monster', `${i}.png`));
+        let opaque = 0;
+        for (let p = 0; p < png.width * png.height; p++) {
+          if ((png.data[4 * p + 3] as number) === 0) continue;
+          opaque++;
+          const hex = [0, 1, 2].map((c) => (png.data[4 * p + c] as number).toString(16).padStart(2, '0')).join('');
+          expect(pico.has(hex), `sprite ${i} pixel ${p} #${hex}`).toBe(true);
+        }
+        expect(opaque).toBeGreaterThan(20);
+      }
+    });
+
+    it('--init with --strength 0.3 stays closer to its source than to other sprites of the category', {
+      timeout: 120_000,
+    }, async () => {
+      const src = join(tmp, 'src');
+      expect(
+        (await cli(['--model', FAST, '--category', 'monster', '--count', '4', '--seed', '11', '--out', src])).code,
+      ).toBe(0);
+      const out = join(tmp, 'vary');
+      const r = await cli([
+        '--model',
+        FAST,
+        '--category',
+        'monster',
+        '--count',
+        '4',
+        '--init',
+        join(src, 'monster', '0.png'),
+        '--strength',
+        '0.3',
+        '--out',
+        out,
+      ]);
+      expect(r.code, r.err.join('\n')).toBe(0);
+      expect(r.out.some((l) => l.startsWith('mean pixel distance to --init'))).toBe(true);
+      const dist = (a: PNG, b: PNG) =>
+        a.data.reduce((s, v, i) => s + Math.abs(v - (b.data[i] as number)), 0) / a.data.length;
+      const source = read(join(src, 'monster', '0.png'));
+      const others = [1, 2, 3].map((i) => read(join(src, 'monster', `${i}.png`)));
+      for (let i = 0; i < 4; i++) {
+        const v = read(join(out, 'monster', `${i}.png`));
+        const toSource = dist(v, source);
+        for (const o of others) expect(toSource, `variation ${i}`).toBeLessThan(dist(v, o));
+      }
+    });
+
+    it('--init with --mask keeps the unmasked pixels byte-exact', { timeout: 120_000 }, async () => {
+      const src = join(tmp, 'src');
+      const maskPath = join(tmp, 'mask.png');
+      const mask = new PNG({ width: 32, height: 32 });
+      for (let y = 8; y < 24; y++) for (let x = 16; x < 32; x++) mask.data.set([255, 255, 255, 255], 4 * (y * 32 + x));
+      writeFileSync(maskPath, PNG.sync.write(mask));
+      const out = join(tmp, 'inpaint');
+      const r = await cli([
+        '--model',
+        FAST,
+        '--category',
+        'monster',
+        '--count',
+        '2',
+        '--init',
+        join(src, 'monster', '0.png'),
+        '--mask',
+        maskPath,
+        '--out',
+        out,
+      ]);
+      expect(r.code, r.err.join('\n')).toBe(0);
+      const source = read(join(src, 'monster', '0.png'));
+      for (let i = 0; i < 2; i++) {
+        const png = read(join(out, 'monster', `${i}.png`));
+        for (let p = 0; p < 32 * 32; p++) {
+          const x = p % 32;
+          const y = Math.floor(p / 32);
+          if (y >= 8 && y < 24 && x >= 16) continue;
+          expect(Array.from(png.data.subarray(4 * p, 4 * p + 4)), `pixel ${x},${y}`).toEqual(
+            Array.from(source.data.subarray(4 * p, 4 * p + 4)),
+          );
+        }
+      }
+    });
+
+    it('bad art options each exit 2 with one line naming the option and the fix', async () => {
+      const small = join(tmp, 'small.png');
+      writeFileSync(small, PNG.sync.write(new PNG({ width: 8, height: 8 })));
+      const cases: [string[], RegExp][] = [
+        [['--palette', 'pico9'], /palette "pico9" is not a palette name.*use pico8, db32, nes/],
+        [
+          ['--palette', '#1a1c2c,#5d27zz'],
+          /palette colour "#5d27zz" \(item 2\) is not a hex colour; write it as #rrggbb/,
+        ],
+        [
+          ['--init', join(tmp, 'src', 'monster', '0.png'), '--mask', small],
+          /the mask is 8x8 but the model makes 32x32 sprites; resize it to 32x32/,
+        ],
+        [
+          ['--init', join(tmp, 'src', 'monster', '0.png'), '--strength', '1.5'],
+          /--strength must be a number within 0\.\.1/,
+        ],
+        [['--strength', '0.5'], /--strength needs --init/],
+        [['--dither'], /dither needs a palette/],
+      ];
+      for (const [args, re] of cases) {
+        const r = await cli([
+          '--model',
+          FAST,
+          '--category',
+          'monster',
+          '--count',
+          '1',
+          '--out',
+          join(tmp, 'bad'),
+          ...args,
+        ]);
+        expect(r.code, args.join(' ')).toBe(2);
+        const lines = r.err.filter((l) => l.startsWith('generate:'));
+        expect(lines, args.join(' ')).toHaveLength(1);
+        expect(lines[0]).toMatch(re);
+      }
+    });
+  });
 });

@@ -9,8 +9,11 @@ import { parseArgs } from 'node:util';
 import { PNG } from 'pngjs';
 import { DiffusionError } from '../errors.ts';
 import { type ModelMeta, parseModelMeta, resolveContext, sha256Hex } from '../model/meta.ts';
+import { type ArtOptions, checkArt, finishSprite } from '../sampler/art.ts';
+import { seamScore } from '../sampler/canvas.ts';
 import { toRGBA } from '../sampler/pixels.ts';
-import { planSteps, sample } from '../sampler/sampler.ts';
+import { planSteps, type SampleOptions, sample } from '../sampler/sampler.ts';
+import { imageFromRGBA, maskFromRGBA } from '../sampler/source.ts';
 import { createNodeDenoiser } from './nodeDenoiser.ts';
 import { drawText, GLYPH_H, textWidth } from './pixelFont.ts';
 
@@ -31,6 +34,14 @@ Options:
   --eta <e>               DDIM noise, 0..1 (0: deterministic; default: model.json's sampling.eta, else 0)
   --weights fp32|fp16|int8  which weights file model.json lists to run (default: fp32; browsers on WASM
                           get int8, on WebGPU fp16)
+  --tileable              sprites that wrap with no seam (floors, walls); prints the seam score beside the
+                          same sprites sampled without it (about 1.0 = seamless)
+  --palette <p>           every opaque pixel in a palette: pico8, db32, nes or '#1a1c2c,#5d275d,...'
+  --dither                ordered dithering into --palette
+  --outline               one-pixel dark outline around the shape
+  --init <sprite.png>     variations of a sprite (SDEdit): start from it noised by --strength
+  --strength <s>          0..1 with --init: 0 keeps the source, 1 is a fresh sprite (default: 0.5; 1 with --mask)
+  --mask <mask.png>       with --init: regenerate the mask's white pixels, keep the rest exactly
   --batch <n>             sprites per denoiser call (default: 8)
   --model <model.json>    model description (default: models/model.json)
   --help                  show this help`;
@@ -59,6 +70,10 @@ interface Options {
   guidance: number | undefined;
   batch: number;
   model: string;
+  art: ArtOptions;
+  init: string | undefined;
+  strength: number | undefined;
+  mask: string | undefined;
 }
 
 function intOption(
@@ -112,6 +127,13 @@ function parseOptions(argv: string[]): Options | 'help' {
         mix: { type: 'string' },
         batch: { type: 'string' },
         model: { type: 'string' },
+        tileable: { type: 'boolean' },
+        palette: { type: 'string' },
+        dither: { type: 'boolean' },
+        outline: { type: 'boolean' },
+        init: { type: 'string' },
+        strength: { type: 'string' },
+        mask: { type: 'string' },
         help: { type: 'boolean' },
       },
     }));
@@ -148,6 +170,26 @@ function parseOptions(argv: string[]): Options | 'help' {
   if (weights !== 'fp32' && weights !== 'fp16' && weights !== 'int8') {
     throw new UsageError(`--weights must be fp32, fp16 or int8, got "${weights}"`);
   }
+  const st = str('strength');
+  let strength: number | undefined;
+  if (st !== undefined) {
+    strength = Number(st);
+    if (st.trim() === '' || !(Number.isFinite(strength) && strength >= 0 && strength <= 1)) {
+      throw new UsageError(
+        `--strength must be a number within 0..1 (0 keeps the source, 1 is a fresh sprite), got "${st}"`,
+      );
+    }
+    if (str('init') === undefined) throw new UsageError('--strength needs --init <sprite.png>, the sprite to vary');
+  }
+  if (str('mask') !== undefined && str('init') === undefined) {
+    throw new UsageError('--mask needs --init <sprite.png>, the sprite whose unmasked pixels are kept');
+  }
+  const art = checkArt({
+    ...(values.tileable ? { tileable: true } : {}),
+    ...(str('palette') === undefined ? {} : { palette: str('palette') as string }),
+    ...(values.dither ? { dither: true } : {}),
+    ...(values.outline ? { outline: true } : {}),
+  });
   const mix = str('mix') === undefined ? undefined : parseMix(str('mix') as string);
   if (mix && str('category') !== undefined) throw new UsageError('give --category or --mix, not both');
   return {
@@ -163,7 +205,33 @@ function parseOptions(argv: string[]): Options | 'help' {
     guidance,
     batch: intOption('batch', str('batch'), 8, 1, 1024),
     model: str('model') ?? 'models/model.json',
+    art,
+    init: str('init'),
+    strength,
+    mask: str('mask'),
   };
+}
+
+function mean(a: number[]): number {
+  return a.reduce((s, v) => s + v, 0) / Math.max(1, a.length);
+}
+
+/** Mean absolute difference of two RGBA images' bytes. */
+function meanAbs(a: Uint8ClampedArray, b: Uint8ClampedArray): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += Math.abs((a[i] as number) - (b[i] as number));
+  return s / a.length;
+}
+
+/** A PNG as RGBA bytes. */
+function readPng(path: string, what: string): { rgba: Uint8ClampedArray; width: number; height: number } {
+  let png: PNG;
+  try {
+    png = PNG.sync.read(readFileSync(path));
+  } catch (err) {
+    throw new UsageError(`${what} ${path} is not a readable PNG (${(err as Error).message.split('\n')[0]})`);
+  }
+  return { rgba: new Uint8ClampedArray(png.data), width: png.width, height: png.height };
 }
 
 /** `monster=0.5,potion=0.5` -> { monster: 0.5, potion: 0.5 } (names and weights checked against the model later). */
@@ -294,12 +362,22 @@ export async function runGenerate(
     const categories = opts.mix ? ['mix'] : opts.category === 'all' ? meta.categories : [opts.category];
     const contexts = opts.mix ? [resolveContext(meta, opts.mix)] : categories.map((c) => resolveContext(meta, c));
     planSteps(meta, opts.sampler, opts.steps); // validates --steps against T
+    const size = meta.image.size;
+    const source = opts.init ? readPng(opts.init, '--init') : null;
+    const init = source ? imageFromRGBA(source.rgba, source.width, source.height, meta, `--init ${opts.init}`) : null;
+    const maskPng = opts.mask ? readPng(opts.mask, '--mask') : null;
+    const mask = maskPng ? maskFromRGBA(maskPng.rgba, maskPng.width, maskPng.height, meta) : null;
+    const strength = opts.strength ?? (mask ? 1 : 0.5);
     const file = weightsFile(meta, opts.weights);
     const denoiser = await createNodeDenoiser(await loadVerified(opts.model, file), meta);
     const total = categories.length * opts.count;
     const started = Date.now();
     let done = 0;
     const rows: Uint8ClampedArray[][] = [];
+    const seams: number[] = [];
+    const plainSeams: number[] = [];
+    const srcRgba = init ? toRGBA(init, 0, meta) : null;
+    const pixelDistance: number[] = [];
     try {
       for (const [ci, category] of categories.entries()) {
         const dir = join(opts.out, category);
@@ -307,7 +385,7 @@ export async function runGenerate(
         const row: Uint8ClampedArray[] = [];
         for (let first = 0; first < opts.count; first += opts.batch) {
           const n = Math.min(opts.batch, opts.count - first);
-          const x = await sample(denoiser, meta, {
+          const request: SampleOptions = {
             contexts: Array.from({ length: n }, () => contexts[ci] as Float32Array),
             sampler: opts.sampler,
             steps: opts.steps,
@@ -315,11 +393,21 @@ export async function runGenerate(
             ...(opts.eta === undefined ? {} : { eta: opts.eta }),
             seed: opts.seed,
             firstIndex: first,
-          });
+            ...(init ? { init: [init], strength } : {}),
+            ...(mask ? { mask: [mask] } : {}),
+          };
+          const x = await sample(denoiser, meta, { ...request, ...(opts.art.tileable ? { tileable: true } : {}) });
+          const plain = opts.art.tileable ? await sample(denoiser, meta, request) : null;
           for (let i = 0; i < n; i++) {
-            const rgba = toRGBA(x, i, meta);
+            const raw = toRGBA(x, i, meta);
+            if (opts.art.tileable) {
+              seams.push(seamScore(raw, size, size));
+              plainSeams.push(seamScore(toRGBA(plain as Float32Array, i, meta), size, size));
+            }
+            if (srcRgba) pixelDistance.push(meanAbs(raw, srcRgba));
+            const rgba = finishSprite(raw, size, opts.art);
             row.push(rgba);
-            writeFileSync(join(dir, `${first + i}.png`), encodePng(meta.image.size, meta.image.size, rgba));
+            writeFileSync(join(dir, `${first + i}.png`), encodePng(size, size, rgba));
           }
           done += n;
           const secs = (Date.now() - started) / 1000;
@@ -334,6 +422,12 @@ export async function runGenerate(
     const sheet = join(opts.out, 'contact-sheet.png');
     writeFileSync(sheet, contactSheet(rows, meta.image.size, categories));
     io.out(`wrote ${total} sprites to ${resolve(opts.out)} and ${sheet}`);
+    if (opts.art.tileable) {
+      io.out(
+        `seam score (wrap-edge difference / interior difference; about 1.0 is seamless): ${mean(seams).toFixed(2)} with --tileable, ${mean(plainSeams).toFixed(2)} without`,
+      );
+    }
+    if (srcRgba) io.out(`mean pixel distance to --init (0..255): ${mean(pixelDistance).toFixed(1)}`);
     return 0;
   } catch (err) {
     if (err instanceof UsageError) {
