@@ -22,8 +22,11 @@ export {
   DiffusionPlugin,
   type DiffusionStats,
   type GenerateSpritesOptions,
+  type InpaintOptions,
   type SpawnOptions,
+  type SpriteImage,
   type TextureEvent,
+  type VaryOptions,
 } from './phaser/DiffusionPlugin.ts';
 export type { BackendCounters, InferenceBackend, LoadedModel, WeightsChoice } from './runtime/backend.ts';
 export {
@@ -39,6 +42,9 @@ export {
   type WorkerLike,
   type WorkerRestart,
 } from './runtime/client.ts';
+export { type ArtOptions, finishSprite } from './sampler/art.ts';
+export { seamScore } from './sampler/canvas.ts';
+export { PALETTES, type PaletteName, type PaletteOption, parsePalette } from './sampler/palette.ts';
 export { isNonTrivial, toRGBA } from './sampler/pixels.ts';
 export { createRng, type Rng, spriteRng } from './sampler/rng.ts';
 export {
@@ -47,15 +53,20 @@ export {
   initialNoise,
   type PlannedStep,
   planSteps,
+  type RunnerFactory,
+  type RunSetup,
   type SampleOptions,
   type SeedPart,
+  type StepRunner,
   sample,
+  sampleWith,
   scheduleOf,
   spriteRngs,
   stepCoefficients,
   stepNoise,
 } from './sampler/sampler.ts';
 export { DDPMSchedule, ddimCoefficients, ddimTimesteps, ddpmCoefficients } from './sampler/schedule.ts';
+export { imageFromRGBA, maskFromRGBA } from './sampler/source.ts';
 export { applyUpdate, ddimStep, ddpmStep, guidedEps } from './sampler/step.ts';
 export type {
   BackendChoice,

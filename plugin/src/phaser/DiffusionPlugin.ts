@@ -15,6 +15,8 @@ import { DiffusionError } from '../errors.ts';
 import { resolveContext } from '../model/meta.ts';
 import type { ClientStats, ReadyInfo } from '../runtime/client.ts';
 import { Emitter } from '../runtime/emitter.ts';
+import { resolveStrength } from '../sampler/sampler.ts';
+import { imageFromRGBA, maskFromRGBA } from '../sampler/source.ts';
 import { TaskBudget } from './placeholders.ts';
 import {
   configWith,
@@ -29,7 +31,18 @@ import { acquireRuntime, type SharedRuntime } from './sharedClient.ts';
 import { asDiffusionError, SpriteSupply } from './spriteSource.ts';
 import { SpriteStore } from './spriteStore.ts';
 import { OwnedTextures } from './spriteTexture.ts';
-import type { DiffusionEvents, DiffusionStats, GenerateSpritesOptions, SceneLike, SpawnOptions } from './types.ts';
+import { spriteImagePixels } from './texturePixels.ts';
+import type {
+  DiffusionEvents,
+  DiffusionStats,
+  GenerateSpritesOptions,
+  InpaintOptions,
+  SceneLike,
+  SpawnOptions,
+  SpriteImage,
+  TextureEvent,
+  VaryOptions,
+} from './types.ts';
 import { fetchedModelJsons } from './warmStart.ts';
 
 export { DEFAULT_MODEL_URLS, type DiffusionConfig } from './settings.ts';
@@ -37,8 +50,11 @@ export type {
   DiffusionEvents,
   DiffusionStats,
   GenerateSpritesOptions,
+  InpaintOptions,
   SpawnOptions,
+  SpriteImage,
   TextureEvent,
+  VaryOptions,
 } from './types.ts';
 
 let instanceCounter = 0;
@@ -85,6 +101,8 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
   private readonly store = new SpriteStore((key) => this.release(key));
   private readonly pending = new Set<Promise<unknown>>();
   /** The textures this plugin created (removed on shutdown). */
+  /** The category of each texture this plugin made (a variation's default category). */
+  private readonly madeFrom = new Map<string, string>();
   private readonly textures = new OwnedTextures(() => this.systems.textures, `diffusion-${++instanceCounter}`);
   /** Spawns per task that get their own placeholder texture at once. */
   private readonly ownTextures = new TaskBudget();
@@ -106,7 +124,7 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     whenReady: () => this.whenReady(),
     store: this.store,
     textures: this.textures,
-    texture: (e) => this.emit('texture', e),
+    texture: (e) => this.emitTexture(e),
     error: (e) => this.emitError(e),
     release: (key) => this.release(key),
     track: (p) => this.track(p),
@@ -153,6 +171,7 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
   release(key: string): boolean {
     if (!this.textures.remove(key)) return false;
     this.store.pools.forget(key);
+    this.madeFrom.delete(key);
     return true;
   }
 
@@ -271,7 +290,7 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
       // No generated texture waiting: a cached sprite becomes a texture now.
       this.supply.counters.cacheHits++;
       key = this.textures.create(cached.width, cached.height, cached.rgba);
-      this.emit('texture', { key, category, fromCache: true });
+      this.emitTexture({ key, category, fromCache: true });
     }
     if (key !== undefined) {
       this.supply.refill(category);
@@ -304,9 +323,82 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     const sprites = await this.track(this.supply.generate(categoryOrMix, count, 'high', 0, undefined, options));
     return sprites.map((s) => {
       const key = this.textures.create(s.width, s.height, s.rgba);
-      this.emit('texture', { key, category: label, fromCache: false });
+      this.emitTexture({ key, category: label, fromCache: false });
       return key;
     });
+  }
+
+  /**
+   * Variations of an existing sprite (SDEdit): the source is noised `strength` of the way up the
+   * sampler's steps and denoised with its category, or with `options.category` to restyle it.
+   * Resolves to the new texture keys (owned by the plugin). Art options apply as in {@link generate}.
+   *
+   * @example
+   * ```ts
+   * const [key] = await this.diffusion.vary('hero', { category: 'character', strength: 0.4 });
+   * ```
+   * @throws DiffusionError `bad-option` (source not the model's size, strength outside 0..1, no
+   *   category for a source the plugin did not make) or `unknown-category`
+   */
+  async vary(source: SpriteImage, options: VaryOptions = {}): Promise<string[]> {
+    const strength = options.strength ?? 0.5;
+    resolveStrength(strength);
+    return this.fromSource(source, undefined, { ...options, strength });
+  }
+
+  /**
+   * Inpainting: regenerates the pixels of `source` where `mask` is white (opaque and light) and keeps
+   * every other pixel exactly; the new pixels are denoised together with the kept ones, so the seam
+   * does not show. `mask` is an image of the same size ({@link SpriteImage}). Resolves to texture keys.
+   *
+   * @throws DiffusionError `bad-option` (source or mask not the model's size, a mask with no white
+   *   pixels, no category for a source the plugin did not make) or `unknown-category`
+   */
+  async inpaint(source: SpriteImage, mask: SpriteImage, options: InpaintOptions = {}): Promise<string[]> {
+    resolveStrength(options.strength);
+    return this.fromSource(source, mask, options);
+  }
+
+  private async fromSource(
+    source: SpriteImage,
+    mask: SpriteImage | undefined,
+    options: VaryOptions,
+  ): Promise<string[]> {
+    const { category: given, count = 1, ...rest } = options;
+    if (!Number.isInteger(count) || count < 1) {
+      throw new DiffusionError('bad-option', `count must be a positive integer, got ${count}`);
+    }
+    const category = given ?? (typeof source === 'string' ? this.madeFrom.get(source) : undefined);
+    if (category === undefined) {
+      throw new DiffusionError(
+        'bad-option',
+        'options.category is needed: the source is not a sprite this plugin made, so its category is unknown',
+      );
+    }
+    this.start();
+    const info = await this.whenReady();
+    resolveContext(info.meta, category);
+    const src = spriteImagePixels(this.systems.textures, source, 'the source');
+    const init = imageFromRGBA(src.rgba, src.width, src.height, info.meta);
+    let maskPlane: Float32Array | undefined;
+    if (mask !== undefined) {
+      const m = spriteImagePixels(this.systems.textures, mask, 'the mask');
+      maskPlane = maskFromRGBA(m.rgba, m.width, m.height, info.meta);
+    }
+    const request = { ...rest, init, ...(maskPlane ? { mask: maskPlane } : {}) };
+    const sprites = await this.track(this.supply.generate(category, count, 'high', 0, undefined, request));
+    const label = typeof category === 'string' ? category : 'mix';
+    return sprites.map((s) => {
+      const key = this.textures.create(s.width, s.height, s.rgba);
+      this.emitTexture({ key, category: label, fromCache: false });
+      return key;
+    });
+  }
+
+  /** Emits a texture event and remembers the texture's category (for {@link vary}). */
+  private emitTexture(e: TextureEvent): void {
+    this.madeFrom.set(e.key, e.category);
+    this.emit('texture', e);
   }
 
   /** Makes sure at least `count` sprites of a category are ready to spawn (cached or generated). */

@@ -6,6 +6,7 @@ import { SpriteCache, type SpriteCacheOptions } from '../cache/spriteCache.ts';
 import { DiffusionError } from '../errors.ts';
 import type { WorkerFactory } from '../runtime/client.ts';
 import { resolveSource, resolveUrl } from '../runtime/urls.ts';
+import { type ArtOptions, checkArt } from '../sampler/art.ts';
 import type { BackendChoice, ModelSource, SamplerName, WeightsChoice } from '../worker/protocol.ts';
 import type { RuntimeSettings } from './sharedClient.ts';
 import {
@@ -80,6 +81,13 @@ export interface DiffusionConfig {
   cache: boolean | SpriteCacheOptions;
   /** Most generate requests waiting in the client queue; default 64. */
   maxQueue: number;
+  /**
+   * Art direction per category for the sprites {@link DiffusionPlugin.spawn} hands out (pools, cache
+   * and placeholders), e.g. `{ floor: { tileable: true }, wall: { tileable: true }, '*': { palette:
+   * 'pico8', outline: true } }`; `'*'` applies to every category without an entry of its own. Cached
+   * sprites are kept per art direction.
+   */
+  art?: Record<string, ArtOptions>;
   /** Inference worker factory (tests inject fakes); default a Vite-bundled module worker. */
   workerFactory?: WorkerFactory;
 }
@@ -159,6 +167,7 @@ export function warmStartSettings(cfg: DiffusionConfig): WarmStartSettings {
     steps: cfg.steps,
     guidance: cfg.guidance,
     eta: cfg.eta,
+    art: cfg.art,
     cache: cfg.cache,
   };
 }
@@ -248,6 +257,22 @@ export function validateConfig(cfg: DiffusionConfig): void {
   const urls = typeof cfg.modelUrl === 'string' ? [cfg.modelUrl] : [cfg.modelUrl?.webgpu, cfg.modelUrl?.wasm];
   if (urls.some((u) => typeof u !== 'string' || u === ''))
     throw badOption('modelUrl', JSON.stringify(cfg.modelUrl), 'a URL string or { webgpu, wasm } URL strings');
+  if (cfg.art !== undefined) {
+    if (typeof cfg.art !== 'object' || cfg.art === null || Array.isArray(cfg.art)) {
+      throw badOption(
+        'art',
+        JSON.stringify(cfg.art),
+        'an object of art options by category, e.g. { floor: { tileable: true } }',
+      );
+    }
+    for (const [cat, art] of Object.entries(cfg.art)) {
+      try {
+        checkArt(art);
+      } catch (e) {
+        throw new DiffusionError('bad-option', `option art.${cat}: ${(e as Error).message}`);
+      }
+    }
+  }
   for (const name of ['baseUrl', 'assetsBaseUrl'] as const) {
     const v = cfg[name];
     if (v !== undefined && typeof v !== 'string') throw badOption(name, v, 'a URL string');

@@ -7,6 +7,7 @@ import type { SpriteCache } from '../cache/spriteCache.ts';
 import { DiffusionError } from '../errors.ts';
 import { resolveContext } from '../model/meta.ts';
 import type { DiffusionClient, ReadyInfo } from '../runtime/client.ts';
+import { categoryArt, checkArt } from '../sampler/art.ts';
 import { PlaceholderBacklog } from './placeholders.ts';
 import type { DiffusionConfig } from './settings.ts';
 import type { SpriteStore } from './spriteStore.ts';
@@ -56,9 +57,13 @@ export async function generateSprites(
   priority: 'high' | 'low',
   frameEvery: number,
   onFrame?: (rgba: Uint8ClampedArray) => void,
-  options: GenerateSpritesOptions = {},
+  options: RequestOptions = {},
 ): Promise<{ sprites: Sprite[]; write: Promise<void> | null }> {
   const { client, info, session, cfg, seed } = ctx;
+  const ownArt = checkArt(options);
+  const pool = typeof categoryOrMix === 'string' && Object.keys(ownArt).length === 0 && !options.init;
+  // Pool sprites (a plain category) follow the category's art direction from the settings.
+  const art = pool ? checkArt(categoryArt(cfg, categoryOrMix)) : ownArt;
   const meta = info.meta;
   const context = resolveContext(meta, categoryOrMix);
   const sampler = options.sampler ?? cfg.sampler ?? meta.sampling.sampler;
@@ -76,12 +81,17 @@ export async function generateSprites(
     ...(steps === undefined ? {} : { steps }),
     ...(guidance === undefined ? {} : { guidance }),
     ...(eta === undefined ? {} : { eta }),
+    ...(Object.keys(art).length > 0 ? { art } : {}),
+    ...(options.init ? { init: options.init } : {}),
+    ...(options.strength === undefined ? {} : { strength: options.strength }),
+    ...(options.mask ? { mask: options.mask } : {}),
     ...(frameEvery > 0 && onFrame ? { frameEvery, onFrame: (f) => f.rgba[0] && onFrame(f.rgba[0]) } : {}),
   });
   if (session.signal.aborted) throw new DiffusionError('aborted', 'the plugin was shut down');
   const sprites: Sprite[] = res.rgba.map((rgba, i) => ({ width: res.width, height: res.height, rgba, seed: seed + i }));
   // Only plain-category sprites with the plugin's default settings go to the pool cache.
   const defaultSettings =
+    pool &&
     options.sampler === undefined &&
     options.steps === undefined &&
     options.guidance === undefined &&
@@ -95,6 +105,15 @@ export async function generateSprites(
         )
       : null;
   return { sprites, write };
+}
+
+/** What one generation may carry beyond the public options: a source image and mask (vary, inpaint). */
+export interface RequestOptions extends GenerateSpritesOptions {
+  /** Source image `[C*H*W]` in [-1, 1]. */
+  init?: Float32Array;
+  strength?: number;
+  /** Inpainting mask `[H*W]`, 1 = regenerate. */
+  mask?: Float32Array;
 }
 
 /** Most sprites one pool-refill request asks for. */
@@ -178,7 +197,7 @@ export class SpriteSupply {
     priority: 'high' | 'low',
     frameEvery: number,
     onFrame?: (rgba: Uint8ClampedArray) => void,
-    options: GenerateSpritesOptions = {},
+    options: RequestOptions = {},
   ): Promise<Sprite[]> {
     const h = this.host;
     const client = h.client();

@@ -2,6 +2,7 @@
 import type * as Phaser from 'phaser';
 import type { DiffusionError } from '../errors.ts';
 import type { ReadyInfo, WorkerRestart } from '../runtime/client.ts';
+import type { ArtOptions } from '../sampler/art.ts';
 import type { BackendName, SamplerName } from '../worker/protocol.ts';
 
 /** Options of {@link DiffusionPlugin.spawn}. */
@@ -10,15 +11,48 @@ export interface SpawnOptions {
   frameEvery?: number;
 }
 
-/** Options of {@link DiffusionPlugin.generate}. */
-export interface GenerateSpritesOptions {
+/**
+ * Options of {@link DiffusionPlugin.generate}: sampling settings and art direction (`tileable`,
+ * `palette`, `dither`, `outline`; see {@link ArtOptions}).
+ */
+export interface GenerateSpritesOptions extends ArtOptions {
   sampler?: SamplerName;
   steps?: number;
   guidance?: number;
   /** DDIM's noise, 0..1 (see `DiffusionConfig.eta`). */
   eta?: number;
+  /** Request seed: the same seed and options give the same pixels. Default: from the plugin's seed. */
   seed?: number;
   signal?: AbortSignal;
+}
+
+/**
+ * An image to vary or inpaint: a texture key (any texture of the game, e.g. one loaded with
+ * `this.load.image`, or one the plugin made), an `ImageData`, or RGBA bytes with their size. It must
+ * be the model's sprite size (32x32 for the shipped models).
+ */
+export type SpriteImage = string | ImageData | { rgba: Uint8Array | Uint8ClampedArray; width: number; height: number };
+
+/** Options of {@link DiffusionPlugin.vary}. */
+export interface VaryOptions extends GenerateSpritesOptions {
+  /**
+   * How far from the source, 0..1: 0 returns the source, 1 is a fresh sprite; default 0.5 (the
+   * source noised half-way up the sampler's steps and denoised again; SDEdit).
+   */
+  strength?: number;
+  /**
+   * The category (or mix) to denoise with; another category restyles the source. Default the
+   * category of a texture the plugin made; required for other sources.
+   */
+  category?: string | Record<string, number>;
+  /** Variations to make; default 1. */
+  count?: number;
+}
+
+/** Options of {@link DiffusionPlugin.inpaint}. */
+export interface InpaintOptions extends Omit<VaryOptions, 'strength'> {
+  /** 0..1: how much of the masked area's source shows through (1, the default: none, regenerated from noise). */
+  strength?: number;
 }
 
 /** Plugin counters. */

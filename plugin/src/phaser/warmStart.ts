@@ -15,6 +15,7 @@
 import type { CachedSprite, SpriteCache } from '../cache/spriteCache.ts';
 import { type ModelMeta, parseModelMeta } from '../model/meta.ts';
 import { fetchModelJson, pickWeights, type WeightsChoice } from '../runtime/backend.ts';
+import { type ArtOptions, artKey, categoryArt } from '../sampler/art.ts';
 import type { BackendChoice, BackendName, SamplerName } from '../worker/protocol.ts';
 
 /** The settings that decide which model and which cache keys a plugin reads. */
@@ -34,6 +35,8 @@ export interface WarmStartSettings {
   steps?: number | undefined;
   guidance?: number | undefined;
   eta?: number | undefined;
+  /** Art direction per category (part of the pool cache keys). */
+  art?: Record<string, ArtOptions> | undefined;
   /** The `cache` setting, compared by identity (it may hold a callback). */
   cache: unknown;
 }
@@ -105,6 +108,7 @@ export function sameWarmStart(a: WarmStartSettings, b: WarmStartSettings): boole
     a.steps === b.steps &&
     a.guidance === b.guidance &&
     a.eta === b.eta &&
+    JSON.stringify(a.art ?? {}) === JSON.stringify(b.art ?? {}) &&
     a.cache === b.cache
   );
 }
@@ -126,7 +130,7 @@ function poolSettings(s: WarmStartSettings, meta: ModelMeta | null): Record<stri
 
 /** Cache key of one category's pool. */
 export function poolKey(cache: SpriteCache, s: WarmStartSettings, meta: ModelMeta, modelSha: string, cat: string) {
-  return cache.key(modelSha, cat, poolSettings(s, meta));
+  return cache.key(modelSha, cat, { ...poolSettings(s, meta), ...artKey(categoryArt(s, cat)) });
 }
 
 /** The sha256 of the weights these settings download (the model identity in cache keys). */

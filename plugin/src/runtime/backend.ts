@@ -35,6 +35,14 @@ export interface SampleOptions {
   onFrame?(x: Float32Array, step: number, total: number): void;
   onStep?(step: number, total: number): void;
   signal?: AbortSignal;
+  /** Wrap-around sampling (see the sampler's SampleOptions.tileable). */
+  tileable?: boolean;
+  /** Source images, one per sprite or one for all (variations, inpainting). */
+  init?: Float32Array[];
+  /** 0..1 with `init`; default 1. */
+  strength?: number;
+  /** Inpainting masks `[H*W]` (1 = regenerate), one per sprite or one for all. */
+  mask?: Float32Array[];
 }
 
 /** Cumulative counters of a backend. */

@@ -1,8 +1,9 @@
 /**
  * Merging queued generate requests into one worker batch: requests that sample alike (same priority,
- * sampler, steps, guidance, eta and frame interval) share a batch up to a number of denoiser rows;
+ * sampler, steps, guidance, eta, frame interval and art direction; none with a source image) share a batch up to a number of denoiser rows;
  * every sprite keeps its request's random stream (the batch's `parts`).
  */
+import { artKey } from '../sampler/art.ts';
 import type { GenerateRequest } from '../worker/protocol.ts';
 import type { GenerateOptions } from './clientTypes.ts';
 
@@ -18,7 +19,11 @@ function alike(a: GenerateOptions, b: GenerateOptions): boolean {
     a.sampler === b.sampler &&
     a.steps === b.steps &&
     a.guidance === b.guidance &&
-    a.eta === b.eta
+    a.eta === b.eta &&
+    // a source image (variations, inpainting) is the request's own; art must match exactly
+    a.init === undefined &&
+    b.init === undefined &&
+    JSON.stringify(artKey(a.art ?? {})) === JSON.stringify(artKey(b.art ?? {}))
   );
 }
 
@@ -71,5 +76,9 @@ export function batchRequest(
   if (o.guidance !== undefined) msg.guidance = o.guidance;
   if (o.eta !== undefined) msg.eta = o.eta;
   if (o.frameEvery) msg.frameEvery = o.frameEvery;
+  if (o.art && Object.keys(o.art).length > 0) msg.art = o.art;
+  if (o.init) msg.init = o.init;
+  if (o.strength !== undefined) msg.strength = o.strength;
+  if (o.mask) msg.mask = o.mask;
   return { msg, offsets };
 }

@@ -112,3 +112,8 @@ export function artKey(art: ArtOptions): Record<string, unknown> {
   if (art.outline) key.outline = true;
   return key;
 }
+
+/** The art direction of a category in a per-category table: its own entry, else `'*'`, else none. */
+export function categoryArt(table: { art?: Record<string, ArtOptions> | undefined }, category: string): ArtOptions {
+  return table.art?.[category] ?? table.art?.['*'] ?? {};
+}

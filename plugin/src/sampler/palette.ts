@@ -75,7 +75,8 @@ export function parsePalette(p: PaletteOption): Uint8Array {
   let items: readonly unknown[];
   if (typeof p === 'string') {
     const s = p.trim();
-    if (Object.hasOwn(PALETTES, s)) items = PALETTES[s as PaletteName];
+    const name = s.toLowerCase(); // names in any case: 'PICO8' is pico8
+    if (Object.hasOwn(PALETTES, name)) items = PALETTES[name as PaletteName];
     else if (s === '') items = [];
     else if (s.includes(',') || s.startsWith('#') || HEX.test(s)) items = s.split(',');
     else {

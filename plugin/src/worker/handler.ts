@@ -12,6 +12,7 @@ import {
   type SampleOptions,
   type WeightsChoice,
 } from '../runtime/backend.ts';
+import { finishSprite } from '../sampler/art.ts';
 import { toRGBA } from '../sampler/pixels.ts';
 import type {
   BackendChoice,
@@ -170,8 +171,9 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
     }
     const contexts = Array.from({ length: req.count }, (_, i) => req.contexts[req.contexts.length === 1 ? 0 : i]);
     const size = meta.image.size;
+    const art = req.art ?? {};
     const toBuffers = (x: Float32Array): ArrayBuffer[] =>
-      contexts.map((_, i) => toRGBA(x, i, meta).buffer as ArrayBuffer);
+      contexts.map((_, i) => finishSprite(toRGBA(x, i, meta), size, art).buffer as ArrayBuffer);
     const opts: SampleOptions = {
       contexts: contexts as Float32Array[],
       sampler: req.sampler,
@@ -182,6 +184,10 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
       ...(req.guidance === undefined ? {} : { guidance: req.guidance }),
       ...(req.eta === undefined ? {} : { eta: req.eta }),
       ...(req.frameEvery ? { frameEvery: req.frameEvery } : {}),
+      ...(art.tileable ? { tileable: true } : {}),
+      ...(req.init ? { init: [req.init] } : {}),
+      ...(req.strength === undefined ? {} : { strength: req.strength }),
+      ...(req.mask ? { mask: [req.mask] } : {}),
       onStep: (step, total) => post({ type: 'progress', requestId: req.requestId, step, total }),
       onFrame: (fx, step, total) => {
         if (step >= total) return; // the result carries the last image

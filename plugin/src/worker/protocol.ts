@@ -4,8 +4,9 @@
  * it. {@link parseRequest} validates untrusted messages so a malformed one produces an `error`
  * response instead of crashing the worker.
  */
-import type { DiffusionErrorCode } from '../errors.ts';
+import { DiffusionError, type DiffusionErrorCode } from '../errors.ts';
 import type { ModelMeta } from '../model/meta.ts';
+import { type ArtOptions, checkArt } from '../sampler/art.ts';
 import type { SeedPart } from '../sampler/sampler.ts';
 
 /** Backend preference: 'auto' picks WebGPU when an adapter exists, else WASM. */
@@ -64,6 +65,14 @@ export interface GenerateRequest {
   parts?: SeedPart[];
   /** Send a `frame` every N steps (0 / omitted = no intermediate frames, no extra readbacks). */
   frameEvery?: number;
+  /** Art direction: tileable sampling, and the palette / dither / outline applied to each sprite. */
+  art?: ArtOptions;
+  /** Source image of variations and inpainting, `[C*H*W]` in [-1, 1] (one for every sprite). */
+  init?: Float32Array;
+  /** 0..1 with `init` (0: the source, 1: a fresh sprite); default 1. */
+  strength?: number;
+  /** Inpainting mask `[H*W]` (1 = regenerate, 0 = keep), with `init`. */
+  mask?: Float32Array;
 }
 
 /** Cancel a queued or running generate request. */
@@ -326,6 +335,26 @@ export function parseRequest(data: unknown): ParseResult {
           rid,
         );
       }
+      let art: ArtOptions | undefined;
+      if (data.art !== undefined) {
+        try {
+          art = checkArt(data.art as ArtOptions);
+        } catch (e) {
+          return bad(`generate: ${e instanceof DiffusionError ? e.message : String(e)}`, 'bad-option', rid);
+        }
+      }
+      for (const k of ['init', 'mask'] as const) {
+        if (data[k] !== undefined && !(data[k] instanceof Float32Array)) {
+          return bad(`generate: ${k} must be a Float32Array, got ${describe(data[k])}`, 'bad-option', rid);
+        }
+      }
+      if (data.mask !== undefined && data.init === undefined) {
+        return bad('generate: mask needs init, the image whose unmasked pixels are kept', 'bad-option', rid);
+      }
+      const st = data.strength;
+      if (st !== undefined && !(typeof st === 'number' && st >= 0 && st <= 1)) {
+        return bad(`generate: strength must be a number within 0..1, got ${describe(st)}`, 'bad-option', rid);
+      }
       const request: GenerateRequest = {
         type: 'generate',
         requestId: rid,
@@ -339,6 +368,10 @@ export function parseRequest(data: unknown): ParseResult {
       if (data.eta !== undefined) request.eta = data.eta as number;
       if (data.frameEvery !== undefined) request.frameEvery = data.frameEvery as number;
       if (parts !== undefined) request.parts = (parts as SeedPart[]).map((p) => ({ seed: p.seed, count: p.count }));
+      if (art && Object.keys(art).length > 0) request.art = art;
+      if (data.init !== undefined) request.init = data.init as Float32Array;
+      if (data.mask !== undefined) request.mask = data.mask as Float32Array;
+      if (st !== undefined) request.strength = st as number;
       return { ok: true, request };
     }
     case 'cancel':

@@ -29,6 +29,18 @@ export class FakeContext2D {
   fillRect() {
     this.calls.push('fillRect');
   }
+  /** Copies a whole FakeCanvas's pixels (what reading a texture's source image needs). */
+  drawImage(img: FakeCanvas) {
+    this.calls.push('drawImage');
+    this.data = img.ctx.data ? new Uint8ClampedArray(img.ctx.data) : null;
+  }
+  getImageData(_x: number, _y: number, w: number, h: number) {
+    return {
+      data: this.data ? new Uint8ClampedArray(this.data) : new Uint8ClampedArray(w * h * 4),
+      width: w,
+      height: h,
+    };
+  }
 }
 
 export class FakeCanvas {
@@ -144,6 +156,12 @@ export class FakeTextures {
   }
   get(key: string) {
     return this.objects.get(key);
+  }
+  /** Phaser's getFrame: the texture's base frame (its whole canvas). */
+  getFrame(key: string) {
+    const t = this.objects.get(key);
+    if (!t) return null;
+    return { cutX: 0, cutY: 0, cutWidth: t.width, cutHeight: t.height, source: t.source[0] };
   }
   remove(key: string) {
     this.objects.delete(key);

@@ -26,6 +26,8 @@ export interface FakeBackendControl {
   batches?: number[];
   /** When set, counts backends disposed (the worker's dispose request releases its sessions). */
   disposed?: number;
+  /** The options of the latest sample call. */
+  last?: SampleOptions;
 }
 
 /** A backend producing a checkerboard of -1/+1 values (non-trivial RGBA) after `delayMs`. */
@@ -38,6 +40,7 @@ export function fakeBackendFactory(ctl: FakeBackendControl): BackendFactory {
       counters,
       async sample(opts: SampleOptions) {
         ctl.samples++;
+        ctl.last = opts;
         const meta = model.meta;
         const d = 4 * meta.image.size * meta.image.size;
         const steps = opts.steps ?? meta.sampling.steps;
