@@ -15,6 +15,7 @@
  * - `gallery=N`                           sprites per category in the gallery (default 4)
  * - `roles=hero:tools,wall:blocks`        which model category plays a dungeon role (default: by name,
  *                                         see world/roles.ts)
+ * - `tileable=0`                          plain wall and floor sprites (default: seamless tiles)
  */
 import type { BackendChoice, ModelSource, SamplerName } from 'spritediffusion';
 import { parseRoleOverrides, type RoleMap } from './world/roles.ts';
@@ -34,6 +35,8 @@ export interface DemoConfig {
   galleryCount: number;
   /** Roles the URL assigns to categories (the rest are mapped by name). */
   roles: Partial<RoleMap>;
+  /** Wall and floor sprites are seamless tiles (the plugin's `tileable` art direction). */
+  tileable: boolean;
 }
 
 function int(value: string | null, min: number, max: number): number | undefined {
@@ -80,6 +83,7 @@ export function parseConfig(search: string, baseHref: string): DemoConfig {
     cache: q.get('cache') !== '0',
     galleryCount: int(q.get('gallery'), 1, 8) ?? 4,
     roles: parseRoleOverrides(q.get('roles')),
+    tileable: q.get('tileable') !== '0',
   };
   if (sampler) cfg.sampler = sampler;
   const steps = int(q.get('steps'), 1, 500);

@@ -33,6 +33,10 @@ DiffusionPlugin.configure({
   ...(cfg.sampler ? { sampler: cfg.sampler } : {}),
   ...(cfg.steps !== undefined ? { steps: cfg.steps } : {}),
   ...(cfg.guidance !== undefined ? { guidance: cfg.guidance } : {}),
+  // Walls and floors repeat across the map: seamless tiles make them read as one surface.
+  ...(cfg.tileable
+    ? { art: { [cfg.roles.wall ?? 'wall']: { tileable: true }, [cfg.roles.floor ?? 'floor']: { tileable: true } } }
+    : {}),
 });
 
 // The usual registration is `plugins: { scene: [{ key: 'DiffusionPlugin', plugin: DiffusionPlugin,

@@ -41,6 +41,8 @@ export interface DemoHooks {
   openGallery(): void;
   /** The gallery's rows, or null when it is closed. */
   gallery(): GalleryReport | null;
+  /** A gallery row's sprites as RGBA bytes, or null when the gallery is closed. */
+  galleryPixels(row: string): number[][] | null;
   /** The sprite sheet the gallery's export would download, or null when it is closed. */
   gallerySheet(): { atlas: Atlas; width: number; height: number } | null;
 }
@@ -86,5 +88,6 @@ export function installTestHooks(game: Phaser.Game): void {
     openGallery: () => dungeon().openGallery(),
     gallery: () => gallery()?.report() ?? null,
     gallerySheet: () => gallery()?.buildSheet() ?? null,
+    galleryPixels: (row: string) => gallery()?.rowPixels(row) ?? null,
   };
 }

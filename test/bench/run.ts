@@ -18,7 +18,7 @@
  * Options: --quick (batch 1 and 16, fewer runs, demo at 6 steps), --no-train, --no-browser,
  * --model path/to/model.json (repeatable; replaces the default list. The browser's per-step and
  * 16-sprite rows use every listed model under models/; WebGPU always uses models/model.json).
- * BENCHMARKS.md has the figures of one full run and the status of the performance targets.
+ * BENCHMARKS.md has the latest full runs' figures and the status of the performance targets.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

@@ -36,7 +36,35 @@ interface DemoHooks {
   roles(): Record<string, string> | null;
   gallery(): { rows: Record<string, number>; done: boolean; msPerSprite: number } | null;
   gallerySheet(): { atlas: { frames: Record<string, unknown> }; width: number; height: number } | null;
+  galleryPixels(row: string): number[][] | null;
 }
+
+interface GalleryState {
+  done: boolean;
+  edits: number;
+  selected: { row: string; index: number } | null;
+  cells: Record<string, [number, number][]>;
+  settings: { tileable: boolean; palette: string; outline: boolean } | null;
+}
+
+const PICO8 = new Set([
+  '0,0,0',
+  '29,43,83',
+  '126,37,83',
+  '0,135,81',
+  '171,82,54',
+  '95,87,79',
+  '194,195,199',
+  '255,241,232',
+  '255,0,77',
+  '255,163,0',
+  '255,236,39',
+  '0,228,54',
+  '41,173,255',
+  '131,118,156',
+  '255,119,168',
+  '255,204,170',
+]);
 type DemoWindow = Window & { __demo?: DemoHooks };
 
 const CATEGORIES = [
@@ -277,6 +305,93 @@ describe('demo game', () => {
           timeout: 5_000,
         })
         .not.toBe('none');
+      expect(log.errors).toEqual([]);
+    });
+
+    it("the gallery's art controls: palette, outline and tileable; vary and inpaint the clicked sprite", async () => {
+      await openGallery(page, 60_000);
+      const state = () => page.evaluate(() => (window as DemoWindow).__demo?.gallery() as unknown as GalleryState);
+      const waitDone = (edits: number) =>
+        page.waitForFunction(
+          (n) => {
+            const g = (window as DemoWindow).__demo?.gallery() as unknown as GalleryState | null;
+            return g?.done === true && g.edits >= n;
+          },
+          edits,
+          { timeout: 60_000, polling: 100 },
+        );
+      // Palette + outline + tileable, regenerated.
+      await page.selectOption('#g-palette', 'pico8');
+      await page.check('#g-outline');
+      await page.check('#g-tileable');
+      await page.click('#g-regenerate');
+      await page
+        .waitForFunction(() => (window as DemoWindow).__demo?.gallery()?.done === false, null, { timeout: 10_000 })
+        .catch(() => undefined);
+      await waitDone(0);
+      expect((await state()).settings).toMatchObject({ tileable: true, palette: 'pico8', outline: true });
+      let opaque = 0;
+      for (const row of ['monster', 'floor', 'mix']) {
+        const sprites = (await page.evaluate((r) => (window as DemoWindow).__demo?.galleryPixels(r), row)) ?? [];
+        expect(sprites, row).toHaveLength(4);
+        for (const px of sprites) {
+          for (let i = 0; i < px.length; i += 4) {
+            if (px[i + 3] === 0) continue;
+            opaque++;
+            expect(PICO8.has(`${px[i]},${px[i + 1]},${px[i + 2]}`), `${row}: ${px.slice(i, i + 3)}`).toBe(true);
+          }
+        }
+      }
+      expect(opaque).toBeGreaterThan(0);
+
+      // Plain art again; click the second potion; strength 0 variations are the source itself.
+      await page.selectOption('#g-palette', '');
+      await page.uncheck('#g-outline');
+      await page.uncheck('#g-tileable');
+      const [cx, cy] = (await state()).cells.potion?.[1] ?? [0, 0];
+      const box = await page.evaluate(() => {
+        const r = (document.querySelector('#game canvas') as HTMLCanvasElement).getBoundingClientRect();
+        return { x: r.x, y: r.y, scale: r.width / 960 };
+      });
+      await page.mouse.click(box.x + cx * box.scale, box.y + cy * box.scale);
+      await expect.poll(async () => (await state()).selected).toEqual({ row: 'potion', index: 1 });
+      const before = (await page.evaluate(() => (window as DemoWindow).__demo?.galleryPixels('potion'))) ?? [];
+      await page.$eval('#g-strength', (el) => {
+        (el as HTMLInputElement).value = '0';
+        el.dispatchEvent(new Event('input'));
+      });
+      await page.click('#g-vary');
+      await waitDone(1);
+      const varied = (await page.evaluate(() => (window as DemoWindow).__demo?.galleryPixels('potion'))) ?? [];
+      expect(varied).toHaveLength(4);
+      expect(varied[0]).toEqual(before[1]);
+      for (const v of varied.slice(1)) expect(v).toEqual(before[1]);
+
+      // Inpaint the right half: every left-half pixel stays exactly the source's.
+      await page.selectOption('#g-mask', 'right half');
+      await page.click('#g-inpaint');
+      await waitDone(2);
+      const painted = (await page.evaluate(() => (window as DemoWindow).__demo?.galleryPixels('potion'))) ?? [];
+      const src = painted[0] ?? [];
+      expect(src).toEqual(before[1]);
+      let changed = 0;
+      for (const p of painted.slice(1)) {
+        for (let y = 0; y < 32; y++) {
+          for (let x = 0; x < 32; x++) {
+            const i = 4 * (y * 32 + x);
+            const same = [0, 1, 2, 3].every((c) => p[i + c] === src[i + c]);
+            if (x < 16) expect(same, `kept pixel ${x},${y}`).toBe(true);
+            else if (!same) changed++;
+          }
+        }
+      }
+      expect(changed).toBeGreaterThan(0);
+      // The sheet still exports every visible sprite.
+      const sheet = await page.evaluate(() => (window as DemoWindow).__demo?.gallerySheet());
+      expect(Object.keys(sheet?.atlas.frames ?? {})).toHaveLength(48);
+      await screenshot(page, 'gallery-art-tiny.png');
+      await page.click('#g-close');
+      await page.waitForFunction(() => window.__game?.scene.isActive('dungeon') === true, null, { timeout: 10_000 });
       expect(log.errors).toEqual([]);
     });
 

@@ -1,15 +1,17 @@
 /**
  * Gallery: a grid of freshly generated sprites for every category of the model plus one row that
- * mixes two categories, with DOM controls for guidance, steps, sampler, seed and the mix, the time
- * per sprite, and export of the visible sprites as a PNG sprite sheet + Phaser atlas JSON.
+ * mixes two categories, with DOM controls for guidance, steps, sampler, seed and the mix, art
+ * direction (tileable, palette, dither, outline), variations and inpainting of a clicked sprite
+ * (its row becomes the source and what came of it), the time per sprite, and export of the
+ * visible sprites as a PNG sprite sheet + Phaser atlas JSON.
  *
  * It has no DiffusionPlugin of its own (each plugin instance starts its own worker and loads the
  * model): it uses the dungeon scene's plugin, which keeps running while the dungeon sleeps.
  */
 import * as Phaser from 'phaser';
-import type { DiffusionPlugin, ReadyInfo } from 'spritediffusion';
+import type { ArtOptions, DiffusionPlugin, ReadyInfo } from 'spritediffusion';
 import type { DemoConfig } from '../config.ts';
-import { GalleryPanel, type GallerySettings } from '../ui/galleryPanel.ts';
+import { GalleryPanel, type GallerySettings, type MaskPreset } from '../ui/galleryPanel.ts';
 import { type Atlas, buildSpriteSheet, exportSpriteSheet, type SheetEntry } from '../ui/spriteSheet.ts';
 
 export interface GalleryData {
@@ -39,6 +41,12 @@ export interface GalleryReport {
   done: boolean;
   msPerSprite: number;
   settings: GallerySettings | null;
+  /** The clicked sprite (variations and inpainting start from it). */
+  selected: { row: string; index: number } | null;
+  /** Variations / inpaintings finished so far. */
+  edits: number;
+  /** Where each row's cells are on the canvas (game coordinates), to click them. */
+  cells: Record<string, [number, number][]>;
 }
 
 export class GalleryScene extends Phaser.Scene {
@@ -52,6 +60,8 @@ export class GalleryScene extends Phaser.Scene {
   private done = false;
   private msPerSprite = 0;
   private settings: GallerySettings | null = null;
+  private selected: { row: Row; index: number } | null = null;
+  private edits = 0;
 
   constructor() {
     super({ key: 'gallery' });
@@ -96,8 +106,16 @@ export class GalleryScene extends Phaser.Scene {
         mixA: cats.includes('monster') ? 'monster' : (cats[0] ?? ''),
         mixB: cats.includes('potion') ? 'potion' : (cats[1] ?? cats[0] ?? ''),
         mixT: 0.5,
+        tileable: false,
+        palette: '',
+        dither: false,
+        outline: false,
+        strength: 0.4,
+        mask: 'right half',
       },
       onRegenerate: () => void this.regenerate(),
+      onVary: () => void this.edit('vary'),
+      onInpaint: () => void this.edit('inpaint'),
       onExport: () => void this.exportSheet(),
       onClose: () => this.close(),
     });
@@ -116,7 +134,28 @@ export class GalleryScene extends Phaser.Scene {
   report(): GalleryReport {
     const rows: Record<string, number> = {};
     for (const r of this.rows) rows[r.name] = r.images.filter((i) => i.active).length;
-    return { rows, done: this.done, msPerSprite: this.msPerSprite, settings: this.settings };
+    const cells: Record<string, [number, number][]> = {};
+    for (const r of this.rows) cells[r.name] = r.keys.map((_, j) => [r.x + j * CELL + 32, r.y + 32]);
+    const selected = this.selected ? { row: this.selected.row.name, index: this.selected.index } : null;
+    return {
+      rows,
+      done: this.done,
+      msPerSprite: this.msPerSprite,
+      settings: this.settings,
+      selected,
+      edits: this.edits,
+      cells,
+    };
+  }
+
+  /** A row's sprites as RGBA bytes (tests). */
+  rowPixels(name: string): number[][] {
+    const row = this.rows.find((r) => r.name === name);
+    return (row?.keys ?? []).map((key) => {
+      const src = this.textures.get(key).getSourceImage() as HTMLCanvasElement;
+      const ctx = src.getContext('2d', { willReadFrequently: true });
+      return ctx ? Array.from(ctx.getImageData(0, 0, src.width, src.height).data) : [];
+    });
   }
 
   /** The visible sprites as sheet entries (row by row). */
@@ -163,7 +202,8 @@ export class GalleryScene extends Phaser.Scene {
     const seed = s.seed ?? Math.floor(Math.random() * 0x7fffffff);
     if (s.seed === null) panel.showSeed(seed);
     const count = this.cfg.galleryCount;
-    const label = s.sampler === 'ddpm' ? 'DDPM-500' : `DDIM-${s.steps}`;
+    const label = `${s.sampler === 'ddpm' ? 'DDPM-500' : `DDIM-${s.steps}`}${artLabel(s)}`;
+    this.selected = null;
     for (const r of this.rows) {
       for (let j = 0; j < count; j++) {
         r.frames.push(
@@ -192,18 +232,14 @@ export class GalleryScene extends Phaser.Scene {
       const what: string | Record<string, number> =
         r.name === 'mix' ? (s.mixA === s.mixB ? s.mixA : { [s.mixA]: 1 - s.mixT, [s.mixB]: s.mixT }) : r.name;
       const keys = await this.plugin.generate(what, count, {
-        sampler: s.sampler,
-        guidance: s.guidance,
+        ...this.sampling(s, abort.signal),
         seed: (seed + i * 7919) >>> 0,
-        signal: abort.signal,
-        ...(s.sampler === 'ddim' ? { steps: s.steps } : {}),
       });
       if (generation !== this.generation || !this.sys.isActive()) {
         for (const k of keys) if (this.textures.exists(k)) this.textures.remove(k);
         return;
       }
-      r.keys = keys;
-      r.images = keys.map((k, j) => this.add.image(r.x + j * CELL + 32, r.y + 32, k).setScale(2));
+      this.show(r, keys);
       made += keys.length;
       this.msPerSprite = (performance.now() - t0) / made;
       show();
@@ -217,6 +253,84 @@ export class GalleryScene extends Phaser.Scene {
       console.error(`gallery: ${msg}`);
     }
     this.done = true;
+  }
+
+  /** Sampling and art options of the panel's settings. */
+  private sampling(s: GallerySettings, signal: AbortSignal) {
+    return {
+      sampler: s.sampler,
+      guidance: s.guidance,
+      signal,
+      ...(s.sampler === 'ddim' ? { steps: s.steps } : {}),
+      ...artOf(s),
+    };
+  }
+
+  /** Shows a row's sprites (2x), each clickable to select it. */
+  private show(r: Row, keys: string[]): void {
+    for (const img of r.images) img.destroy();
+    r.keys = keys;
+    r.images = keys.map((k, j) =>
+      this.add
+        .image(r.x + j * CELL + 32, r.y + 32, k)
+        .setScale(2)
+        .setInteractive()
+        .on('pointerdown', () => this.select(r, j)),
+    );
+  }
+
+  private select(r: Row, index: number): void {
+    for (const row of this.rows) for (const f of row.frames) f.setStrokeStyle(1, 0x44445a);
+    this.selected = { row: r, index };
+    r.frames[index]?.setStrokeStyle(2, 0xffd060);
+  }
+
+  /**
+   * Variations or an inpainting of the selected sprite (default: the first sprite of the first row):
+   * its row becomes the source followed by what came of it.
+   */
+  private async edit(kind: 'vary' | 'inpaint'): Promise<void> {
+    const panel = this.panel;
+    if (!panel || !this.done) return;
+    const sel = this.selected ?? (this.rows[0] ? { row: this.rows[0], index: 0 } : null);
+    const source = sel?.row.keys[sel.index];
+    if (!sel || source === undefined) return;
+    const s = panel.read();
+    const r = sel.row;
+    const category =
+      r.name === 'mix' ? (s.mixA === s.mixB ? s.mixA : { [s.mixA]: 1 - s.mixT, [s.mixB]: s.mixT }) : r.name;
+    const abort = new AbortController();
+    this.abort?.abort();
+    this.abort = abort;
+    const generation = this.generation;
+    const count = Math.max(1, this.cfg.galleryCount - 1);
+    const size = this.info.imageSize;
+    const options = { ...this.sampling(s, abort.signal), category, count, seed: (s.seed ?? 1) >>> 0 };
+    this.done = false;
+    try {
+      const keys =
+        kind === 'vary'
+          ? await this.plugin.vary(source, { ...options, strength: s.strength })
+          : await this.plugin.inpaint(source, maskImage(s.mask, size), options);
+      if (generation !== this.generation || !this.sys.isActive()) return;
+      for (const k of r.keys) if (k !== source && this.textures.exists(k)) this.textures.remove(k);
+      this.show(r, [source, ...keys]);
+      this.select(r, 0);
+      this.edits++;
+      panel.setInfo(
+        kind === 'vary'
+          ? `${count} variations of ${r.name} #${sel.index} at strength ${s.strength.toFixed(2)}${artLabel(s)}`
+          : `${count} inpaintings of ${r.name} #${sel.index} (${s.mask} regenerated)${artLabel(s)}`,
+      );
+    } catch (e) {
+      if (!abort.signal.aborted) {
+        const msg = e instanceof Error ? e.message : String(e);
+        panel.setInfo(`${kind} failed: ${msg}`);
+        console.error(`gallery: ${msg}`);
+      }
+    } finally {
+      if (generation === this.generation) this.done = true;
+    }
   }
 
   private async exportSheet(): Promise<void> {
@@ -239,6 +353,47 @@ export class GalleryScene extends Phaser.Scene {
     this.panel?.destroy();
     this.panel = null;
   }
+}
+
+/** The art options of the panel's settings. */
+function artOf(s: GallerySettings): ArtOptions {
+  return {
+    ...(s.tileable ? { tileable: true } : {}),
+    ...(s.palette ? { palette: s.palette } : {}),
+    ...(s.palette && s.dither ? { dither: true } : {}),
+    ...(s.outline ? { outline: true } : {}),
+  };
+}
+
+function artLabel(s: GallerySettings): string {
+  const parts = Object.entries(artOf(s)).map(([k, v]) => (v === true ? k : `${k} ${String(v)}`));
+  return parts.length > 0 ? `, ${parts.join(', ')}` : '';
+}
+
+/** An inpainting mask (white = regenerate) of a preset region, size x size. */
+export function maskImage(
+  preset: MaskPreset,
+  size: number,
+): { rgba: Uint8ClampedArray; width: number; height: number } {
+  const rgba = new Uint8ClampedArray(4 * size * size);
+  const h = size / 2;
+  const q = size / 4;
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      const on =
+        preset === 'right half'
+          ? x >= h
+          : preset === 'left half'
+            ? x < h
+            : preset === 'top half'
+              ? y < h
+              : preset === 'bottom half'
+                ? y >= h
+                : x >= q && x < size - q && y >= q && y < size - q;
+      if (on) rgba.set([255, 255, 255, 255], 4 * (y * size + x));
+    }
+  }
+  return { rgba, width: size, height: size };
 }
 
 function isTyping(e: KeyboardEvent): boolean {

@@ -1,8 +1,13 @@
 /**
  * The gallery's DOM controls (overlaid on the canvas): regenerate, guidance and steps, DDIM-N vs
- * DDPM-500, seed, a two-category mix with a slider, export and close, plus a line of timings.
+ * DDPM-500, seed, a two-category mix with a slider, art direction (tileable, palette, dither,
+ * outline), variations and inpainting of the selected sprite, export and close, plus a line of timings.
  */
 import type { SamplerName } from 'spritediffusion';
+
+/** The inpainting masks the gallery offers: which part of the selected sprite is regenerated. */
+export const MASK_PRESETS = ['right half', 'left half', 'top half', 'bottom half', 'centre'] as const;
+export type MaskPreset = (typeof MASK_PRESETS)[number];
 
 export interface GallerySettings {
   sampler: SamplerName;
@@ -14,12 +19,24 @@ export interface GallerySettings {
   mixB: string;
   /** Weight of mixB (0..1). */
   mixT: number;
+  tileable: boolean;
+  /** '' (none), a palette name or a colour list. */
+  palette: string;
+  dither: boolean;
+  outline: boolean;
+  /** Variation strength (0..1). */
+  strength: number;
+  mask: MaskPreset;
 }
 
 export interface GalleryPanelOptions {
   categories: readonly string[];
   initial: GallerySettings;
   onRegenerate(): void;
+  /** Variations of the selected sprite. */
+  onVary(): void;
+  /** Inpaint the selected sprite with the chosen mask. */
+  onInpaint(): void;
   onExport(): void;
   onClose(): void;
 }
@@ -47,6 +64,13 @@ export class GalleryPanel {
   private readonly mixT: HTMLInputElement;
   private readonly mixValue: HTMLSpanElement;
   private readonly info: HTMLPreElement;
+  private readonly tileable: HTMLInputElement;
+  private readonly palette: HTMLSelectElement;
+  private readonly dither: HTMLInputElement;
+  private readonly outline: HTMLInputElement;
+  private readonly strength: HTMLInputElement;
+  private readonly strengthValue: HTMLSpanElement;
+  private readonly mask: HTMLSelectElement;
 
   constructor(opts: GalleryPanelOptions) {
     const init = opts.initial;
@@ -84,6 +108,29 @@ export class GalleryPanel {
     this.mixT.addEventListener('input', () => {
       this.mixValue.textContent = Number(this.mixT.value).toFixed(2);
     });
+    const check = (id: string, on: boolean): HTMLInputElement => el('input', { id, type: 'checkbox', checked: on });
+    this.tileable = check('g-tileable', init.tileable);
+    this.dither = check('g-dither', init.dither);
+    this.outline = check('g-outline', init.outline);
+    this.palette = el('select', { id: 'g-palette' });
+    for (const [value, text] of [
+      ['', 'none'],
+      ['pico8', 'PICO-8'],
+      ['db32', 'DB32'],
+      ['nes', 'NES'],
+    ] as const) {
+      this.palette.append(el('option', { value, textContent: text }));
+    }
+    this.palette.value = init.palette;
+    this.strength = el('input', { id: 'g-strength', type: 'range', min: '0', max: '1', step: '0.05' });
+    this.strength.value = String(init.strength);
+    this.strengthValue = el('span', { textContent: init.strength.toFixed(2) });
+    this.strength.addEventListener('input', () => {
+      this.strengthValue.textContent = Number(this.strength.value).toFixed(2);
+    });
+    this.mask = el('select', { id: 'g-mask' });
+    for (const m of MASK_PRESETS) this.mask.append(el('option', { value: m, textContent: m }));
+    this.mask.value = init.mask;
     const button = (id: string, text: string, fn: () => void): HTMLButtonElement => {
       const b = el('button', { id, textContent: text });
       b.addEventListener('click', fn);
@@ -101,6 +148,12 @@ export class GalleryPanel {
       row('seed ', this.seed),
       row('mix ', this.mixA, ' + ', this.mixB),
       row(this.mixT, ' ', this.mixValue),
+      row(el('label', {}, this.tileable, ' tileable '), el('label', {}, this.outline, ' outline')),
+      row('palette ', this.palette, ' ', el('label', {}, this.dither, ' dither')),
+      el('div', { className: 'row', textContent: 'selected sprite (click one):' }),
+      row(button('g-vary', 'Vary', opts.onVary), ' strength ', this.strengthValue),
+      row(this.strength),
+      row(button('g-inpaint', 'Inpaint', opts.onInpaint), ' ', this.mask),
       this.info,
       row(button('g-close', 'Back to the dungeon (G)', opts.onClose)),
     );
@@ -129,6 +182,12 @@ export class GalleryPanel {
       mixA: this.mixA.value,
       mixB: this.mixB.value,
       mixT: Number(this.mixT.value),
+      tileable: this.tileable.checked,
+      palette: this.palette.value,
+      dither: this.dither.checked && this.palette.value !== '',
+      outline: this.outline.checked,
+      strength: Number(this.strength.value),
+      mask: this.mask.value as MaskPreset,
     };
   }
 

@@ -427,7 +427,7 @@ export const WARMUP_BUDGET_MS = 3000;
  * On WASM, while `modelArrived()` is false, it then runs a small graph with the denoiser's operators
  * ({@link warmupDenoiser}) for up to `budgetMs`: a fresh WASM module runs on V8's baseline code until
  * its hot functions are optimised, which made the real model's first sprite 3-4x slower than later
- * ones (BENCHMARKS.md, Round 9); this spends download time on that instead. It stops at the first
+ * ones (docs/history/BENCHMARKS-history.md, Round 9); this spends download time on that instead. It stops at the first
  * call boundary after the model arrives. Rejects with what ORT threw; the caller leaves reporting
  * to the model's session creation, which fails the same way.
  */
