@@ -32,6 +32,7 @@ describe('DiffusionPlugin in Chromium (tiny model)', () => {
   let srv: DemoServer;
   let browser: Browser;
   const seeded: Record<string, number[]> = {};
+  const seededArt: Record<string, number[]> = {};
   // SwiftShader's software WebGPU takes ~2 s per step per sprite (plus shader compilation on the
   // first run), so the WebGPU page runs without pools (spawns only) and both use 2 DDIM steps.
   // The WebGPU page asks for 'auto' with one model URL per backend: the worker's real adapter probe
@@ -85,6 +86,9 @@ describe('DiffusionPlugin in Chromium (tiny model)', () => {
         expect(s1?.modelRuns).toBeGreaterThan(0);
         expect(s1?.generated).toBeGreaterThanOrEqual(categories.length + 1);
         if (backend === 'webgpu') expect(s1?.readbacksPerStep).toBe(0);
+        // Art direction on this backend (tileable reads x back every step on WebGPU).
+        seededArt[backend] =
+          (await page.evaluate((c) => window.__sdTest?.seededArt(c, 7), categories[0] as string)) ?? [];
 
         // Second visit: pools fill from IndexedDB, spawns are instant, the model never runs.
         await page.reload({ waitUntil: 'load' });
@@ -227,6 +231,16 @@ describe('DiffusionPlugin in Chromium (tiny model)', () => {
   it('WebGPU and WASM produce (nearly) the same sprite for the same seed', () => {
     const gpu = seeded.webgpu;
     const cpu = seeded.wasm;
+    if (!gpu?.length || !cpu?.length) throw new Error('the backend tests did not both run');
+    expect(cpu.length).toBe(gpu.length);
+    let close = 0;
+    for (let i = 0; i < gpu.length; i++) if (Math.abs((gpu[i] as number) - (cpu[i] as number)) <= 3) close++;
+    expect(close / gpu.length, 'WebGPU and WASM pixels differ').toBeGreaterThan(0.95);
+  });
+
+  it('with art direction too: a tileable sprite, its variation and its inpainting match across backends', () => {
+    const gpu = seededArt.webgpu;
+    const cpu = seededArt.wasm;
     if (!gpu?.length || !cpu?.length) throw new Error('the backend tests did not both run');
     expect(cpu.length).toBe(gpu.length);
     let close = 0;

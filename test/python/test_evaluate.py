@@ -92,3 +92,18 @@ def test_a_native_size_model_is_scored_against_its_upscaled_dataset(tiny_run, tm
     with pytest.raises(ValueError, match="not a whole multiple"):
         ev.evaluate(tiny_run, odd, tmp_path / "e2", per_category=2, settings=["ddim2"], device=torch.device("cpu"),
                     epochs=1)
+
+
+def test_variation_settings_start_from_held_out_sprites_and_report_their_distance(tiny_run, tiny_data, tmp_path):
+    """'-sS' makes SDEdit variations of held-out sprites: strength 0 returns them, more strength drifts further."""
+    assert ev.parse_setting("ddim5-s0.4")["strength"] == 0.4
+    with pytest.raises(ValueError):
+        ev.parse_setting("ddim5-s1.5")
+    report = ev.evaluate(tiny_run, tiny_data, tmp_path / "eval", per_category=4,
+                         settings=["ddim5-s0", "ddim5-s0.6", "ddim5-s1"], device=torch.device("cpu"), epochs=1)
+    d0, d6, d1 = (s["pixel_distance_to_source"] for s in report["settings"])
+    assert d0 == pytest.approx(0.0, abs=1e-4)
+    assert 0.0 < d6 < d1
+    assert "pixel_distance_to_source" not in ev.evaluate(tiny_run, tiny_data, tmp_path / "e2", per_category=2,
+                                                         settings=["ddim5"], device=torch.device("cpu"),
+                                                         epochs=1)["settings"][0]

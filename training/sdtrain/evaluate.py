@@ -157,22 +157,31 @@ def roughness(x: torch.Tensor) -> float:
 
 
 def parse_setting(s: str) -> Dict:
-    """'ddim25', 'ddim25-g2', 'ddim25-e1' (DDIM eta 1), 'ddpm', 'ddpm-g1.5' -> dict."""
+    """'ddim25', 'ddim25-g2', 'ddim25-e1' (DDIM eta 1), 'ddpm', 'ddpm-g1.5' -> dict.
+
+    '-s0.4' makes variations (SDEdit) of the held-out real sprites of each category at strength 0.4
+    instead of fresh sprites; the report then adds their mean pixel distance to the source.
+    """
     parts = s.split("-")
-    base, guidance, eta = parts[0], 1.0, 0.0
+    base, guidance, eta, strength = parts[0], 1.0, 0.0, None
     for p in parts[1:]:
         if p.startswith("g"):
             guidance = float(p[1:])
+        elif p.startswith("s"):
+            strength = float(p[1:])
+            if not 0.0 <= strength <= 1.0:
+                raise ValueError(f"setting {s!r}: strength must be within 0..1")
         elif p.startswith("e") and base.startswith("ddim"):
             eta = float(p[1:])
             if not 0.0 <= eta <= 1.0:
                 raise ValueError(f"setting {s!r}: eta must be within 0..1")
         else:
             raise ValueError(f"setting {s!r}: unknown part {p!r}; use e.g. ddim25, ddim25-g2, ddim25-e1, ddpm-g1.5")
+    extra = {} if strength is None else {"strength": strength}
     if base == "ddpm":
-        return {"name": s, "sampler": "ddpm", "steps": 0, "guidance": guidance}
+        return {"name": s, "sampler": "ddpm", "steps": 0, "guidance": guidance, **extra}
     if base.startswith("ddim") and base[4:].isdigit():
-        return {"name": s, "sampler": "ddim", "steps": int(base[4:]), "guidance": guidance, "eta": eta}
+        return {"name": s, "sampler": "ddim", "steps": int(base[4:]), "guidance": guidance, "eta": eta, **extra}
     raise ValueError(f"setting {s!r}: use ddpm or ddimN, optionally -gG for guidance")
 
 
@@ -258,14 +267,22 @@ def evaluate(run: Path, data: Optional[Path], out: Path, per_category: int, sett
         ctx = torch.eye(k, device=device).repeat_interleave(per_category, dim=0)
         y_gen = torch.arange(k).repeat_interleave(per_category)
         gen = torch.Generator(device=device).manual_seed(seed + 1)
+        init = None
+        if st.get("strength") is not None:
+            if model.cfg.size != x_all.shape[-1]:
+                raise ValueError(f"setting {s!r}: variations need a model of the dataset's size ({x_all.shape[-1]}px)")
+            # Each category's held-out real sprites, cycled, are the sources of its variations.
+            init = torch.cat([x_ev[y_ev == i][torch.arange(per_category) % int((y_ev == i).sum())]
+                              for i in range(k)]).to(device)
         xs = []
         ts = time.time()
         bs = 256
         bar = Progress(len(ctx), f"sample {s}", unit="img", min_interval=2)
         for i in range(0, len(ctx), bs):
+            src_b = {} if init is None else {"init": init[i:i + bs], "strength": st["strength"]}
             xb = sample(model, sch, ctx[i:i + bs], model.cfg.size, model.cfg.channels, sampler=st["sampler"],
                         steps=st["steps"], guidance=st["guidance"], clip_x0=True, generator=gen,
-                        eta=st.get("eta", 0.0))
+                        eta=st.get("eta", 0.0), **src_b)
             xs.append(xb.cpu())
             bar.update(len(xb))
         bar.close()
@@ -296,6 +313,9 @@ def evaluate(run: Path, data: Optional[Path], out: Path, per_category: int, sett
             "roughness_ratio_to_heldout": rough / max(rough_real, 1e-9),
             "seconds": round(secs, 1), "n": int(len(raw)),
         }
+        if init is not None:
+            # mean absolute difference to the source in byte units (0..255), alpha rule applied to both
+            r["pixel_distance_to_source"] = float(((x_gen - clean_alpha(init.cpu())).abs().mean() * 127.5))
         report["settings"].append(r)
         u8 = ((x_gen + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
         rows = u8.reshape(k, per_category, *u8.shape[1:])[:, :8].reshape(-1, *u8.shape[1:])
@@ -309,7 +329,9 @@ def evaluate(run: Path, data: Optional[Path], out: Path, per_category: int, sett
         print(f"{s}: acc {r['accuracy_generated']:.3f} (real {real_acc:.3f}), FD {r['frechet_generated_vs_train']:.2f} "
               f"(real {fd_real:.2f}), NN ratio {r['nn_ratio_generated_to_heldout']:.2f}, near copies "
               f"{r['near_copies_share']:.3f}, half-transparent {r['half_transparent_share_raw']:.4f}, roughness "
-              f"{r['roughness']:.3f} ({r['roughness_ratio_to_heldout']:.2f}x real)", flush=True)
+              f"{r['roughness']:.3f} ({r['roughness_ratio_to_heldout']:.2f}x real)"
+              + (f", pixel distance to source {r['pixel_distance_to_source']:.1f}" if init is not None else ""),
+              flush=True)
     report["seconds_total"] = round(time.time() - t0, 1)
     report["device"] = str(device)
     report["model"] = main["name"]

@@ -163,7 +163,8 @@ def sample(model: torch.nn.Module, schedule: DDPMSchedule, context: torch.Tensor
            guidance: float = 1.0, clip_x0: bool = True,
            generator: Optional[torch.Generator] = None, eta: float = 0.0,
            init: Optional[torch.Tensor] = None, strength: float = 1.0, mask: Optional[torch.Tensor] = None,
-           draw: Optional[Callable[[], torch.Tensor]] = None) -> torch.Tensor:
+           draw: Optional[Callable[[], torch.Tensor]] = None,
+           context_at: Optional[Callable[[int], torch.Tensor]] = None) -> torch.Tensor:
     """Sample a batch in [-1, 1]; context [B, K] (zeros = unconditional); eta: DDIM's noise (0..1).
 
     The plugin's loop (plugin/src/sampler/sampler.ts), step for step:
@@ -173,6 +174,7 @@ def sample(model: torch.nn.Module, schedule: DDPMSchedule, context: torch.Tensor
       kept pixels become init noised to t_prev, at the end init itself.
     - draw: the source of N(0, 1) batches (default torch.randn with generator), called in the loop's
       order: x_T, then per step the update's z when the step is noisy, then the known-region noise.
+    - context_at: the context of step i of the plan (default `context` at every step).
     """
     device = context.device
     B = context.shape[0]
@@ -184,11 +186,12 @@ def sample(model: torch.nn.Module, schedule: DDPMSchedule, context: torch.Tensor
         raise ValueError("mask needs init: the image whose unmasked pixels are kept")
     null = torch.zeros_like(context)
 
-    def eps_at(x: torch.Tensor, tt: int) -> torch.Tensor:
+    def eps_at(x: torch.Tensor, tt: int, i: int = 0) -> torch.Tensor:
         tv = torch.full((B,), float(tt), device=device)
+        c = context if context_at is None else context_at(i)
         if guidance == 1.0:
-            return model(x, tv, context)
-        both = model(torch.cat([x, x]), torch.cat([tv, tv]), torch.cat([context, null]))
+            return model(x, tv, c)
+        both = model(torch.cat([x, x]), torch.cat([tv, tv]), torch.cat([c, null]))
         return guided_eps(both[:B], both[B:], guidance)
 
     def noised(x0: torch.Tensor, tt: int, noise: torch.Tensor) -> torch.Tensor:
@@ -201,8 +204,8 @@ def sample(model: torch.nn.Module, schedule: DDPMSchedule, context: torch.Tensor
         return init.clamp(-1.0, 1.0)
     if init is not None and len(plan) < len(full):
         x = noised(init, plan[0][0], x)
-    for tt, prev in plan:
-        eps = eps_at(x, tt)
+    for i, (tt, prev) in enumerate(plan):
+        eps = eps_at(x, tt, i)
         t = torch.full((B,), tt, device=device, dtype=torch.long)
         if sampler == "ddpm":
             z = draw() if tt > 1 else None

@@ -1,0 +1,128 @@
+#!/usr/bin/python3
+"""How category mixes read to an independent classifier: mixing the context inputs (today), alternating
+the conditions step by step, or composing the conditional noise predictions.
+
+    PYTHONPATH=training /usr/bin/python3 training/scripts/mix-blend.py --model models/model.json \
+        --data training/.cache/dcss-32.npz --mix monster=0.5,potion=0.5 --mix monster=0.5,weapon=0.5 \
+        --n 64 --out runs/mix-blend
+
+For each mix and method: the share of sprites the classifier (trained on the dataset's own split, as in
+sdtrain.evaluate) calls the first category, the second, neither; and "both": its two largest
+probabilities are the mix's categories, each at least 0.2. Writes a grid per method (rows = mixes).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from sdtrain.dataset import load_dataset
+from sdtrain.evaluate import clean_alpha, load_for_eval, to_float, train_classifier
+from sdtrain.images import save_grid
+from sdtrain.schedule import DDPMSchedule, sample
+
+
+def alternating(weights: list[float], steps: int) -> list[int]:
+    """Which component each step uses: every component in proportion to its weight, spread evenly."""
+    acc = [0.0] * len(weights)
+    used = [0] * len(weights)
+    out = []
+    for _ in range(steps):
+        for k, w in enumerate(weights):
+            acc[k] += w
+        k = max(range(len(weights)), key=lambda j: acc[j] - used[j])
+        used[k] += 1
+        out.append(k)
+    return out
+
+
+class Composed(torch.nn.Module):
+    """eps(x, t, sum_k w_k e_k) := sum_k w_k eps(x, t, e_k) for conditional rows; zero rows pass through."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+        self.cfg = model.cfg
+
+    def forward(self, x, t, ctx):
+        out = torch.zeros_like(x)
+        null = ctx.abs().sum(dim=1) == 0
+        if null.any():
+            out[null] = self.model(x[null], t[null], ctx[null])
+        for k in range(ctx.shape[1]):
+            w = ctx[:, k]
+            rows = (w != 0) & ~null
+            if rows.any():
+                onehot = torch.zeros_like(ctx[rows])
+                onehot[:, k] = 1
+                out[rows] += w[rows].view(-1, 1, 1, 1) * self.model(x[rows], t[rows], onehot)
+        return out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--mix", action="append", required=True, help="a=w,b=w (two categories)")
+    p.add_argument("--n", type=int, default=64)
+    p.add_argument("--steps", type=int, default=25)
+    p.add_argument("--guidance", type=float, default=3.0)
+    p.add_argument("--eta", type=float, default=1.0)
+    p.add_argument("--out", default="runs/mix-blend")
+    a = p.parse_args()
+    torch.manual_seed(0)
+    m = load_for_eval(Path(a.model))
+    model = m["model"].eval()
+    names = m["categories"]
+    d = load_dataset(Path(a.data))
+    x_all, y_all = to_float(d["images"]), torch.from_numpy(d["labels"])
+    held = torch.from_numpy(d["held_out"])
+    clf = train_classifier(x_all[~held], y_all[~held], len(names), torch.device("cpu"), 15, 0).eval()
+    sch = DDPMSchedule(m["schedule"])
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = {}
+    grids: dict[str, list] = {"inputs": [], "alternating": [], "composed": []}
+    for mix in a.mix:
+        parts = [(kv.split("=")[0], float(kv.split("=")[1])) for kv in mix.split(",")]
+        idx = [names.index(c) for c, _ in parts]
+        w = torch.tensor([v for _, v in parts])
+        w = w / w.sum()
+        ctx = torch.zeros(a.n, len(names))
+        ctx[:, idx] = w
+        order = alternating(w.tolist(), a.steps)
+        methods = {
+            "inputs": (model, None),
+            "alternating": (model, lambda i: torch.nn.functional.one_hot(
+                torch.full((a.n,), idx[order[i]]), len(names)).float()),
+            "composed": (Composed(model), None),
+        }
+        report[mix] = {}
+        for name, (net, at) in methods.items():
+            g = torch.Generator().manual_seed(7)
+            with torch.no_grad():
+                x = sample(net, sch, ctx, model.cfg.size, model.cfg.channels, sampler="ddim", steps=a.steps,
+                           guidance=a.guidance, generator=g, eta=a.eta, context_at=at)
+                x = clean_alpha(x)
+                prob = torch.softmax(clf(x), dim=1)
+            top = prob.argmax(dim=1)
+            top2 = prob.topk(2, dim=1)
+            both = ((top2.indices.sort(dim=1).values == torch.tensor(sorted(idx))).all(dim=1)
+                    & (top2.values[:, 1] >= 0.2))
+            r = {parts[0][0]: float((top == idx[0]).float().mean()), parts[1][0]: float((top == idx[1]).float().mean()),
+                 "neither": float(((top != idx[0]) & (top != idx[1])).float().mean()),
+                 "both": float(both.float().mean())}
+            report[mix][name] = r
+            print(f"{mix:28s} {name:12s} " + "  ".join(f"{k} {v:.2f}" for k, v in r.items()), flush=True)
+            u8 = ((x[:8] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+            grids[name].append(u8)
+    for name, rows in grids.items():
+        save_grid(np.concatenate(rows), len(rows), out / f"mix-{name}.png", labels=a.mix, scale=4)
+    (out / "mix-blend.json").write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
