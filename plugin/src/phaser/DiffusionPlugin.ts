@@ -395,9 +395,9 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
     });
   }
 
-  /** Emits a texture event and remembers the texture's category (for {@link vary}). */
+  /** Emits a texture event and remembers the texture's category (for {@link vary}; not for mixes). */
   private emitTexture(e: TextureEvent): void {
-    this.madeFrom.set(e.key, e.category);
+    if (this.info?.categories.includes(e.category) ?? true) this.madeFrom.set(e.key, e.category);
     this.emit('texture', e);
   }
 
