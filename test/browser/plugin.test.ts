@@ -229,22 +229,21 @@ describe('DiffusionPlugin in Chromium (tiny model)', () => {
   });
 
   it('WebGPU and WASM produce (nearly) the same sprite for the same seed', () => {
-    const gpu = seeded.webgpu;
-    const cpu = seeded.wasm;
-    if (!gpu?.length || !cpu?.length) throw new Error('the backend tests did not both run');
-    expect(cpu.length).toBe(gpu.length);
-    let close = 0;
-    for (let i = 0; i < gpu.length; i++) if (Math.abs((gpu[i] as number) - (cpu[i] as number)) <= 3) close++;
-    expect(close / gpu.length, 'WebGPU and WASM pixels differ').toBeGreaterThan(0.95);
+    expectSamePixels(seeded);
   });
 
   it('with art direction too: a tileable sprite, its variation and its inpainting match across backends', () => {
-    const gpu = seededArt.webgpu;
-    const cpu = seededArt.wasm;
-    if (!gpu?.length || !cpu?.length) throw new Error('the backend tests did not both run');
-    expect(cpu.length).toBe(gpu.length);
-    let close = 0;
-    for (let i = 0; i < gpu.length; i++) if (Math.abs((gpu[i] as number) - (cpu[i] as number)) <= 3) close++;
-    expect(close / gpu.length, 'WebGPU and WASM pixels differ').toBeGreaterThan(0.95);
+    expectSamePixels(seededArt);
   });
 });
+
+/** WebGPU's and WASM's bytes for the same seed: at least 95% within 3 of each other. */
+function expectSamePixels(byBackend: Record<string, number[]>): void {
+  const gpu = byBackend.webgpu;
+  const cpu = byBackend.wasm;
+  if (!gpu?.length || !cpu?.length) throw new Error('the backend tests did not both run');
+  expect(cpu.length).toBe(gpu.length);
+  let close = 0;
+  for (let i = 0; i < gpu.length; i++) if (Math.abs((gpu[i] as number) - (cpu[i] as number)) <= 3) close++;
+  expect(close / gpu.length, 'WebGPU and WASM pixels differ').toBeGreaterThan(0.95);
+}

@@ -323,6 +323,11 @@ class OrtBackend implements InferenceBackend {
     };
     const ctxT = track(this.gpuTensor(ort, context, [rows, K]));
     const gT = new ort.Tensor('float32', new Float32Array(1), [1]);
+    let zeros = new Float32Array(0); // the z of noiseless steps, made once per run
+    const zerosOf = (n: number): Float32Array => {
+      if (zeros.length !== n) zeros = new Float32Array(n);
+      return zeros;
+    };
     return {
       load: async (x) => {
         const B = x.length / (C * S * S);
@@ -351,7 +356,7 @@ class OrtBackend implements InferenceBackend {
         const u = await update.run({
           [UPDATE_INPUTS.x]: h.x,
           [UPDATE_INPUTS.eps]: eps,
-          [UPDATE_INPUTS.z]: new ort.Tensor('float32', z ?? new Float32Array(h.x.size), dims),
+          [UPDATE_INPUTS.z]: new ort.Tensor('float32', z ?? zerosOf(h.x.size), dims),
           [UPDATE_INPUTS.coef]: new ort.Tensor('float32', coef, [6]),
           [UPDATE_INPUTS.guidance]: gT,
         });
