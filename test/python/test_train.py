@@ -207,3 +207,24 @@ def test_ctrl_c_saves_renders_one_grid_and_exits(tiny_data, tmp_path):
     grids = sorted(p.name for p in run.glob("samples-*.png"))
     assert grids == [f"samples-{step:06d}.png"], grids
     assert is_png(run / "samples.png") and (run / "samples.png").read_bytes() == (run / grids[0]).read_bytes()
+
+
+def test_mix_prob_cuts_two_categories_together_with_context_by_opaque_share(tiny_data, tmp_path):
+    def batch(prob: str, out: str):
+        cfg = train.config_from_args(train.make_parser().parse_args(
+            train_args(tiny_data, tmp_path / out, 2, "--mix-prob", prob, "--cond-drop", "0", "--batch", "64")))
+        return train.Trainer(cfg).batch()
+
+    x0, ctx, _, _ = batch("0", "plain")
+    assert torch.equal(ctx.sum(dim=1), torch.ones(len(ctx))) and ((ctx > 0).sum(dim=1) == 1).all()
+    x0, ctx, _, _ = batch("1", "mix")
+    assert torch.allclose(ctx.sum(dim=1), torch.ones(len(ctx)))
+    mixed = (ctx > 0).sum(dim=1) == 2
+    assert mixed.float().mean() > 0.3  # rows whose partner has another category (about half of them here)
+    for i in torch.nonzero(mixed).flatten().tolist():
+        w = ctx[i][ctx[i] > 0]
+        assert 0 < w.min() <= w.max() < 1
+        # the weights are the two parts' shares of the composite's opaque pixels: a share of a whole number
+        opaque = int((x0[i, 3] > 0).sum())
+        assert abs(float(w.min()) * opaque - round(float(w.min()) * opaque)) < 1e-3
+    assert train.main(train_args(tiny_data, tmp_path / "bad", 2, "--mix-prob", "1.5")) == 2

@@ -24,6 +24,10 @@ class TrainConfig:
     weight_decay: float = 0.01
     ema_decay: float = 0.999
     cond_drop: float = 0.1
+    # Category mixtures: this share of each batch is a pair of sprites from two categories cut together
+    # (a random box of the second pasted onto the first, CutMix) with the context split by area, so a
+    # context such as 0.5 monster + 0.5 potion has sprites of both to learn from. 0 = off.
+    mix_prob: float = 0.0
     min_snr_gamma: float = 5.0
     flip: bool = True
     balance: float = 0.5

@@ -262,10 +262,45 @@ class Trainer:
             x0 = torch.where(flip[:, None, None, None], x0.flip(3), x0)
         ctx = F.one_hot(self.labels[idx], len(self.categories)).float()
         drop = torch.rand(b, generator=g, device=dev) < cfg.cond_drop
+        if cfg.mix_prob > 0:
+            x0, ctx = self.mix(x0, ctx, ~drop)
         ctx = ctx * (~drop).float()[:, None]
         t = torch.randint(1, cfg.schedule.T + 1, (b,), generator=g, device=dev)
         noise = torch.randn(x0.shape, generator=g, device=dev)
         return x0, ctx, t, noise
+
+    def mix(self, x0: torch.Tensor, ctx: torch.Tensor, eligible: torch.Tensor):
+        """CutMix across categories: for a `mix_prob` share of the eligible rows, the opaque pixels inside a
+        random box of a sprite from another category (drawn like any sprite) are pasted over the row; the
+        context weights are the two parts' shares of the composite's opaque pixels."""
+        cfg, g, dev = self.cfg, self.gen, self.device
+        b, _, h, w = x0.shape
+        pick = (torch.rand(b, generator=g, device=dev) < cfg.mix_prob) & eligible
+        idx = torch.multinomial(self.sample_w, b, replacement=True, generator=g)
+        area = 0.25 + 0.5 * torch.rand(b, generator=g, device=dev)  # the partner's share of the canvas
+        aspect = torch.exp((torch.rand(b, generator=g, device=dev) - 0.5) * math.log(4))  # 1/2 .. 2
+        bh = (torch.sqrt(area * aspect) * h).round().clamp(2, h).long()
+        bw = (torch.sqrt(area / aspect) * w).round().clamp(2, w).long()
+        top = (torch.rand(b, generator=g, device=dev) * (h - bh + 1)).floor().long()
+        left = (torch.rand(b, generator=g, device=dev) * (w - bw + 1)).floor().long()
+        other = self.labels[idx]
+        pick &= other != ctx.argmax(dim=1)
+        if not pick.any():
+            return x0, ctx
+        rows = torch.arange(h, device=dev).view(1, h, 1)
+        cols = torch.arange(w, device=dev).view(1, 1, w)
+        box = ((rows >= top.view(-1, 1, 1)) & (rows < (top + bh).view(-1, 1, 1))
+               & (cols >= left.view(-1, 1, 1)) & (cols < (left + bw).view(-1, 1, 1)) & pick.view(-1, 1, 1))
+        partner = self.images[idx].float() / 127.5 - 1.0
+        if partner.shape[1] == 4:  # RGBA: only the partner's opaque pixels are pasted, so no holes are cut
+            box &= partner[:, 3] > 0
+            opaque = (x0[:, 3] > 0) | box
+        else:
+            opaque = torch.ones_like(box)
+        x0 = torch.where(box[:, None], partner, x0)
+        share = box.float().sum(dim=(1, 2)) / opaque.float().sum(dim=(1, 2)).clamp(min=1)
+        ctx = ctx * (1 - share)[:, None] + F.one_hot(other, ctx.shape[1]).float() * share[:, None]
+        return x0, ctx
 
     def target(self, xt: torch.Tensor, t: torch.Tensor, ctx: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """What the network learns to predict: the sampled noise, or the teacher's guided prediction."""
@@ -412,6 +447,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, help=f"warm-up steps (default {d.warmup})")
     p.add_argument("--ema-decay", type=float, help=f"EMA decay (default {d.ema_decay})")
     p.add_argument("--cond-drop", type=float, help=f"context dropout probability (default {d.cond_drop})")
+    p.add_argument("--mix-prob", type=float, help="share of each batch made of two categories' sprites cut "
+                   "together (CutMix, context split by area) so category mixes learn to show both "
+                   f"(default {d.mix_prob})")
     p.add_argument("--min-snr-gamma", type=float, help=f"min-SNR weighting gamma, 0 = plain MSE (default {d.min_snr_gamma})")
     p.add_argument("--balance", type=float, help="class balancing: 0 natural frequencies, 1 uniform over "
                                                  f"categories (default {d.balance})")
@@ -481,7 +519,7 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         for name, value in FINETUNE_DEFAULTS.items():
             setattr(cfg, name, value)
     cfg.out = a.out
-    for name in ("steps", "batch", "lr", "warmup", "ema_decay", "cond_drop", "min_snr_gamma", "balance", "seed",
+    for name in ("steps", "batch", "lr", "warmup", "ema_decay", "cond_drop", "mix_prob", "min_snr_gamma", "balance", "seed",
                  "sample_every", "ckpt_every", "max_minutes", "device"):
         v = getattr(a, name)
         if v is not None:
@@ -518,6 +556,8 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         m["up_conv_first"] = True
     cfg.model = ModelConfig.from_dict(m)
     cfg.model.validate()
+    if not 0 <= cfg.mix_prob <= 1:
+        raise TrainError(f"--mix-prob must be within 0..1, got {cfg.mix_prob}")
     if not 0 <= cfg.balance <= 1:
         raise TrainError(f"--balance must be within 0..1, got {cfg.balance}")
     return cfg
