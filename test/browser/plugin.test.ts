@@ -59,6 +59,10 @@ describe('DiffusionPlugin in Chromium (tiny model)', () => {
       const context = await browser.newContext(); // fresh IndexedDB
       const page = await context.newPage();
       const log = collectErrors(page);
+      const warnings: string[] = [];
+      page.on('console', (m) => {
+        if (m.type() === 'warning') warnings.push(m.text());
+      });
       const foreign: string[] = [];
       page.on('request', (req) => {
         if (!req.url().startsWith(srv.url) && !req.url().startsWith('data:') && !req.url().startsWith('blob:')) {
@@ -85,7 +89,11 @@ describe('DiffusionPlugin in Chromium (tiny model)', () => {
         expect(s1?.backend).toBe(backend);
         expect(s1?.modelRuns).toBeGreaterThan(0);
         expect(s1?.generated).toBeGreaterThanOrEqual(categories.length + 1);
-        if (backend === 'webgpu') expect(s1?.readbacksPerStep).toBe(0);
+        if (backend === 'webgpu') {
+          expect(s1?.readbacksPerStep).toBe(0);
+          // Graph capture passed its check against an uncaptured run and served every step.
+          expect(s1?.capturedSteps, warnings.join('\n')).toBe(s1?.modelRuns);
+        } else expect(s1?.capturedSteps).toBe(0);
         // Art direction on this backend (tileable reads x back every step on WebGPU).
         seededArt[backend] =
           (await page.evaluate((c) => window.__sdTest?.seededArt(c, 7), categories[0] as string)) ?? [];
@@ -222,6 +230,29 @@ describe('DiffusionPlugin in Chromium (tiny model)', () => {
       for (const h of held) expect(h.ortStartedMeanwhile, `ORT started only after ${h.url} arrived`).toBe(true);
       const sprite = await page.evaluate(() => window.__sdTest?.spawnAll());
       expect(sprite?.every((r) => r.nonTrivial)).toBe(true);
+      expect(log.errors).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('WebGPU without graph capture (the uncaptured GPU runner) gives the same seeded sprites', {
+    timeout: 180_000,
+  }, async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const log = collectErrors(page);
+    try {
+      await openPage(page, `${srv.url}diffusion.html?backend=webgpu&capture=0&steps=2&pool=0&db=uncaptured`);
+      const categories = (await page.evaluate(() => window.__sdTest?.ready()))?.categories ?? [];
+      const plain = (await page.evaluate((c) => window.__sdTest?.seeded(c, 7), categories[0] as string)) ?? [];
+      const s = await page.evaluate(() => window.__sdTest?.stats());
+      expect(s?.backend).toBe('webgpu');
+      expect(s?.modelRuns).toBeGreaterThan(0);
+      expect(s?.capturedSteps).toBe(0);
+      expect(s?.readbacksPerStep).toBe(0);
+      expectSamePixels({ webgpu: plain, wasm: seeded.wasm ?? [] });
+      expectSamePixels({ webgpu: plain, wasm: seeded.webgpu ?? [] });
       expect(log.errors).toEqual([]);
     } finally {
       await context.close();

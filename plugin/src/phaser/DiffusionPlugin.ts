@@ -228,6 +228,7 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
       workerRestarts: c?.workerRestarts ?? 0,
       modelRuns: c?.modelRuns ?? 0,
       readbacksPerStep: c?.readbacksPerStep ?? 0,
+      capturedSteps: c?.capturedSteps ?? 0,
       pools,
     };
   }

@@ -51,6 +51,12 @@ export interface DiffusionConfig {
    * models/REPORT.md); 'fp32', 'fp16' or 'int8' force one. Computation is float32 either way.
    */
   weights: WeightsChoice;
+  /**
+   * WebGPU graph capture (default true): each batch size's GPU commands are recorded once and
+   * replayed every step instead of being encoded kernel by kernel. The plugin checks a replay against
+   * an ordinary run first and falls back by itself; false turns it off.
+   */
+  graphCapture: boolean;
   /** Sampler; default the model's recommendation (model.json sampling.sampler). */
   sampler?: SamplerName;
   /** DDIM steps; default the model's recommendation. */
@@ -99,6 +105,7 @@ export const DEFAULTS: Readonly<DiffusionConfig> = {
   modelUrl: { ...DEFAULT_MODEL_URLS },
   backend: 'auto',
   weights: 'auto',
+  graphCapture: true,
   poolSize: 2,
   frameEvery: 0,
   cache: true,
@@ -147,6 +154,7 @@ export function runtimeSettings(cfg: DiffusionConfig): RuntimeSettings {
     modelUrl: resolveSource(cfg.modelUrl, cfg.baseUrl),
     backend: cfg.backend,
     weights: cfg.weights,
+    graphCapture: cfg.graphCapture,
     maxQueue: cfg.maxQueue,
     workerUrl: assets === undefined ? undefined : resolveUrl('worker.js', resolveUrl(assets)),
     workerFactory: cfg.workerFactory,
@@ -254,6 +262,7 @@ export function validateConfig(cfg: DiffusionConfig): void {
     throw badOption('backend', cfg.backend, "'auto', 'webgpu' or 'wasm'");
   if (!['auto', 'fp32', 'fp16', 'int8'].includes(cfg.weights))
     throw badOption('weights', cfg.weights, "'auto', 'fp32', 'fp16' or 'int8'");
+  if (typeof cfg.graphCapture !== 'boolean') throw badOption('graphCapture', cfg.graphCapture, 'true or false');
   const urls = typeof cfg.modelUrl === 'string' ? [cfg.modelUrl] : [cfg.modelUrl?.webgpu, cfg.modelUrl?.wasm];
   if (urls.some((u) => typeof u !== 'string' || u === ''))
     throw badOption('modelUrl', JSON.stringify(cfg.modelUrl), 'a URL string or { webgpu, wasm } URL strings');

@@ -16,6 +16,7 @@ export interface RuntimeSettings {
   modelUrl: ModelSource;
   backend: BackendChoice;
   weights: WeightsChoice;
+  graphCapture: boolean;
   maxQueue: number;
   /** Absolute URL of the worker script, or undefined for the bundled one. */
   workerUrl?: string | undefined;
@@ -83,7 +84,7 @@ function keyOf(s: RuntimeSettings): string {
     factory = factoryIds.get(s.workerFactory) ?? ++nextFactoryId;
     factoryIds.set(s.workerFactory, factory);
   }
-  return JSON.stringify([s.modelUrl, s.backend, s.weights, s.workerUrl ?? null, factory]);
+  return JSON.stringify([s.modelUrl, s.backend, s.weights, s.graphCapture, s.workerUrl ?? null, factory]);
 }
 
 /** Runtimes by game (by scene-independent owner: the Phaser.Game, or the plugin itself without one). */
@@ -119,7 +120,13 @@ export function acquireRuntime(owner: object, settings: RuntimeSettings, opts: A
     });
     client.open();
     const load = async () =>
-      client.init(settings.modelUrl, settings.backend, settings.weights, await prefetched?.catch(() => undefined));
+      client.init(
+        settings.modelUrl,
+        settings.backend,
+        settings.weights,
+        await prefetched?.catch(() => undefined),
+        settings.graphCapture,
+      );
     const ready = after ? after.then(load, load) : load();
     const keepAlive = typeof (owner as GameLike).events?.once === 'function';
     const created: Entry = { key, keepAlive, client, ready, holders: 0, backendChange: null };

@@ -78,6 +78,8 @@ export interface DiffusionStats {
   modelRuns: number;
   /** GPU readbacks inside sampling loops per step (0 on a GPU-resident loop). */
   readbacksPerStep: number;
+  /** Denoiser runs replayed from a captured WebGPU graph (0 on WASM or with `graphCapture: false`). */
+  capturedSteps: number;
   /**
    * Sprites per category that {@link DiffusionPlugin.spawn} can hand out at once: generated ones
    * waiting as textures plus cached ones (a cached sprite becomes a texture when it is spawned).

@@ -53,6 +53,8 @@ export interface BackendCounters {
   steps: number;
   /** GPU -> CPU reads inside step loops (frames, or outputs ORT left on the CPU). */
   loopReadbacks: number;
+  /** Denoiser runs replayed from a captured WebGPU graph (see capturedGraphs.ts). */
+  capturedSteps: number;
 }
 
 /** An inference backend able to run a whole sampling loop. */
@@ -66,10 +68,17 @@ export interface InferenceBackend {
 }
 
 /** Creates a backend for a loaded model; `onBackendChange` fires when it falls back. */
+/** How a backend runs, beyond which one. */
+export interface BackendOptions {
+  /** WebGPU graph capture; default true. */
+  graphCapture?: boolean;
+}
+
 export type BackendFactory = (
   model: LoadedModel,
   choice: BackendChoice,
   onBackendChange: (backend: BackendName, reason: string) => void,
+  options?: BackendOptions,
 ) => Promise<InferenceBackend>;
 
 export type { WeightsChoice } from '../worker/protocol.ts';

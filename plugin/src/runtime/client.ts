@@ -97,7 +97,14 @@ export class DiffusionClient extends Emitter<ClientEvents> {
   private readonly workerUrl: string | null;
   /** The worker has answered once (so its script loaded). */
   private heard = false;
-  private readonly counters = { msPerStep: 0, modelRuns: 0, steps: 0, loopReadbacks: 0, generated: 0 };
+  private readonly counters = {
+    msPerStep: 0,
+    modelRuns: 0,
+    steps: 0,
+    loopReadbacks: 0,
+    capturedSteps: 0,
+    generated: 0,
+  };
   private readonly watchdog: Watchdog;
   /** The model load, sent again to a replacement worker. */
   private initMsg: InitRequest | null = null;
@@ -140,6 +147,7 @@ export class DiffusionClient extends Emitter<ClientEvents> {
       steps: c.steps,
       loopReadbacks: c.loopReadbacks,
       readbacksPerStep: c.steps > 0 ? c.loopReadbacks / c.steps : 0,
+      capturedSteps: c.capturedSteps,
       generated: c.generated,
       workerRestarts: this.restarts,
     };
@@ -164,6 +172,7 @@ export class DiffusionClient extends Emitter<ClientEvents> {
     backend: BackendChoice = 'auto',
     weights: WeightsChoice = 'auto',
     prefetched?: Record<string, unknown>,
+    graphCapture = true,
   ): Promise<ReadyInfo> {
     const t0 = performance.now();
     this.ensureWorker();
@@ -173,6 +182,7 @@ export class DiffusionClient extends Emitter<ClientEvents> {
       modelUrl,
       backend,
       weights,
+      ...(graphCapture ? {} : { graphCapture }),
       ...(prefetched ? { prefetched } : {}),
     };
     this.initMsg = msg;
@@ -523,6 +533,7 @@ export class DiffusionClient extends Emitter<ClientEvents> {
         c.modelRuns += s.modelRuns;
         c.steps += s.steps;
         c.loopReadbacks += s.loopReadbacks;
+        c.capturedSteps += s.capturedSteps;
         c.generated += msg.rgba.length;
         if (this.ready) this.ready.backend = s.backend;
         const batch = this.running?.id === msg.requestId ? this.running : null;

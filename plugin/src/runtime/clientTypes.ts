@@ -50,6 +50,8 @@ export interface ClientStats {
   loopReadbacks: number;
   /** loopReadbacks / steps. */
   readbacksPerStep: number;
+  /** Denoiser runs replayed from a captured WebGPU graph so far (graph capture at work). */
+  capturedSteps: number;
   /** Sprites generated so far. */
   generated: number;
   /** Workers replaced by the watchdog (died, crashed or stalled) so far. */

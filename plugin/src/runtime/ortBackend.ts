@@ -3,7 +3,10 @@
  * InferenceSessions and execution providers and exposes no ORT types.
  *
  * Both backends run the sampler's one loop ({@link sampleWith}) through a step runner:
- * - WebGPU (`navigator.gpu` + an adapter): a runner that keeps x on the GPU. model.onnx and
+ * - WebGPU (`navigator.gpu` + an adapter): graph capture first ({@link CapturedGraphs}: the
+ *   denoiser and update graphs recorded once per batch bucket and replayed every step, after a check
+ *   once per device that a replay matches an uncaptured run). Without it (turned off, a failed check,
+ *   batches over 64 sprites), a runner that keeps x on the GPU. model.onnx and
  *   update.onnx both run with `preferredOutputLocation: 'gpu-buffer'`; the denoiser's `noise`
  *   output and the current x (GPU tensors) feed update.onnx, whose `x_next_rep` feeds the next
  *   denoiser call. Only t, z, coef and guidance are uploaded per step; x_T and the contexts are
@@ -32,10 +35,17 @@ import wasmWasmUrl from 'onnxruntime-web/ort-wasm-simd-threaded.wasm?url';
 import type * as OrtModule from 'onnxruntime-web/webgpu';
 import { DiffusionError } from '../errors.ts';
 import type { ModelMeta } from '../model/meta.ts';
-import { type Denoiser, denoiserRunner, type RunnerFactory, type StepRunner } from '../sampler/runner.ts';
+import {
+  type Denoiser,
+  denoiserRunner,
+  type RunnerFactory,
+  type RunSetup,
+  type StepRunner,
+} from '../sampler/runner.ts';
 import { sampleWith } from '../sampler/sampler.ts';
 import type { BackendChoice, BackendName } from '../worker/protocol.ts';
-import type { BackendCounters, InferenceBackend, LoadedModel, SampleOptions } from './backend.ts';
+import type { BackendCounters, BackendOptions, InferenceBackend, LoadedModel, SampleOptions } from './backend.ts';
+import { CapturedGraphs, captureBucket } from './capturedGraphs.ts';
 import { warmupDenoiser } from './warmupDenoiser.ts';
 import { warmupGraph } from './warmupGraph.ts';
 
@@ -130,7 +140,13 @@ interface GpuX {
 
 class OrtBackend implements InferenceBackend {
   name: BackendName;
-  readonly counters: BackendCounters = { modelRuns: 0, steps: 0, loopReadbacks: 0 };
+  readonly counters: BackendCounters = { modelRuns: 0, steps: 0, loopReadbacks: 0, capturedSteps: 0 };
+  /** Captured graph sets by bucket and guidance, oldest first. */
+  private readonly captures = new Map<string, CapturedGraphs>();
+  /** Graph capture: 'untested' until a replay has matched an uncaptured run on this device. */
+  private capture: 'untested' | 'on' | 'off';
+  /** Why graph capture is off, when it is. */
+  captureOff = '';
   private ort: Ort | null = null;
   private denoiser: Session | null = null;
   private update: Session | null = null;
@@ -143,8 +159,11 @@ class OrtBackend implements InferenceBackend {
     private readonly model: LoadedModel,
     name: BackendName,
     private readonly onBackendChange: (backend: BackendName, reason: string) => void,
+    graphCapture = true,
   ) {
     this.name = name;
+    this.capture = graphCapture ? 'untested' : 'off';
+    if (!graphCapture) this.captureOff = 'turned off';
   }
 
   async open(): Promise<void> {
@@ -201,7 +220,14 @@ class OrtBackend implements InferenceBackend {
     return this.ort;
   }
 
+  private async releaseCaptures(): Promise<void> {
+    const sets = [...this.captures.values()];
+    this.captures.clear();
+    for (const c of sets) await c.release();
+  }
+
   private async releaseSessions(): Promise<void> {
+    await this.releaseCaptures();
     const sessions = [this.denoiser, this.update];
     this.denoiser = null;
     this.update = null;
@@ -296,7 +322,79 @@ class OrtBackend implements InferenceBackend {
   }
 
   private sampleWebGpu(opts: SampleOptions): Promise<Float32Array> {
-    return this.run((setup) => this.gpuRunner(setup.rows, setup.context), opts);
+    return this.run(
+      async (setup) => (await this.capturedRunner(setup)) ?? this.gpuRunner(setup.rows, setup.context),
+      opts,
+    );
+  }
+
+  /** Turns graph capture off for this backend (the uncaptured runner takes over). */
+  private async captureFailed(reason: string): Promise<null> {
+    this.capture = 'off';
+    this.captureOff = reason;
+    console.warn(`spritediffusion: WebGPU graph capture is off, steps run uncaptured: ${reason}`);
+    await this.releaseCaptures();
+    return null;
+  }
+
+  /**
+   * The runner over captured graphs for a run's batch bucket (created on first use, at most three
+   * kept), or null when the run goes uncaptured.
+   */
+  private async capturedRunner(setup: RunSetup): Promise<StepRunner | null> {
+    if (this.capture === 'off') return null;
+    const bucket = captureBucket(setup.sprites);
+    const ort = this.ort;
+    const device = this.device;
+    const plain = this.denoiser;
+    if (bucket === undefined || !ort || !device || !plain) return null;
+    const guided = setup.rows > setup.sprites;
+    const key = `${bucket}${guided ? 'g' : ''}`;
+    let set = this.captures.get(key);
+    if (set?.busy) return null;
+    if (!set) {
+      const meta = this.model.meta;
+      const [image, timestep, context] = meta.onnx.inputs as [string, string, string];
+      try {
+        set = await CapturedGraphs.create(
+          ort,
+          device,
+          this.model.model.slice(),
+          this.model.update.slice(),
+          { image, timestep, context, noise: meta.onnx.output },
+          { channels: meta.image.channels, size: meta.image.size, contextSize: meta.context.size },
+          bucket,
+          guided,
+        );
+      } catch (err) {
+        return this.captureFailed(`could not create captured sessions: ${errText(err)}`);
+      }
+      if (this.capture === 'untested') {
+        let ok = false;
+        try {
+          ok = await set.agreesWith(ort, plain);
+        } catch (err) {
+          await set.release();
+          return this.captureFailed(`the capture check failed: ${errText(err)}`);
+        }
+        if (!ok) {
+          await set.release();
+          return this.captureFailed('a replayed graph did not match an uncaptured run');
+        }
+        this.capture = 'on';
+      }
+      this.captures.set(key, set);
+      while (this.captures.size > 3) {
+        const [oldKey, old] = this.captures.entries().next().value as [string, CapturedGraphs];
+        if (old.busy) break;
+        this.captures.delete(oldKey);
+        await old.release();
+      }
+    } else {
+      this.captures.delete(key); // most recently used last
+      this.captures.set(key, set);
+    }
+    return set.runner(setup, this.counters);
   }
 
   /**
@@ -492,6 +590,7 @@ export async function createOrtBackend(
   model: LoadedModel,
   choice: BackendChoice,
   onBackendChange: (backend: BackendName, reason: string) => void,
+  options: BackendOptions = {},
 ): Promise<InferenceBackend> {
   const kind = choice === 'wasm' ? 'none' : await webgpuAdapterKind();
   // 'auto' never picks a software adapter; 'webgpu' takes whatever adapter there is.
@@ -504,7 +603,7 @@ export async function createOrtBackend(
     );
   }
   if (gpu) {
-    const b = new OrtBackend(model, 'webgpu', onBackendChange);
+    const b = new OrtBackend(model, 'webgpu', onBackendChange, options.graphCapture ?? true);
     try {
       await b.open();
       return b;

@@ -106,6 +106,7 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
     choice: BackendChoice,
     weights: WeightsChoice = 'auto',
     prefetched?: Record<string, unknown>,
+    graphCapture = true,
   ): Promise<void> {
     if (backend) {
       await backend.dispose();
@@ -139,7 +140,7 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
       : undefined;
     model = await loading;
     await runtime; // the model's session is created once the runtime has started
-    backend = await deps.createBackend(model, choice, onBackendChange);
+    backend = await deps.createBackend(model, choice, onBackendChange, { graphCapture });
     initChoice = choice;
     firstBatchDone = false;
     const m = model.meta;
@@ -241,6 +242,7 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
       modelRuns: c.modelRuns - before.modelRuns,
       loopReadbacks,
       readbacksPerStep: steps > 0 ? loopReadbacks / steps : 0,
+      capturedSteps: c.capturedSteps - before.capturedSteps,
     };
     const rgba = toBuffers(x);
     post({ type: 'result', requestId: req.requestId, width: size, height: size, rgba, stats }, rgba);
@@ -277,7 +279,7 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
       try {
         switch (req.type) {
           case 'init': {
-            const p = init(req.requestId, req.modelUrl, req.backend, req.weights, req.prefetched);
+            const p = init(req.requestId, req.modelUrl, req.backend, req.weights, req.prefetched, req.graphCapture);
             initializing = p;
             try {
               await p;

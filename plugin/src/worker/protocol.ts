@@ -36,6 +36,8 @@ export interface InitRequest {
   backend: BackendChoice;
   /** Denoiser weights to download; default 'auto' (they follow the backend). */
   weights?: WeightsChoice;
+  /** WebGPU graph capture (recorded GPU commands replayed every step); default true. */
+  graphCapture?: boolean;
   /**
    * model.json documents the page has already fetched, by absolute URL: the worker uses the one of
    * the URL it loads instead of fetching it again (still validated; the ONNX files are checked by hash).
@@ -107,6 +109,8 @@ export interface GenerateStats {
   loopReadbacks: number;
   /** loopReadbacks / steps. The WebGPU loop's goal is 0. */
   readbacksPerStep: number;
+  /** Denoiser runs replayed from a captured WebGPU graph (0 on WASM or with graph capture off). */
+  capturedSteps: number;
 }
 
 /** Where the worker's load went, in ms since it received the init request. */
@@ -253,6 +257,10 @@ export function parseRequest(data: unknown): ParseResult {
       if (w !== undefined && w !== 'auto' && w !== 'fp32' && w !== 'fp16' && w !== 'int8') {
         return bad(`init: weights must be 'auto', 'fp32', 'fp16' or 'int8', got ${describe(w)}`, 'bad-option', rid);
       }
+      const gc = data.graphCapture;
+      if (gc !== undefined && typeof gc !== 'boolean') {
+        return bad(`init: graphCapture must be true or false, got ${describe(gc)}`, 'bad-option', rid);
+      }
       const pre = data.prefetched;
       if (pre !== undefined && (typeof pre !== 'object' || pre === null || Array.isArray(pre))) {
         return bad(
@@ -269,6 +277,7 @@ export function parseRequest(data: unknown): ParseResult {
           modelUrl,
           backend: data.backend,
           ...(w === undefined ? {} : { weights: w }),
+          ...(gc === undefined ? {} : { graphCapture: gc }),
           ...(pre === undefined ? {} : { prefetched: pre as Record<string, unknown> }),
         },
       };

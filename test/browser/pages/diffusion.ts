@@ -32,6 +32,7 @@ DiffusionPlugin.configure({
   steps: Number(params.get('steps') ?? 3),
   poolSize: Number(params.get('pool') ?? 1),
   seed: 1234,
+  graphCapture: params.get('capture') !== '0',
   cache: { dbName: params.get('db') ?? `spritediffusion-test-${backend}` },
 });
 

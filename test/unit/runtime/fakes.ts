@@ -34,7 +34,7 @@ export interface FakeBackendControl {
 export function fakeBackendFactory(ctl: FakeBackendControl): BackendFactory {
   return async (model, choice) => {
     ctl.created++;
-    const counters = { modelRuns: 0, steps: 0, loopReadbacks: 0 };
+    const counters = { modelRuns: 0, steps: 0, loopReadbacks: 0, capturedSteps: 0 };
     const backend: InferenceBackend = {
       name: choice === 'wasm' ? 'wasm' : 'webgpu',
       counters,

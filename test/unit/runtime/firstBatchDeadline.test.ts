@@ -13,7 +13,7 @@ import { fakeBackendFactory, fakeModel } from './fakes.ts';
 function stuckGpu(state: { gpuRuns: number; disposed: boolean }): InferenceBackend {
   return {
     name: 'webgpu',
-    counters: { modelRuns: 0, steps: 0, loopReadbacks: 0 },
+    counters: { modelRuns: 0, steps: 0, loopReadbacks: 0, capturedSteps: 0 },
     sample: () => {
       state.gpuRuns++;
       return new Promise<Float32Array>(() => {});

@@ -16,6 +16,9 @@ interface FakeState {
   wasmRuns: number;
 }
 
+/** These fakes test the uncaptured runner's recovery; graph capture has its own browser tests. */
+const UNCAPTURED = { graphCapture: false };
+
 const state: FakeState = { created: [], released: 0, gpuRuns: 0, gpuRunFailures: 0, wasmRuns: 0 };
 
 class FakeTensor {
@@ -113,7 +116,7 @@ describe('ORT backend recovery (fake ORT modules)', () => {
   it('webgpu: a failed run recreates the sessions once and succeeds', async () => {
     const { createOrtBackend } = await import('../../../plugin/src/runtime/ortBackend.ts');
     const changes: string[] = [];
-    const b = await createOrtBackend(model(), 'auto', (name) => changes.push(name));
+    const b = await createOrtBackend(model(), 'auto', (name) => changes.push(name), UNCAPTURED);
     expect(b.name).toBe('webgpu');
     state.gpuRunFailures = 1;
     await b.sample({ contexts: [new Float32Array([0, 1, 0])], sampler: 'ddim', steps: 2, seed: 3 });
@@ -127,7 +130,7 @@ describe('ORT backend recovery (fake ORT modules)', () => {
   it('webgpu: a second failure falls back to WASM, reports it, and still returns the sprites', async () => {
     const { createOrtBackend } = await import('../../../plugin/src/runtime/ortBackend.ts');
     const changes: { name: string; reason: string }[] = [];
-    const b = await createOrtBackend(model(), 'auto', (name, reason) => changes.push({ name, reason }));
+    const b = await createOrtBackend(model(), 'auto', (name, reason) => changes.push({ name, reason }), UNCAPTURED);
     state.gpuRunFailures = 2;
     const out = await b.sample({ contexts: [new Float32Array([0, 0, 1])], sampler: 'ddim', steps: 2, seed: 4 });
     expect(out.length).toBe(64);
