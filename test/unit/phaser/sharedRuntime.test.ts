@@ -222,6 +222,7 @@ for (const pkg of ['phaser', 'phaser3']) {
         ['eta', 2],
         ['backend', 'cuda'],
         ['weights', 'fp8'],
+        ['graphCapture', 'yes'],
       ] as const) {
         expect(() => p.configure({ [opt]: value }), `${opt}=${value}`).toThrow(
           expect.objectContaining({ code: 'bad-option', message: expect.stringContaining(opt) }),

@@ -41,6 +41,12 @@ describe('worker protocol validation', () => {
       'bad-option',
       /weights/,
     ],
+    [
+      'bad graphCapture',
+      { type: 'init', requestId: 1, modelUrl: '/m', backend: 'webgpu', graphCapture: 1 },
+      'bad-option',
+      /graphCapture must be true or false/,
+    ],
     ['missing modelUrl', { type: 'init', requestId: 1, backend: 'auto' }, 'bad-option', /modelUrl/],
     [
       'a per-backend modelUrl without wasm',
