@@ -15,6 +15,7 @@ import {
   buildAndPreviewPages,
   collectErrors,
   type DemoServer,
+  type ErrorLog,
   launchChromium,
   REPO_ROOT,
   startPagesServer,
@@ -38,6 +39,19 @@ describe('DiffusionPlugin in Chromium (tiny model)', () => {
   // The WebGPU page asks for 'auto' with one model URL per backend: the worker's real adapter probe
   // must pick WebGPU and load WebGPU's URL.
   const PAGE = { webgpu: 'backend=webgpu&split=1&steps=2&pool=0', wasm: 'backend=wasm&steps=2&pool=1' };
+
+  /** Opens the test page with `query` in a fresh context (its own IndexedDB), runs `fn`, closes it. */
+  async function onPage(query: string, fn: (page: Page, log: ErrorLog) => Promise<void>): Promise<void> {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const log = collectErrors(page);
+    try {
+      await openPage(page, `${srv.url}diffusion.html?${query}`);
+      await fn(page, log);
+    } finally {
+      await context.close();
+    }
+  }
 
   beforeAll(async () => {
     if (!existsSync(TINY_MODEL)) {
@@ -130,11 +144,7 @@ describe('DiffusionPlugin in Chromium (tiny model)', () => {
     it(`Phaser ${major}: canvas textures that sample NEAREST without pixelArt, alpha readable by Phaser`, {
       timeout: 180_000,
     }, async () => {
-      const context = await browser.newContext();
-      const page = await context.newPage();
-      const log = collectErrors(page);
-      try {
-        await openPage(page, `${srv.url}diffusion.html?backend=wasm&steps=2&pool=1&pixelArt=0&phaser=${major}`);
+      await onPage(`backend=wasm&steps=2&pool=1&pixelArt=0&phaser=${major}`, async (page, log) => {
         const categories = (await page.evaluate(() => window.__sdTest?.ready()))?.categories ?? [];
         expect(categories.length).toBeGreaterThan(0);
         const placeholders = (await page.evaluate(() => window.__sdTest?.spawnAll())) ?? [];
@@ -154,9 +164,7 @@ describe('DiffusionPlugin in Chromium (tiny model)', () => {
         byMajor[major] = (await page.evaluate((c) => window.__sdTest?.seeded(c, 7), categories[0] as string)) ?? [];
         expect(await page.evaluate(() => window.__sdTest?.errors)).toEqual([]);
         expect(log.errors).toEqual([]);
-      } finally {
-        await context.close();
-      }
+      });
     });
   }
 
@@ -239,11 +247,7 @@ describe('DiffusionPlugin in Chromium (tiny model)', () => {
   it('WebGPU without graph capture (the uncaptured GPU runner) gives the same seeded sprites', {
     timeout: 180_000,
   }, async () => {
-    const context = await browser.newContext();
-    const page = await context.newPage();
-    const log = collectErrors(page);
-    try {
-      await openPage(page, `${srv.url}diffusion.html?backend=webgpu&capture=0&steps=2&pool=0&db=uncaptured`);
+    await onPage('backend=webgpu&capture=0&steps=2&pool=0&db=uncaptured', async (page, log) => {
       const categories = (await page.evaluate(() => window.__sdTest?.ready()))?.categories ?? [];
       const plain = (await page.evaluate((c) => window.__sdTest?.seeded(c, 7), categories[0] as string)) ?? [];
       const s = await page.evaluate(() => window.__sdTest?.stats());
@@ -254,9 +258,7 @@ describe('DiffusionPlugin in Chromium (tiny model)', () => {
       expectSamePixels({ webgpu: plain, wasm: seeded.wasm ?? [] });
       expectSamePixels({ webgpu: plain, wasm: seeded.webgpu ?? [] });
       expect(log.errors).toEqual([]);
-    } finally {
-      await context.close();
-    }
+    });
   });
 
   it('WebGPU and WASM produce (nearly) the same sprite for the same seed', () => {

@@ -22,17 +22,18 @@ import type * as OrtModule from 'onnxruntime-web/webgpu';
 import { DiffusionError } from '../errors.ts';
 import type { RunSetup, StepRunner } from '../sampler/runner.ts';
 import type { BackendCounters } from './backend.ts';
+import {
+  bufferSize,
+  MAP_MODE_READ,
+  READBACK_USAGE,
+  TENSOR_USAGE,
+  UPDATE_INPUTS,
+  UPDATE_OUTPUTS,
+} from './gpuBuffers.ts';
 
 type Ort = typeof OrtModule;
 type Tensor = OrtModule.Tensor;
 type Session = OrtModule.InferenceSession;
-
-// GPUBufferUsage / GPUMapMode flags (numeric: this module type-checks without WebGPU lib globals).
-const MAP_READ = 0x01;
-const COPY_SRC = 0x04;
-const COPY_DST = 0x08;
-const STORAGE = 0x80;
-const MODE_READ = 0x01;
 
 /** The largest batch run captured; larger ones run uncaptured (one graph set each would be wasteful). */
 export const MAX_CAPTURED_SPRITES = 64;
@@ -136,7 +137,7 @@ export class CapturedGraphs {
     const B = sprites;
     const R = this.rows;
     const buf = (values: number): GPUBuffer => {
-      const b = device.createBuffer({ size: Math.ceil((values * 4) / 16) * 16, usage: STORAGE | COPY_SRC | COPY_DST });
+      const b = device.createBuffer({ size: bufferSize(values * 4), usage: TENSOR_USAGE });
       this.buffers.push(b);
       this.pins.set(b, pinRegistration(b));
       return b;
@@ -164,13 +165,16 @@ export class CapturedGraphs {
     };
     this.denoiserFetches = { [names.noise]: ten(this.eps, rowsImage) };
     this.updateFeeds = {
-      x: ten(this.x, image),
-      eps: ten(this.eps, rowsImage),
-      z: ten(this.z, image),
-      coef: ten(this.coef, [6]),
-      guidance: ten(this.g, [1]),
+      [UPDATE_INPUTS.x]: ten(this.x, image),
+      [UPDATE_INPUTS.eps]: ten(this.eps, rowsImage),
+      [UPDATE_INPUTS.z]: ten(this.z, image),
+      [UPDATE_INPUTS.coef]: ten(this.coef, [6]),
+      [UPDATE_INPUTS.guidance]: ten(this.g, [1]),
     };
-    this.updateFetches = { x_next: ten(this.xNext, image), x_next_rep: ten(this.repNext, rowsImage) };
+    this.updateFetches = {
+      [UPDATE_OUTPUTS.xNext]: ten(this.xNext, image),
+      [UPDATE_OUTPUTS.xNextRep]: ten(this.repNext, rowsImage),
+    };
   }
 
   /** Creates the two captured sessions for `sprites` (a bucket) and binds their buffers. */
@@ -229,12 +233,13 @@ export class CapturedGraphs {
   /** Copies `values` floats from the start of a GPU buffer to the CPU. */
   private async readBack(buffer: GPUBuffer, values: number): Promise<Float32Array> {
     const bytes = values * 4;
-    const staging = this.device.createBuffer({ size: Math.ceil(bytes / 16) * 16, usage: MAP_READ | COPY_DST });
+    const size = bufferSize(bytes);
+    const staging = this.device.createBuffer({ size, usage: READBACK_USAGE });
     try {
       const enc = this.device.createCommandEncoder();
-      enc.copyBufferToBuffer(buffer, 0, staging, 0, Math.ceil(bytes / 16) * 16);
+      enc.copyBufferToBuffer(buffer, 0, staging, 0, size);
       this.device.queue.submit([enc.finish()]);
-      await staging.mapAsync(MODE_READ);
+      await staging.mapAsync(MAP_MODE_READ);
       return new Float32Array(staging.getMappedRange(0, bytes).slice(0));
     } finally {
       staging.destroy();

@@ -46,13 +46,9 @@ import { sampleWith } from '../sampler/sampler.ts';
 import type { BackendChoice, BackendName } from '../worker/protocol.ts';
 import type { BackendCounters, BackendOptions, InferenceBackend, LoadedModel, SampleOptions } from './backend.ts';
 import { CapturedGraphs, captureBucket } from './capturedGraphs.ts';
+import { bufferSize, TENSOR_USAGE, UPDATE_INPUTS, UPDATE_OUTPUTS } from './gpuBuffers.ts';
 import { warmupDenoiser } from './warmupDenoiser.ts';
 import { warmupGraph } from './warmupGraph.ts';
-
-// GPUBufferUsage flags (numeric, so this module also type-checks without WebGPU lib globals).
-const GPU_COPY_SRC = 0x04;
-const GPU_COPY_DST = 0x08;
-const GPU_STORAGE = 0x80;
 
 type Ort = typeof OrtModule;
 type Tensor = OrtModule.Tensor;
@@ -128,9 +124,6 @@ export async function webgpuAvailable(): Promise<boolean> {
 export const FALLBACK_ADAPTER_REASON =
   'the only WebGPU adapter is a software fallback (isFallbackAdapter), slower than WASM; using WASM ' +
   '(backend: "webgpu" uses it anyway)';
-
-const UPDATE_INPUTS = { x: 'x', eps: 'eps', z: 'z', coef: 'coef', guidance: 'guidance' } as const;
-const UPDATE_OUTPUTS = { xNext: 'x_next', xNextRep: 'x_next_rep' } as const;
 
 /** The WebGPU runner's batch: x, and the denoiser's input (x twice with guidance, else x itself). */
 interface GpuX {
@@ -312,11 +305,7 @@ class OrtBackend implements InferenceBackend {
   private gpuTensor(ort: Ort, data: Float32Array, dims: number[]): Tensor {
     const device = this.device;
     if (!device) throw new DiffusionError('backend', 'no WebGPU device');
-    const size = Math.ceil(data.byteLength / 16) * 16;
-    const buffer = device.createBuffer({
-      size,
-      usage: GPU_STORAGE | GPU_COPY_SRC | GPU_COPY_DST,
-    });
+    const buffer = device.createBuffer({ size: bufferSize(data.byteLength), usage: TENSOR_USAGE });
     device.queue.writeBuffer(buffer, 0, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
     return ort.Tensor.fromGpuBuffer(buffer, { dataType: 'float32', dims, dispose: () => buffer.destroy() });
   }
