@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """How category mixes read to an independent classifier: mixing the context inputs (today), alternating
-the conditions step by step, or composing the conditional noise predictions.
+the conditions step by step, switching once (the first category's share of the steps, then the second's),
+or composing the conditional noise predictions.
 
     PYTHONPATH=training /usr/bin/python3 training/scripts/mix-blend.py --model models/model.json \
         --data training/.cache/dcss-32.npz --mix monster=0.5,potion=0.5 --mix monster=0.5,weapon=0.5 \
@@ -22,6 +23,17 @@ from sdtrain.dataset import load_dataset
 from sdtrain.evaluate import clean_alpha, load_for_eval, to_float, train_classifier
 from sdtrain.images import save_grid
 from sdtrain.schedule import DDPMSchedule, sample
+
+
+def switched(weights: list[float], steps: int) -> list[int]:
+    """Which component each step uses: the components in the mix's order, each for its share of the steps
+    in one block (the first sets the shape in the early steps, the last the detail)."""
+    out = []
+    acc = 0.0
+    for k, w in enumerate(weights):
+        acc += w
+        out += [k] * (round(acc * steps) - len(out))
+    return out + [len(weights) - 1] * (steps - len(out))
 
 
 def alternating(weights: list[float], steps: int) -> list[int]:
@@ -71,6 +83,7 @@ def main() -> int:
     p.add_argument("--guidance", type=float, default=3.0)
     p.add_argument("--eta", type=float, default=1.0)
     p.add_argument("--out", default="runs/mix-blend")
+    p.add_argument("--methods", default="inputs,alternating,switched,composed", help="comma-separated subset")
     a = p.parse_args()
     torch.manual_seed(0)
     m = load_for_eval(Path(a.model))
@@ -84,7 +97,7 @@ def main() -> int:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     report = {}
-    grids: dict[str, list] = {"inputs": [], "alternating": [], "composed": []}
+    grids: dict[str, list] = {"inputs": [], "alternating": [], "switched": [], "composed": []}
     for mix in a.mix:
         parts = [(kv.split("=")[0], float(kv.split("=")[1])) for kv in mix.split(",")]
         idx = [names.index(c) for c, _ in parts]
@@ -93,14 +106,19 @@ def main() -> int:
         ctx = torch.zeros(a.n, len(names))
         ctx[:, idx] = w
         order = alternating(w.tolist(), a.steps)
+        blocks = switched(w.tolist(), a.steps)
         methods = {
             "inputs": (model, None),
             "alternating": (model, lambda i: torch.nn.functional.one_hot(
                 torch.full((a.n,), idx[order[i]]), len(names)).float()),
+            "switched": (model, lambda i: torch.nn.functional.one_hot(
+                torch.full((a.n,), idx[blocks[i]]), len(names)).float()),
             "composed": (Composed(model), None),
         }
         report[mix] = {}
         for name, (net, at) in methods.items():
+            if name not in a.methods.split(","):
+                continue
             g = torch.Generator().manual_seed(7)
             with torch.no_grad():
                 x = sample(net, sch, ctx, model.cfg.size, model.cfg.channels, sampler="ddim", steps=a.steps,
@@ -119,6 +137,8 @@ def main() -> int:
             u8 = ((x[:8] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
             grids[name].append(u8)
     for name, rows in grids.items():
+        if not rows:
+            continue
         save_grid(np.concatenate(rows), len(rows), out / f"mix-{name}.png", labels=a.mix, scale=4)
     (out / "mix-blend.json").write_text(json.dumps(report, indent=2) + "\n")
     return 0
