@@ -1,11 +1,14 @@
 // Globals the demo game (demo-game/src/main.ts) and the test pages (pages/*.ts) expose for the browser tests.
 import type { DiffusionStats } from '../../plugin/src/index.ts';
 import type { BurstReport, SpawnReport, TextureInfo } from './pages/diffusion.ts';
+import type { LoopResult } from './pages/loops.ts';
 
 declare global {
   interface Window {
     __game?: { scene: { isActive(key: string): boolean } };
     __spritediffusionVersion?: string;
+    /** Set by pages/loops.ts: the golden loop cases and a runner of one on the page's backend. */
+    __sdLoops?: { names: string[]; run(name: string): Promise<LoopResult> };
     /** Set by pages/diffusion.ts. */
     __sdTest?: {
       errors: string[];

@@ -47,6 +47,14 @@ def test_golden_main_writes_file(tmp_path, capsys):
     written = json.loads(out.read_text())
     assert_same(written, json.loads(GOLDEN.read_text()))
     assert str(out) in capsys.readouterr().out
+    # The loops' linear denoiser and update graph, as the browser loop test loads them.
+    import onnx
+    for name, inputs, outputs in [("model.onnx", ["image", "timestep", "context"], ["noise"]),
+                                  ("update.onnx", ["x", "eps", "z", "coef", "guidance"], ["x_next", "x_next_rep"])]:
+        m = onnx.load(str(out.parent / "linear" / name))
+        assert [i.name for i in m.graph.input] == inputs and [o.name for o in m.graph.output] == outputs
+    image = onnx.load(str(out.parent / "linear" / "model.onnx")).graph.input[0]
+    assert [d.dim_value for d in image.type.tensor_type.shape.dim][1:] == [4, 4, 4]
 
 
 def test_assert_same_detects_small_changes():

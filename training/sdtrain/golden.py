@@ -2,7 +2,9 @@
 
     python -m sdtrain.golden [--out test/fixtures/golden.json]
 
-Everything is computed in float64 with training's own schedule module.
+Everything is computed in float64 with training's own schedule module. Beside golden.json it writes
+linear/model.onnx and linear/update.onnx: the loops' fake denoiser (4x4 RGBA images, 3 context values)
+and the update graph for that shape, so the loops run on the WebGPU runner too (test/browser/loops.test.ts).
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
+from .export import export_update, _export
+from .model import ModelConfig
 from .schedule import DDPMSchedule, ScheduleConfig, ddim_timesteps, guided_eps, sample
 from .update import update_reference
 
@@ -82,6 +86,15 @@ class LinearDenoiser(torch.nn.Module):
         return self.a * x + self.b * t.view(-1, 1, 1, 1) + self.c * ctx.sum(dim=1).view(-1, 1, 1, 1)
 
 
+def export_linear(out_dir: Path) -> None:
+    """The loops' LinearDenoiser and its update graph as ONNX (float32; inputs as a model's)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    args = (torch.zeros(2, 4, 4, 4), torch.ones(2), torch.zeros(2, 3))
+    _export(LinearDenoiser(), args, out_dir / "model.onnx", ["image", "timestep", "context"], ["noise"],
+            {"image": {0: "batch"}, "timestep": {0: "batch"}, "context": {0: "batch"}, "noise": {0: "batch"}})
+    export_update(ModelConfig(size=4, channels=4, n_context=3), out_dir / "update.onnx")
+
+
 def make_loops(cfg: ScheduleConfig, seed: int) -> List[Dict]:
     """Whole sampling loops (the plugin's one loop must reproduce them) with pre-drawn noise."""
     g = torch.Generator().manual_seed(seed + 1)
@@ -144,7 +157,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(make_golden(), indent=1) + "\n")
-    print(f"golden vectors -> {out}")
+    export_linear(out.parent / "linear")
+    print(f"golden vectors -> {out}; the loops' linear denoiser -> {out.parent / 'linear'}")
     return 0
 
 

@@ -43,6 +43,8 @@ export interface SampleOptions {
   strength?: number;
   /** Inpainting masks `[H*W]` (1 = regenerate), one per sprite or one for all. */
   mask?: Float32Array[];
+  /** Test vectors only: replaces the sprites' noise streams (see the sampler's SampleOptions.noise). */
+  noise?: () => Float32Array;
 }
 
 /** Cumulative counters of a backend. */
@@ -67,13 +69,13 @@ export interface InferenceBackend {
   dispose(): Promise<void>;
 }
 
-/** Creates a backend for a loaded model; `onBackendChange` fires when it falls back. */
 /** How a backend runs, beyond which one. */
 export interface BackendOptions {
   /** WebGPU graph capture; default true. */
   graphCapture?: boolean;
 }
 
+/** Creates a backend for a loaded model; `onBackendChange` fires when it falls back. */
 export type BackendFactory = (
   model: LoadedModel,
   choice: BackendChoice,
