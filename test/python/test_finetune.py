@@ -120,3 +120,29 @@ def test_a_bad_init_from_is_one_line_and_leaves_no_run_folder(tmp_path, capsys):
     rc = train.main(["--data", str(data), "--out", str(run), "--init-from", str(TINY_MODEL), "--size", "16"])
     assert rc == 2 and "makes 32px sprites, not --size 16" in capsys.readouterr().err
     assert not run.exists()
+
+
+def test_freeze_encoder_trains_only_the_rest_and_resumes_frozen(tmp_path, capsys):
+    data = three_category_data(tmp_path)
+    run = tmp_path / "frozen"
+    argv = ["--data", str(data), "--out", str(run), "--init-from", str(TINY_MODEL), "--steps", "3", "--batch", "4",
+            "--device", "cpu", "--sample-every", "0", "--freeze", "encoder"]
+    assert train.main(argv) == 0
+    assert "M train, --freeze encoder)" in capsys.readouterr().out
+    before = load_teacher(TINY_MODEL).model.state_dict()
+    after = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)["model"]
+    frozen = [k for k in after if k.startswith(("conv_in.", "down_blocks.", "downsamples.", "mid."))]
+    trained = [k for k in after if k.startswith(("up_blocks.", "conv_out."))]
+    assert frozen and trained
+    for k in frozen:
+        assert torch.equal(after[k], before[k]), f"{k} froze"
+    assert any(not torch.equal(after[k], before[k]) for k in trained), "the up path trained"
+    assert json.loads((run / "config.json").read_text())["freeze"] == "encoder"
+    # A resumed run keeps the setting (and refuses to change it).
+    assert train.main(["--data", str(data), "--out", str(run), "--resume", "--steps", "4", "--device", "cpu",
+                       "--sample-every", "0"]) == 0
+    again = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)["model"]
+    assert all(torch.equal(again[k], before[k]) for k in frozen)
+    with pytest.raises(train.TrainError, match="--freeze"):
+        train.config_from_args(train.make_parser().parse_args(
+            ["--data", str(data), "--out", str(run), "--resume", "--freeze", "none"]))

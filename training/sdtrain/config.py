@@ -49,6 +49,8 @@ class TrainConfig:
     # their initialisation; the optimizer, step and schedule start fresh.
     init_from: str = ""
     new_category_init: str = "mean"
+    # Parameters left as they are (finetune.FROZEN_PREFIXES): "none", or "encoder" (down path and middle).
+    freeze: str = "none"
 
     def to_dict(self) -> Dict:
         d = asdict(self)

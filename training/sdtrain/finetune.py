@@ -31,6 +31,25 @@ CONTEXT_WEIGHT = "ctx_mlp.net.0.weight"
 # How a category the source lacks starts.
 NEW_CATEGORY_INITS = ("mean", "zero", "random")
 
+# Which parameters a fine-tune leaves as the source had them (`--freeze`): "encoder" is the U-Net's input
+# convolution, down path and middle block; the time and context embeddings, the up path and the output train.
+FROZEN_PREFIXES: Dict[str, Tuple[str, ...]] = {
+    "none": (),
+    "encoder": ("conv_in.", "down_blocks.", "downsamples.", "mid."),
+}
+
+
+def freeze(model: torch.nn.Module, part: str) -> int:
+    """Stop training the parameters of `part` (a key of FROZEN_PREFIXES); returns how many tensors froze."""
+    if part not in FROZEN_PREFIXES:
+        raise ValueError(f"unknown --freeze {part!r}; choose one of {', '.join(FROZEN_PREFIXES)}")
+    n = 0
+    for name, p in model.named_parameters():
+        if name.startswith(FROZEN_PREFIXES[part]):
+            p.requires_grad_(False)
+            n += 1
+    return n
+
 
 class InitSourceError(Exception):
     pass

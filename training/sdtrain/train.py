@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from .config import TrainConfig
 from .dataset import load_dataset
-from .finetune import NEW_CATEGORY_INITS, InitSourceError, load_init_source, resize_context
+from .finetune import FROZEN_PREFIXES, NEW_CATEGORY_INITS, InitSourceError, freeze, load_init_source, resize_context
 from .images import save_grid
 from .model import ContextUnet, ModelConfig, count_flops, count_params
 from .plots import loss_curve
@@ -145,7 +145,9 @@ class Trainer:
         self.ema = copy.deepcopy(self.model).eval()
         for p in self.ema.parameters():
             p.requires_grad_(False)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        freeze(self.model, cfg.freeze)
+        self.opt = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad], lr=cfg.lr,
+                                     weight_decay=cfg.weight_decay)
         self.net = self.model
         if self.dist:
             from torch.nn.parallel import DistributedDataParallel as DDP
@@ -369,7 +371,9 @@ class Trainer:
             if self.teacher is not None:
                 print(f"distilling from {cfg.teacher} ({self.teacher.name}) at guidance {cfg.teacher_guidance}",
                       flush=True)
-            print(f"model: {count_params(self.model) / 1e6:.3f} M parameters, "
+            trained = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+            frozen = f" ({trained / 1e6:.3f} M train, --freeze {cfg.freeze})" if cfg.freeze != "none" else ""
+            print(f"model: {count_params(self.model) / 1e6:.3f} M parameters{frozen}, "
                   f"{fwd / 1e9:.3f} GFLOP per {cfg.model.size}x{cfg.model.size} forward pass", flush=True)
             print(f"data: {len(self.labels)} training sprites, {len(self.categories)} categories; "
                   f"device {self.device}"
@@ -478,6 +482,9 @@ def make_parser() -> argparse.ArgumentParser:
                                        f"({', '.join(f'--{k.replace(chr(95), chr(45))} {v}' for k, v in FINETUNE_DEFAULTS.items())})")
     p.add_argument("--new-category-init", choices=NEW_CATEGORY_INITS,
                    help="with --init-from: how a category the source lacks starts (default mean of the source's)")
+    p.add_argument("--freeze", choices=tuple(FROZEN_PREFIXES),
+                   help="fine-tune: leave these parameters as the source had them ('encoder': the down path and "
+                        "middle block; default none)")
     p.add_argument("--emb-dim", type=int, help=f"embedding width (default {d.model.emb_dim})")
     p.add_argument("--sample-every", type=int, help=f"write a sample grid every N steps (default {d.sample_every})")
     p.add_argument("--ckpt-every", type=int, help=f"checkpoint every N steps (default {d.ckpt_every})")
@@ -499,7 +506,7 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         fixed = {"data": a.data != TrainConfig().data and a.data != cfg.data, "batch": a.batch, "lr": a.lr,
                  "size": a.size, "widths": a.widths, "seed": a.seed, "patch": a.patch, "teacher": a.teacher,
                  "teacher-guidance": a.teacher_guidance, "input-skip": a.input_skip, "init-from": a.init_from,
-                 "refine": a.refine, "up-conv-first": a.up_conv_first}
+                 "refine": a.refine, "up-conv-first": a.up_conv_first, "freeze": a.freeze}
         bad = [k for k, v in fixed.items() if v]
         if bad:
             raise TrainError(f"--resume keeps the run's settings; cannot change {', '.join('--' + b for b in bad)}")
@@ -532,6 +539,8 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         cfg.init_from = a.init_from
     if a.new_category_init:
         cfg.new_category_init = a.new_category_init
+    if a.freeze:
+        cfg.freeze = a.freeze
     if a.no_flip:
         cfg.flip = False
     if a.no_amp:
