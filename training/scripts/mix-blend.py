@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """How category mixes read to an independent classifier: mixing the context inputs (today), alternating
 the conditions step by step, switching once (the first category's share of the steps, then the second's),
-or composing the conditional noise predictions.
+composing the conditional noise predictions, or composing them by region (the first category's prediction on
+top, the second's below, a soft edge at the mix's weights).
 
     PYTHONPATH=training /usr/bin/python3 training/scripts/mix-blend.py --model models/model.json \
         --data training/.cache/dcss-32.npz --mix monster=0.5,potion=0.5 --mix monster=0.5,weapon=0.5 \
@@ -73,6 +74,37 @@ class Composed(torch.nn.Module):
         return out
 
 
+class Regions(torch.nn.Module):
+    """Two-category mixes by region: eps := m eps(x, t, e_a) + (1 - m) eps(x, t, e_b), m a soft top-to-bottom
+    ramp placed at the mix's weights (the first category on top); zero rows pass through."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+        self.cfg = model.cfg
+
+    def forward(self, x, t, ctx):
+        out = torch.zeros_like(x)
+        null = ctx.abs().sum(dim=1) == 0
+        if null.any():
+            out[null] = self.model(x[null], t[null], ctx[null])
+        rows = ~null
+        if rows.any():
+            c = ctx[rows]
+            top2 = c.topk(2, dim=1)
+            first = torch.minimum(top2.indices[:, 0], top2.indices[:, 1])  # the mix's order: lower index on top
+            second = torch.maximum(top2.indices[:, 0], top2.indices[:, 1])
+            w_first = c.gather(1, first[:, None])[:, 0] / top2.values.sum(dim=1)
+            H = x.shape[2]
+            y = (torch.arange(H, dtype=x.dtype) + 0.5) / H
+            m = torch.sigmoid((w_first[:, None] - y[None, :]) * 12).view(-1, 1, H, 1)
+            oh = torch.nn.functional.one_hot
+            ea = self.model(x[rows], t[rows], oh(first, c.shape[1]).to(x.dtype))
+            eb = self.model(x[rows], t[rows], oh(second, c.shape[1]).to(x.dtype))
+            out[rows] = m * ea + (1 - m) * eb
+        return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True)
@@ -83,7 +115,7 @@ def main() -> int:
     p.add_argument("--guidance", type=float, default=3.0)
     p.add_argument("--eta", type=float, default=1.0)
     p.add_argument("--out", default="runs/mix-blend")
-    p.add_argument("--methods", default="inputs,alternating,switched,composed", help="comma-separated subset")
+    p.add_argument("--methods", default="inputs,alternating,switched,composed,regions", help="comma-separated subset")
     a = p.parse_args()
     torch.manual_seed(0)
     m = load_for_eval(Path(a.model))
@@ -97,7 +129,7 @@ def main() -> int:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     report = {}
-    grids: dict[str, list] = {"inputs": [], "alternating": [], "switched": [], "composed": []}
+    grids: dict[str, list] = {"inputs": [], "alternating": [], "switched": [], "composed": [], "regions": []}
     for mix in a.mix:
         parts = [(kv.split("=")[0], float(kv.split("=")[1])) for kv in mix.split(",")]
         idx = [names.index(c) for c, _ in parts]
@@ -114,6 +146,7 @@ def main() -> int:
             "switched": (model, lambda i: torch.nn.functional.one_hot(
                 torch.full((a.n,), idx[blocks[i]]), len(names)).float()),
             "composed": (Composed(model), None),
+            "regions": (Regions(model), None),
         }
         report[mix] = {}
         for name, (net, at) in methods.items():
