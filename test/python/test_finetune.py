@@ -146,3 +146,8 @@ def test_freeze_encoder_trains_only_the_rest_and_resumes_frozen(tmp_path, capsys
     with pytest.raises(train.TrainError, match="--freeze"):
         train.config_from_args(train.make_parser().parse_args(
             ["--data", str(data), "--out", str(run), "--resume", "--freeze", "none"]))
+    # Freezing layers of a network nobody trained is refused, before anything is written.
+    with pytest.raises(train.TrainError, match="needs --init-from"):
+        train.config_from_args(train.make_parser().parse_args(
+            ["--data", str(data), "--out", str(tmp_path / "scratch"), "--freeze", "encoder"]))
+    assert not (tmp_path / "scratch").exists()

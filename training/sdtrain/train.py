@@ -541,6 +541,9 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         cfg.new_category_init = a.new_category_init
     if a.freeze:
         cfg.freeze = a.freeze
+    if cfg.freeze != "none" and not cfg.init_from:
+        raise TrainError(f"--freeze {cfg.freeze} keeps trained layers as they are: it needs --init-from (a model.json or "
+                         "checkpoint to fine-tune); drop --freeze to train from scratch")
     if a.no_flip:
         cfg.flip = False
     if a.no_amp:
