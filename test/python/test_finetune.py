@@ -135,7 +135,7 @@ def test_freeze_encoder_trains_only_the_rest_and_resumes_frozen(tmp_path, capsys
     trained = [k for k in after if k.startswith(("up_blocks.", "conv_out."))]
     assert frozen and trained
     for k in frozen:
-        assert torch.equal(after[k], before[k]), f"{k} froze"
+        assert torch.equal(after[k], before[k]), f"{k} changed although frozen"
     assert any(not torch.equal(after[k], before[k]) for k in trained), "the up path trained"
     assert json.loads((run / "config.json").read_text())["freeze"] == "encoder"
     # A resumed run keeps the setting (and refuses to change it).

@@ -47,12 +47,24 @@ def test_golden_main_writes_file(tmp_path, capsys):
     written = json.loads(out.read_text())
     assert_same(written, json.loads(GOLDEN.read_text()))
     assert str(out) in capsys.readouterr().out
-    # The loops' linear denoiser and update graph, as the browser loop test loads them.
+    # The loops' linear denoiser and update graph, as the browser loop test loads them; the committed
+    # fixtures are the same graphs (operators and constants), so a changed LinearDenoiser needs `npm run golden`.
     import onnx
+    from onnx import numpy_helper
+    fixtures = GOLDEN.parent / "linear"
     for name, inputs, outputs in [("model.onnx", ["image", "timestep", "context"], ["noise"]),
                                   ("update.onnx", ["x", "eps", "z", "coef", "guidance"], ["x_next", "x_next_rep"])]:
         m = onnx.load(str(out.parent / "linear" / name))
         assert [i.name for i in m.graph.input] == inputs and [o.name for o in m.graph.output] == outputs
+        committed = onnx.load(str(fixtures / name))
+        assert [n.op_type for n in committed.graph.node] == [n.op_type for n in m.graph.node], name
+
+        def consts(g):
+            vals = [numpy_helper.to_array(t).tolist() for t in g.initializer]
+            vals += [numpy_helper.to_array(a.t).tolist() for n in g.node if n.op_type == "Constant"
+                     for a in n.attribute if a.name == "value"]
+            return sorted(map(str, vals))
+        assert consts(committed.graph) == consts(m.graph), f"{name}: rerun npm run golden"
     image = onnx.load(str(out.parent / "linear" / "model.onnx")).graph.input[0]
     assert [d.dim_value for d in image.type.tensor_type.shape.dim][1:] == [4, 4, 4]
 

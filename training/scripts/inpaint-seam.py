@@ -8,8 +8,8 @@ resampling, with the same sources, masks and sampling settings.
 Sources are the dataset's held-out sprites of each category; the mask regenerates a centred box (half the
 sprite's width and height). Seam score: the mean absolute difference of 4-neighbour pixel pairs that cross the
 mask's edge, divided by that of pairs on one side of it (premultiplied RGB and alpha, bytes after the runtime's
-alpha rule). A real sprite scores about 1.0 with the same mask; a region that does not continue its
-surroundings scores higher. Rows:
+alpha rule). Real sprites score a little above 1 with this mask (their centre holds the most detail); a region
+that does not continue its surroundings scores higher. Rows:
 - real: the source itself (the score of no seam);
 - pasted: a fresh sprite of the category pasted into the box (a seam the score should catch);
 - replace: the plugin's inpainting (after every step the kept pixels become the source noised to that step);
@@ -66,13 +66,14 @@ def repaint(model, sch: DDPMSchedule, ctx, init, mask, steps: int, guidance: flo
 
     x = torch.randn(init.shape, generator=g)
     for tt, prev in plan_steps(sch.T, "ddim", steps):
-        for r in range(u):
+        runs = u if prev > 0 else 1  # the last step ends at t=0: nothing to resample
+        for r in range(runs):
             z = torch.randn(init.shape, generator=g) if eta > 0 and prev > 0 else None
             xp = sch.ddim_step(x, full(tt), full(prev), eps_at(x, tt), clip_x0=True,
                                eta=eta if z is not None else 0.0, z=z)
             if prev > 0:
                 xp = mask * xp + (1 - mask) * sch.add_noise(init, full(prev), torch.randn(init.shape, generator=g))
-            if r + 1 < u and prev > 0:
+            if r + 1 < runs:
                 ratio = sch.alpha_bar[tt] / sch.alpha_bar[prev]
                 x = ratio.sqrt() * xp + (1 - ratio).sqrt() * torch.randn(init.shape, generator=g)
             else:

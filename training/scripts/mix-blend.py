@@ -76,12 +76,13 @@ class Composed(torch.nn.Module):
 
 class Regions(torch.nn.Module):
     """Two-category mixes by region: eps := m eps(x, t, e_a) + (1 - m) eps(x, t, e_b), m a soft top-to-bottom
-    ramp placed at the mix's weights (the first category on top); zero rows pass through."""
+    ramp placed at the mix's weights, a = the mix's first category (on top); zero rows pass through."""
 
-    def __init__(self, model: torch.nn.Module):
+    def __init__(self, model: torch.nn.Module, order: list[int]):
         super().__init__()
         self.model = model
         self.cfg = model.cfg
+        self.a, self.b = order
 
     def forward(self, x, t, ctx):
         out = torch.zeros_like(x)
@@ -91,10 +92,9 @@ class Regions(torch.nn.Module):
         rows = ~null
         if rows.any():
             c = ctx[rows]
-            top2 = c.topk(2, dim=1)
-            first = torch.minimum(top2.indices[:, 0], top2.indices[:, 1])  # the mix's order: lower index on top
-            second = torch.maximum(top2.indices[:, 0], top2.indices[:, 1])
-            w_first = c.gather(1, first[:, None])[:, 0] / top2.values.sum(dim=1)
+            first = torch.full((c.shape[0],), self.a)
+            second = torch.full((c.shape[0],), self.b)
+            w_first = c[:, self.a] / (c[:, self.a] + c[:, self.b])
             H = x.shape[2]
             y = (torch.arange(H, dtype=x.dtype) + 0.5) / H
             m = torch.sigmoid((w_first[:, None] - y[None, :]) * 12).view(-1, 1, H, 1)
@@ -146,7 +146,7 @@ def main() -> int:
             "switched": (model, lambda i: torch.nn.functional.one_hot(
                 torch.full((a.n,), idx[blocks[i]]), len(names)).float()),
             "composed": (Composed(model), None),
-            "regions": (Regions(model), None),
+            "regions": (Regions(model, idx), None),
         }
         report[mix] = {}
         for name, (net, at) in methods.items():

@@ -32,7 +32,8 @@ CONTEXT_WEIGHT = "ctx_mlp.net.0.weight"
 NEW_CATEGORY_INITS = ("mean", "zero", "random")
 
 # Which parameters a fine-tune leaves as the source had them (`--freeze`): "encoder" is the U-Net's input
-# convolution, down path and middle block; the time and context embeddings, the up path and the output train.
+# convolution, down path and middle block (their time and context projections included); the time and context
+# MLPs, the up path and the output train.
 FROZEN_PREFIXES: Dict[str, Tuple[str, ...]] = {
     "none": (),
     "encoder": ("conv_in.", "down_blocks.", "downsamples.", "mid."),

@@ -7,7 +7,8 @@
  *
  * Knobs (env): LOOP_VARIANTS=default-fp32,default-fp16,default-int8,fast-int8 LOOP_SPRITES=16,32
  * LOOP_STEPS=25 LOOP_REPS=5 LOOP_CAPTURE=on,off LOOP_MODELS=name=dir,... (default models/default and
- * models/fast beside the bundle) BENCH_DAWN_ARGS='["backend=vulkan"]' LOOP_TIMEOUT_S=300.
+ * models/fast beside the bundle) BENCH_DAWN_ARGS='["backend=vulkan"]' LOOP_TIMEOUT_S=200 (run.sh kills it at
+ * LOOP_HARD_TIMEOUT_S=230). Exits non-zero when a variant failed or did not run on WebGPU.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -34,7 +35,7 @@ const CFG = {
     list('LOOP_MODELS', 'default=models/default,fast=models/fast').map((kv) => kv.split('=') as [string, string]),
   ),
   dawnArgs: env.BENCH_DAWN_ARGS ? (JSON.parse(env.BENCH_DAWN_ARGS) as string[]) : ['backend=vulkan'],
-  timeoutS: Number(env.LOOP_TIMEOUT_S || 300),
+  timeoutS: Number(env.LOOP_TIMEOUT_S || 200),
   out: env.LOOP_OUT || path.join(env.OUT || '/tmp', 'wgpu-loop.json'),
 };
 const FILES: Record<string, string> = { fp32: 'model.onnx', fp16: 'model.fp16.onnx', int8: 'model.int8.onnx' };
@@ -73,7 +74,7 @@ const result: {
   config: typeof CFG;
   host: Record<string, unknown>;
   adapter: Record<string, unknown> | null;
-  variants: Record<string, { model: string; file: string; ddim: Record<string, DdimResult> }>;
+  variants: Record<string, { model: string; file: string; backend: string; ddim: Record<string, DdimResult> }>;
   errors: { phase: string; error: string }[];
   total_s?: number;
 } = {
@@ -253,11 +254,26 @@ async function main(): Promise<void> {
       const key = `${v}-${capture ? 'captured' : 'uncaptured'}`;
       let b: InferenceBackend | null = null;
       try {
-        b = await createOrtBackend(m, 'webgpu', () => {}, { graphCapture: capture });
-        const entry = { model: dir, file: FILES[weights] ?? weights, ddim: {} as Record<string, DdimResult> };
+        let fellBack = '';
+        b = await createOrtBackend(
+          m,
+          'webgpu',
+          (name, reason) => {
+            fellBack = `${name}: ${reason}`;
+          },
+          { graphCapture: capture },
+        );
+        const entry = {
+          model: dir,
+          file: FILES[weights] ?? weights,
+          backend: b.name,
+          ddim: {} as Record<string, DdimResult>,
+        };
         result.variants[key] = entry;
         for (const n of CFG.sprites) {
           const r = await timeLoop(b, m, n, capture);
+          // The backend falls back to WASM when WebGPU fails twice: such figures are not WebGPU's.
+          if (b.name !== 'webgpu' || fellBack) throw new Error(`left WebGPU (${fellBack || b.name})`);
           entry.ddim[`x${n}`] = r;
           log(
             `${key} x${n}: ${r.loop.median_ms} ms (${r.ms_per_step} ms/step, ${r.sprites_per_s} sprites/s), ` +
@@ -274,7 +290,7 @@ async function main(): Promise<void> {
       }
     }
   }
-  finish(result.errors.length ? 'errors' : 'ok', 0);
+  finish(result.errors.length ? 'errors' : 'ok', result.errors.length ? 1 : 0);
 }
 
 main().catch((e) => {
