@@ -4,7 +4,7 @@
 // test/browser/loops.test.ts. Query: ?backend=webgpu|wasm&capture=0 (WebGPU without graph capture).
 import type { LoadedModel } from '../../../plugin/src/runtime/backend.ts';
 import { createOrtBackend } from '../../../plugin/src/runtime/ortBackend.ts';
-import { type GoldenLoop, loopMeta } from '../../unit/sampler/goldenLoop.ts';
+import { type GoldenLoop, loopMeta, loopOptions } from '../../unit/sampler/goldenLoop.ts';
 
 const params = new URLSearchParams(location.search);
 const backend = params.get('backend') === 'wasm' ? 'wasm' : 'webgpu';
@@ -41,26 +41,11 @@ window.__sdLoops = {
     const loaded: LoadedModel = { meta: loopMeta(l), sha256: 'linear', model, update };
     const b = await createOrtBackend(loaded, backend, () => {}, { graphCapture });
     try {
-      const B = l.contexts.length;
-      const split = (flat: number[], len: number): Float32Array[] =>
-        Array.from({ length: B }, (_, i) => Float32Array.from(flat.slice(i * len, (i + 1) * len)));
-      let k = 0;
-      const out = await b.sample({
-        contexts: l.contexts.map((c) => Float32Array.from(c)),
-        sampler: l.sampler,
-        ...(l.sampler === 'ddim' ? { steps: l.steps } : {}),
-        guidance: l.guidance,
-        eta: l.eta,
-        clipX0: l.clip_x0,
-        seed: 1,
-        ...(l.init ? { init: split(l.init, 64) } : {}),
-        ...(l.strength === undefined ? {} : { strength: l.strength }),
-        ...(l.mask ? { mask: split(l.mask, 16) } : {}),
-        noise: () => Float32Array.from(l.draws[k++] ?? []),
-      });
+      const { options, draws } = loopOptions(l);
+      const out = await b.sample(options);
       return {
         out: Array.from(out),
-        draws: k,
+        draws: draws(),
         backend: b.name,
         modelRuns: b.counters.modelRuns,
         capturedSteps: b.counters.capturedSteps,

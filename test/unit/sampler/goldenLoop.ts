@@ -2,7 +2,7 @@
 // one sampling loop: the linear fake denoiser, the Python side's pre-drawn noise.
 import type { ModelMeta } from '../../../plugin/src/model/meta.ts';
 import type { Denoiser } from '../../../plugin/src/sampler/runner.ts';
-import { sample } from '../../../plugin/src/sampler/sampler.ts';
+import { type SampleOptions, sample } from '../../../plugin/src/sampler/sampler.ts';
 import { testMeta } from '../helpers.ts';
 
 export interface GoldenLoop {
@@ -46,13 +46,15 @@ export function linearDenoiser(l: GoldenLoop, d: number, K: number): Denoiser {
   };
 }
 
-/** Runs a loop case on the CPU runner; returns the result and how many noise draws it made. */
-export async function loopRun(l: GoldenLoop, _runner: 'cpu'): Promise<{ out: Float32Array; draws: number }> {
-  const meta = loopMeta(l);
+/**
+ * A loop case's sampling options (the sampler's, which the ORT backend takes too), with its pre-drawn
+ * noise served in order; `draws()` says how many the loop asked for.
+ */
+export function loopOptions(l: GoldenLoop): { options: SampleOptions; draws(): number } {
   const d = 4 * 4 * 4;
   const B = l.contexts.length;
   let k = 0;
-  const out = await sample(linearDenoiser(l, d, 3), meta, {
+  const options: SampleOptions = {
     contexts: l.contexts.map((c) => Float32Array.from(c)),
     sampler: l.sampler,
     ...(l.sampler === 'ddim' ? { steps: l.steps } : {}),
@@ -64,8 +66,15 @@ export async function loopRun(l: GoldenLoop, _runner: 'cpu'): Promise<{ out: Flo
     ...(l.strength === undefined ? {} : { strength: l.strength }),
     ...(l.mask ? { mask: split(l.mask, B, 16) } : {}),
     noise: () => Float32Array.from(l.draws[k++] ?? []),
-  });
-  return { out, draws: k };
+  };
+  return { options, draws: () => k };
+}
+
+/** Runs a loop case on the CPU runner; returns the result and how many noise draws it made. */
+export async function loopRun(l: GoldenLoop, _runner: 'cpu'): Promise<{ out: Float32Array; draws: number }> {
+  const { options, draws } = loopOptions(l);
+  const out = await sample(linearDenoiser(l, 4 * 4 * 4, 3), loopMeta(l), options);
+  return { out, draws: draws() };
 }
 
 function split(flat: number[], n: number, len: number): Float32Array[] {
