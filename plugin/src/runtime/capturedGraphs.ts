@@ -29,6 +29,7 @@ import {
   TENSOR_USAGE,
   UPDATE_INPUTS,
   UPDATE_OUTPUTS,
+  WEBGPU_SESSION_OPTIONS,
 } from './gpuBuffers.ts';
 
 type Ort = typeof OrtModule;
@@ -188,13 +189,7 @@ export class CapturedGraphs {
     sprites: number,
     guided: boolean,
   ): Promise<CapturedGraphs> {
-    const opts = {
-      executionProviders: ['webgpu'],
-      preferredOutputLocation: 'gpu-buffer' as const,
-      graphOptimizationLevel: 'all' as const,
-      enableGraphCapture: true,
-      logSeverityLevel: 3 as const,
-    };
+    const opts = { ...WEBGPU_SESSION_OPTIONS, enableGraphCapture: true };
     const den = await ort.InferenceSession.create(model, opts);
     let upd: Session;
     try {

@@ -1,8 +1,17 @@
 /**
  * What the two WebGPU step runners (ortBackend's uncaptured one and {@link CapturedGraphs}) share:
- * the usage of the buffers they hand to onnxruntime-web, their size rule, and the update graph's
- * input and output names (see plugin/MODEL_FORMAT.md).
+ * their sessions' options, the usage of the buffers they hand to onnxruntime-web, their size rule,
+ * and the update graph's input and output names (see plugin/MODEL_FORMAT.md).
  */
+import type { InferenceSession } from 'onnxruntime-web/webgpu';
+
+/** Options of every WebGPU session (the captured ones add `enableGraphCapture`); spread, never mutate. */
+export const WEBGPU_SESSION_OPTIONS: Readonly<InferenceSession.SessionOptions> = {
+  executionProviders: ['webgpu'],
+  preferredOutputLocation: 'gpu-buffer',
+  graphOptimizationLevel: 'all',
+  logSeverityLevel: 3, // errors only (node-placement warnings are expected: shape ops run on the CPU)
+};
 
 // GPUBufferUsage flags (numeric, so the runtime also type-checks without WebGPU lib globals).
 const MAP_READ = 0x01;

@@ -46,7 +46,7 @@ import { sampleWith } from '../sampler/sampler.ts';
 import type { BackendChoice, BackendName } from '../worker/protocol.ts';
 import type { BackendCounters, BackendOptions, InferenceBackend, LoadedModel, SampleOptions } from './backend.ts';
 import { CapturedGraphs, captureBucket } from './capturedGraphs.ts';
-import { bufferSize, TENSOR_USAGE, UPDATE_INPUTS, UPDATE_OUTPUTS } from './gpuBuffers.ts';
+import { bufferSize, TENSOR_USAGE, UPDATE_INPUTS, UPDATE_OUTPUTS, WEBGPU_SESSION_OPTIONS } from './gpuBuffers.ts';
 import { warmupDenoiser } from './warmupDenoiser.ts';
 import { warmupGraph } from './warmupGraph.ts';
 
@@ -166,12 +166,7 @@ class OrtBackend implements InferenceBackend {
 
   private async openWebGpu(): Promise<void> {
     const ort = await this.useOrt('webgpu');
-    const opts: SessionOptions = {
-      executionProviders: ['webgpu'],
-      preferredOutputLocation: 'gpu-buffer',
-      graphOptimizationLevel: 'all',
-      logSeverityLevel: 3, // errors only (node-placement warnings are expected: shape ops run on the CPU)
-    };
+    const opts: SessionOptions = { ...WEBGPU_SESSION_OPTIONS };
     try {
       this.denoiser = await ort.InferenceSession.create(this.model.model.slice(), opts);
       this.update = await ort.InferenceSession.create(this.model.update.slice(), opts);
