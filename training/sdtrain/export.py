@@ -27,6 +27,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
+from .fuse import fuse_file
 from .model import ContextUnet, ModelConfig, count_flops, count_params
 from .schedule import ScheduleConfig
 from .quantize import convert_fp16_weights, convert_int8_weights, fake_quant_fp16, fake_quant_int8
@@ -265,8 +266,13 @@ def _export_into(out: Path, ck: Dict, model: ContextUnet, name: str, check: bool
                  sampling: Optional[Dict], fp16: bool, int8: bool) -> List[Dict]:
     mpath, upath = out / "model.onnx", out / "update.onnx"
     export_model(model, mpath)
+    try:
+        fused = fuse_file(mpath, mpath)
+    except ImportError:
+        raise ExportError("the exporter rewrites model.onnx with the onnx package: sudo apt-get install -y python3-onnx")
     export_update(model.cfg, upath)
-    print(f"exported {mpath.name} ({mpath.stat().st_size / 1e6:.2f} MB) and {upath.name}")
+    print(f"exported {mpath.name} ({mpath.stat().st_size / 1e6:.2f} MB; {fused['group_norms']} group norms and "
+          f"{fused['projections']} projections fused) and {upath.name}")
     files = {"model": mpath, "update": upath}
     variants = []
     if fp16:
@@ -294,9 +300,10 @@ def _export_into(out: Path, ck: Dict, model: ContextUnet, name: str, check: bool
 
 
 def requantize(model_json: Path, tolerance: float = 1e-4) -> List[Dict]:
-    """Rewrite the reduced-precision files an exported model.json lists (fp16, int8) from its model.onnx
-    with the current quantizer, without the training checkpoint. The new files are parity-checked
-    against PyTorch (the network rebuilt from model.onnx) before they replace the old ones, and
+    """Rewrite an exported model's files with the current exporter, without the training checkpoint:
+    model.onnx with the current graph rewrites (`fuse.py`), then the reduced-precision files model.json
+    lists (fp16, int8) from it with the current quantizer. The new files are parity-checked against
+    PyTorch (the network rebuilt from the old model.onnx) before they replace the old ones, and
     model.json's hashes and sizes are updated last, so a failure leaves the model as it was."""
     from .teacher import TeacherError, load_teacher
 
@@ -308,16 +315,17 @@ def requantize(model_json: Path, tolerance: float = 1e-4) -> List[Dict]:
     out = model_json.parent
     mpath, upath = out / meta["files"]["model"]["path"], out / meta["files"]["update"]["path"]
     todo = [(k, v) for k, v in VARIANTS.items() if k in meta["files"]]
-    if not todo:
-        raise ExportError(f"{model_json} lists no fp16 or int8 file to rewrite")
     with tempfile.TemporaryDirectory(dir=out) as d:
-        fresh = []
+        fused_path = Path(d) / mpath.name
+        fused = fuse_file(mpath, fused_path)
+        fresh = [("model", fused_path, None)]
         for key, (_, convert, transform, _) in todo:
             tmp = Path(d) / meta["files"][key]["path"]
-            convert(mpath, tmp)
+            convert(fused_path, tmp)
             fresh.append((key, tmp, transform))
-        results = parity(model, mpath, upath, extra_models=[(t, f) for _, t, f in fresh])
+        results = parity(model, fused_path, upath, extra_models=[(t, f) for _, t, f in fresh[1:]])
         report_parity(results, tolerance, failure_note=f"; {model_json} is unchanged")
+        print(f"model.onnx: {fused['group_norms']} group norms and {fused['projections']} projections fused")
         for key, tmp, _ in fresh:
             dst = out / meta["files"][key]["path"]
             tmp.replace(dst)
@@ -340,8 +348,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", help="run directory (or checkpoint.pt) from `npm run train`")
     p.add_argument("--requantize", metavar="MODEL_JSON",
-                   help="instead of exporting a run: rewrite the fp16/int8 files an exported model.json lists from "
-                        "its model.onnx with the current quantizer (parity-checked; no checkpoint needed)")
+                   help="instead of exporting a run: rewrite an exported model with the current exporter, model.onnx "
+                        "with its graph rewrites and the fp16/int8 files model.json lists with its quantizer "
+                        "(parity-checked; no checkpoint needed)")
     p.add_argument("--out", help="output folder (default: export/ in the run's folder; the shipped models/ is "
                                  "only written when named)")
     p.add_argument("--name", default=None, help="model name recorded in model.json (default: run folder name)")
