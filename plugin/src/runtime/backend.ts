@@ -6,6 +6,7 @@ import { DiffusionError } from '../errors.ts';
 import { type ModelFile, type ModelMeta, parseModelMeta, sha256Hex } from '../model/meta.ts';
 import type { SeedPart } from '../sampler/sampler.ts';
 import type { BackendChoice, BackendName, SamplerName, WeightsChoice } from '../worker/protocol.ts';
+import type { WebGpuLayout } from './gpuBuffers.ts';
 import { pageBase } from './urls.ts';
 
 /** A loaded, integrity-checked model: metadata plus the ONNX bytes. */
@@ -73,6 +74,8 @@ export interface InferenceBackend {
 export interface BackendOptions {
   /** WebGPU graph capture; default true. */
   graphCapture?: boolean;
+  /** The WebGPU EP's convolution layout (see {@link WebGpuLayout}); default 'NHWC'. For benchmarks. */
+  webgpuLayout?: WebGpuLayout;
 }
 
 /** Creates a backend for a loaded model; `onBackendChange` fires when it falls back. */
@@ -88,13 +91,14 @@ export type { WeightsChoice } from '../worker/protocol.ts';
 const WEIGHT_FILES = { fp32: 'model', fp16: 'model_fp16', int8: 'model_int8' } as const;
 
 /**
- * The variants 'auto' tries, best first, per backend. Measured on a real GPU (onnxruntime-web's
- * WebGPU EP, models/REPORT.md): int8 weights run up to 3x slower per step than fp32 there (their
- * dequantisation is extra work on every run), fp16 halves the download at fp32's speed; on WASM
- * int8 is the smallest download at equal quality.
+ * The variants 'auto' tries, best first, per backend: int8, the smallest download at equal quality
+ * (models/REPORT.md), on both. On WebGPU its sessions fold the dequantisation into float32 weights
+ * when they load (`webgpuSessionOptions`), so it runs the fp32 file's graph: the same dispatches
+ * per step (counted on SwiftShader); without that fold it ran up to 3x slower per step than fp32 on
+ * a real GPU (BENCHMARKS.md, "Real GPU"), which is why fp16 came first before.
  */
 export const AUTO_WEIGHTS: Readonly<Record<BackendName, readonly (keyof typeof WEIGHT_FILES)[]>> = {
-  webgpu: ['fp16', 'fp32', 'int8'],
+  webgpu: ['int8', 'fp16', 'fp32'],
   wasm: ['int8', 'fp16', 'fp32'],
 };
 

@@ -29,7 +29,8 @@ import {
   TENSOR_USAGE,
   UPDATE_INPUTS,
   UPDATE_OUTPUTS,
-  WEBGPU_SESSION_OPTIONS,
+  type WebGpuLayout,
+  webgpuSessionOptions,
 } from './gpuBuffers.ts';
 
 type Ort = typeof OrtModule;
@@ -188,8 +189,9 @@ export class CapturedGraphs {
     dims: GraphDims,
     sprites: number,
     guided: boolean,
+    layout: WebGpuLayout = 'NHWC',
   ): Promise<CapturedGraphs> {
-    const opts = { ...WEBGPU_SESSION_OPTIONS, enableGraphCapture: true };
+    const opts = { ...webgpuSessionOptions(layout), enableGraphCapture: true };
     const den = await ort.InferenceSession.create(model, opts);
     let upd: Session;
     try {

@@ -5,13 +5,28 @@
  */
 import type { InferenceSession } from 'onnxruntime-web/webgpu';
 
-/** Options of every WebGPU session (the captured ones add `enableGraphCapture`); spread, never mutate. */
-export const WEBGPU_SESSION_OPTIONS: Readonly<InferenceSession.SessionOptions> = {
-  executionProviders: ['webgpu'],
-  preferredOutputLocation: 'gpu-buffer',
-  graphOptimizationLevel: 'all',
-  logSeverityLevel: 3, // errors only (node-placement warnings are expected: shape ops run on the CPU)
-};
+/**
+ * The tensor layout the WebGPU execution provider runs convolutions in. 'NHWC' (onnxruntime-web's
+ * own choice) wraps NCHW-only operators in transposes (the default model: 50 of 160 dispatches per
+ * run); 'NCHW' needs none but runs the convolutions in the EP's NCHW kernels. Measured in the loop bench.
+ */
+export type WebGpuLayout = 'NHWC' | 'NCHW';
+
+/**
+ * Options of every WebGPU session (the captured ones add `enableGraphCapture`). `disable_quant_qdq`
+ * lets onnxruntime fold an int8 file's DequantizeLinear nodes into float32 weights when the session
+ * loads: int8 download, float32 compute, and none of the 66 dequantize dispatches per run it made
+ * otherwise (the default model; the same outputs, measured on SwiftShader).
+ */
+export function webgpuSessionOptions(layout: WebGpuLayout = 'NHWC'): InferenceSession.SessionOptions {
+  return {
+    executionProviders: [layout === 'NHWC' ? 'webgpu' : { name: 'webgpu', preferredLayout: layout }],
+    preferredOutputLocation: 'gpu-buffer',
+    graphOptimizationLevel: 'all',
+    logSeverityLevel: 3, // errors only (node-placement warnings are expected: shape ops run on the CPU)
+    extra: { session: { disable_quant_qdq: '1' } },
+  };
+}
 
 // GPUBufferUsage flags (numeric, so the runtime also type-checks without WebGPU lib globals).
 const MAP_READ = 0x01;

@@ -46,7 +46,14 @@ import { sampleWith } from '../sampler/sampler.ts';
 import type { BackendChoice, BackendName } from '../worker/protocol.ts';
 import type { BackendCounters, BackendOptions, InferenceBackend, LoadedModel, SampleOptions } from './backend.ts';
 import { CapturedGraphs, captureBucket } from './capturedGraphs.ts';
-import { bufferSize, TENSOR_USAGE, UPDATE_INPUTS, UPDATE_OUTPUTS, WEBGPU_SESSION_OPTIONS } from './gpuBuffers.ts';
+import {
+  bufferSize,
+  TENSOR_USAGE,
+  UPDATE_INPUTS,
+  UPDATE_OUTPUTS,
+  type WebGpuLayout,
+  webgpuSessionOptions,
+} from './gpuBuffers.ts';
 import { warmupDenoiser } from './warmupDenoiser.ts';
 import { warmupGraph } from './warmupGraph.ts';
 
@@ -153,6 +160,7 @@ class OrtBackend implements InferenceBackend {
     name: BackendName,
     private readonly onBackendChange: (backend: BackendName, reason: string) => void,
     graphCapture = true,
+    private readonly layout: WebGpuLayout = 'NHWC',
   ) {
     this.name = name;
     this.capture = graphCapture ? 'untested' : 'off';
@@ -166,7 +174,7 @@ class OrtBackend implements InferenceBackend {
 
   private async openWebGpu(): Promise<void> {
     const ort = await this.useOrt('webgpu');
-    const opts: SessionOptions = { ...WEBGPU_SESSION_OPTIONS };
+    const opts = webgpuSessionOptions(this.layout);
     try {
       this.denoiser = await ort.InferenceSession.create(this.model.model.slice(), opts);
       this.update = await ort.InferenceSession.create(this.model.update.slice(), opts);
@@ -349,6 +357,7 @@ class OrtBackend implements InferenceBackend {
           { channels: meta.image.channels, size: meta.image.size, contextSize: meta.context.size },
           bucket,
           guided,
+          this.layout,
         );
       } catch (err) {
         return this.captureFailed(`could not create captured sessions: ${errText(err)}`);
@@ -587,7 +596,7 @@ export async function createOrtBackend(
     );
   }
   if (gpu) {
-    const b = new OrtBackend(model, 'webgpu', onBackendChange, options.graphCapture ?? true);
+    const b = new OrtBackend(model, 'webgpu', onBackendChange, options.graphCapture ?? true, options.webgpuLayout);
     try {
       await b.open();
       return b;

@@ -6,7 +6,8 @@
  * (`adapter`, `variants.<name>.ddim`), one variant per model, weights and capture setting.
  *
  * Knobs (env): LOOP_VARIANTS=default-fp32,default-fp16,default-int8,fast-int8 LOOP_SPRITES=16,32
- * LOOP_STEPS=25 LOOP_REPS=5 LOOP_CAPTURE=on,off LOOP_MODELS=name=dir,... (default models/default and
+ * LOOP_STEPS=25 LOOP_REPS=5 LOOP_CAPTURE=on,off LOOP_LAYOUT=NHWC,NCHW (the EP's convolution layout; NCHW
+ * variants get a '-nchw' suffix) LOOP_MODELS=name=dir,... (default models/default and
  * models/fast beside the bundle) BENCH_DAWN_ARGS='["backend=vulkan"]' LOOP_TIMEOUT_S=200 (run.sh kills it at
  * LOOP_HARD_TIMEOUT_S=230). Exits non-zero when a variant failed or did not run on WebGPU.
  */
@@ -16,6 +17,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseModelMeta } from '../../../plugin/src/model/meta.ts';
 import type { InferenceBackend, LoadedModel } from '../../../plugin/src/runtime/backend.ts';
+import type { WebGpuLayout } from '../../../plugin/src/runtime/gpuBuffers.ts';
 import { createOrtBackend } from '../../../plugin/src/runtime/ortBackend.ts';
 
 const env = process.env;
@@ -31,6 +33,7 @@ const CFG = {
   steps: Number(env.LOOP_STEPS || 25),
   reps: Number(env.LOOP_REPS || 5),
   capture: list('LOOP_CAPTURE', 'on,off'),
+  layouts: list('LOOP_LAYOUT', 'NHWC,NCHW') as WebGpuLayout[],
   models: Object.fromEntries(
     list('LOOP_MODELS', 'default=models/default,fast=models/fast').map((kv) => kv.split('=') as [string, string]),
   ),
@@ -249,9 +252,9 @@ async function main(): Promise<void> {
       continue;
     }
     const m = loadModel(dir, weights);
-    for (const cap of CFG.capture) {
+    for (const [cap, layout] of CFG.capture.flatMap((c) => CFG.layouts.map((l) => [c, l] as const))) {
       const capture = cap === 'on';
-      const key = `${v}-${capture ? 'captured' : 'uncaptured'}`;
+      const key = `${v}-${capture ? 'captured' : 'uncaptured'}${layout === 'NCHW' ? '-nchw' : ''}`;
       let b: InferenceBackend | null = null;
       try {
         let fellBack = '';
@@ -261,7 +264,7 @@ async function main(): Promise<void> {
           (name, reason) => {
             fellBack = `${name}: ${reason}`;
           },
-          { graphCapture: capture },
+          { graphCapture: capture, webgpuLayout: layout },
         );
         const entry = {
           model: dir,
