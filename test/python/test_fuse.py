@@ -86,3 +86,16 @@ def test_requantize_fuses_a_model_exported_before_the_rewrites(plain, exported_t
 def exported_tiny(tiny_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("fuse-export") / "models"
     return out, ex.export(tiny_run, out, "tiny")
+
+
+def test_update_graph_reads_its_coefficients_with_one_split(tmp_path):
+    """Each indexed scalar was a Gather, one GPU dispatch per step each; one Split gives all six."""
+    from sdtrain.model import ModelConfig
+
+    ex.export_update(ModelConfig(size=8, channels=4, n_context=2), tmp_path / "update.onnx")
+    graph = onnx.load(str(tmp_path / "update.onnx")).graph
+    assert [n.input[0] for n in graph.node if n.op_type == "Split"] == ["coef"]
+    # the Gathers left read shapes (the batch size), which onnxruntime runs on the CPU
+    shapes = {n.output[0] for n in graph.node if n.op_type == "Shape"}
+    assert all(n.input[0] in shapes for n in graph.node if n.op_type == "Gather")
+    assert not [n for n in graph.node if "guidance" in n.input and n.op_type == "Gather"]

@@ -301,8 +301,8 @@ def _export_into(out: Path, ck: Dict, model: ContextUnet, name: str, check: bool
 
 def requantize(model_json: Path, tolerance: float = 1e-4) -> List[Dict]:
     """Rewrite an exported model's files with the current exporter, without the training checkpoint:
-    model.onnx with the current graph rewrites (`fuse.py`), then the reduced-precision files model.json
-    lists (fp16, int8) from it with the current quantizer. The new files are parity-checked against
+    model.onnx with the current graph rewrites (`fuse.py`), update.onnx as the exporter writes it now,
+    then the reduced-precision files model.json lists (fp16, int8) from it with the current quantizer. The new files are parity-checked against
     PyTorch (the network rebuilt from the old model.onnx) before they replace the old ones, and
     model.json's hashes and sizes are updated last, so a failure leaves the model as it was."""
     from .teacher import TeacherError, load_teacher
@@ -318,12 +318,14 @@ def requantize(model_json: Path, tolerance: float = 1e-4) -> List[Dict]:
     with tempfile.TemporaryDirectory(dir=out) as d:
         fused_path = Path(d) / mpath.name
         fused = fuse_file(mpath, fused_path)
-        fresh = [("model", fused_path, None)]
+        update_path = Path(d) / upath.name
+        export_update(model.cfg, update_path)
+        fresh = [("model", fused_path, None), ("update", update_path, None)]
         for key, (_, convert, transform, _) in todo:
             tmp = Path(d) / meta["files"][key]["path"]
             convert(fused_path, tmp)
             fresh.append((key, tmp, transform))
-        results = parity(model, fused_path, upath, extra_models=[(t, f) for _, t, f in fresh[1:]])
+        results = parity(model, fused_path, update_path, extra_models=[(t, f) for _, t, f in fresh[2:]])
         report_parity(results, tolerance, failure_note=f"; {model_json} is unchanged")
         print(f"model.onnx: {fused['group_norms']} group norms and {fused['projections']} projections fused")
         for key, tmp, _ in fresh:

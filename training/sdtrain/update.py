@@ -19,8 +19,10 @@ def update_reference(x: torch.Tensor, eps_all: torch.Tensor, z: torch.Tensor, co
     n = eps_all.shape[0] // b
     eps_c = eps_all[:b]
     eps_u = eps_all[eps_all.shape[0] - b:]
-    e = eps_u + guidance[0] * (eps_c - eps_u)
-    s0, s1, A, B, C, clip = (coef[i] for i in range(6))
+    # One Split for the six coefficients and guidance as its [1] tensor: in ONNX each indexed scalar was
+    # a Gather, one GPU dispatch each; broadcasting a [1] tensor gives the same values.
+    e = eps_u + guidance * (eps_c - eps_u)
+    s0, s1, A, B, C, clip = torch.split(coef, 1)
     x0 = ((x - s1 * e) / s0).clamp(-1.0, 1.0)
     e_clip = (x - s0 * x0) / s1
     e = clip * e_clip + (1.0 - clip) * e
