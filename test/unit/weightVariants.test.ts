@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-web';
 import { describe, expect, it } from 'vitest';
 import { parseModelMeta } from '../../plugin/src/model/meta.ts';
+import { webgpuSessionOptions } from '../../plugin/src/runtime/gpuBuffers.ts';
 
 ort.env.wasm.numThreads = 1;
 
@@ -31,8 +32,11 @@ for (const dir of ['models', 'test/fixtures/tiny']) {
       timestep: new ort.Tensor('float32', Float32Array.from([100, 400]), [n]),
       context: new ort.Tensor('float32', ctx, [n, K]),
     };
-    const run = async (file: string) => {
-      const s = await ort.InferenceSession.create(readFileSync(join(dir, file)), { executionProviders: ['wasm'] });
+    const run = async (file: string, extra?: unknown) => {
+      const s = await ort.InferenceSession.create(readFileSync(join(dir, file)), {
+        executionProviders: ['wasm'],
+        ...(extra ? { extra } : {}),
+      });
       const out = (await s.run(feeds)).noise?.data as Float32Array;
       await s.release();
       return out;
@@ -55,5 +59,16 @@ for (const dir of ['models', 'test/fixtures/tiny']) {
         expect(maxDiff).toBeLessThan(v.maxDiff);
       }, 60_000);
     }
+
+    it("int8 weights folded into float32 at load (the WebGPU sessions' setting) give the same noise", async () => {
+      const { extra } = webgpuSessionOptions();
+      expect(extra).toEqual({ session: { disable_quant_qdq: '1' } });
+      const path = meta.files.model_int8?.path as string;
+      const perRun = await run(path);
+      const folded = await run(path, extra);
+      expect(folded.length).toBe(perRun.length);
+      for (let i = 0; i < folded.length; i++)
+        expect(Math.abs((folded[i] as number) - (perRun[i] as number))).toBeLessThan(1e-5);
+    }, 60_000);
   });
 }
