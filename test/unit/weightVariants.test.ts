@@ -32,7 +32,7 @@ for (const dir of ['models', 'test/fixtures/tiny']) {
       timestep: new ort.Tensor('float32', Float32Array.from([100, 400]), [n]),
       context: new ort.Tensor('float32', ctx, [n, K]),
     };
-    const run = async (file: string, extra?: unknown) => {
+    const run = async (file: string, extra?: Record<string, unknown>) => {
       const s = await ort.InferenceSession.create(readFileSync(join(dir, file)), {
         executionProviders: ['wasm'],
         ...(extra ? { extra } : {}),
