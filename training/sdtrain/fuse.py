@@ -150,7 +150,7 @@ def fuse_projections(model) -> int:
             u2 = u1 and _only_user(users, u1.output[0], "Unsqueeze")
             add = u2 and _only_user(users, u2.output[0], "Add")
             k = None
-            if add is not None:
+            if add is not None and None not in users[add.output[0]]:  # (an Add that is a graph output stays)
                 k_name = next(i for i in add.input if i != u2.output[0])
                 k = _const_value(k_name, inits, consts)
             if k is not None and k.size == 1:
@@ -160,10 +160,7 @@ def fuse_projections(model) -> int:
                 extra.append(helper.make_node("Add", [bias, k_init], [folded], name=f"{g.name or out}/fold"))
                 bias = folded
                 for n in users[add.output[0]]:
-                    if n is not None:
-                        n.input[:] = [u2.output[0] if i == add.output[0] else i for i in n.input]
-                if any(o.name == add.output[0] for o in graph.output):
-                    continue  # a graph output stays as it was (never the case in an exported denoiser)
+                    n.input[:] = [u2.output[0] if i == add.output[0] else i for i in n.input]
                 drop.add(add.output[0])
             biases.append(bias)
             outputs.append(out)
