@@ -6,17 +6,10 @@
  */
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DiffusionStats, LoadTimings } from '../../plugin/src/index.ts';
-import {
-  collectErrors,
-  type DemoServer,
-  type ErrorLog,
-  launchChromium,
-  REPO_ROOT,
-  startDemoServer,
-} from './helpers.ts';
+import { collectErrors, type ErrorLog, REPO_ROOT, serverAndChromium, startDemoServer } from './helpers.ts';
 
 /** The plugin's stats, as `window.__demo` (demo-game/src/testHooks.ts) reports them. */
 type DemoStats = DiffusionStats;
@@ -132,18 +125,7 @@ async function openGallery(
 }
 
 describe('demo game', () => {
-  let demo: DemoServer;
-  let browser: Browser;
-
-  beforeAll(async () => {
-    demo = await startDemoServer();
-    browser = await launchChromium();
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await demo?.close();
-  });
+  const env = serverAndChromium(startDemoServer);
 
   describe('on the tiny test model', () => {
     let context: BrowserContext;
@@ -151,7 +133,7 @@ describe('demo game', () => {
     let log: ErrorLog;
 
     beforeAll(async () => {
-      context = await browser.newContext({ viewport: { width: 1280, height: 720 }, acceptDownloads: true });
+      context = await env.browser.newContext({ viewport: { width: 1280, height: 720 }, acceptDownloads: true });
       page = await context.newPage();
       log = collectErrors(page);
     });
@@ -161,7 +143,7 @@ describe('demo game', () => {
     });
 
     it('boots, builds a floor and runs the model on WASM', async () => {
-      await openGame(page, `${demo.url}${TINY}`);
+      await openGame(page, `${env.server.url}${TINY}`);
       const state = await page.evaluate(() => ({
         sceneReady: document.body.dataset.sceneReady,
         isolated: window.crossOriginIsolated,
@@ -440,7 +422,7 @@ describe('demo game', () => {
   });
 
   it("a model of the user's own categories: every role maps to one of them and the dungeon fills", async () => {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 720 } });
+    const context = await env.browser.newContext({ viewport: { width: 1280, height: 720 } });
     const page = await context.newPage();
     const log = collectErrors(page);
     // The tiny model under other names (the network does not know its categories' names).
@@ -451,7 +433,7 @@ describe('demo game', () => {
       await route.fulfill({ response, json: { ...meta, categories: own } });
     });
     try {
-      await openGame(page, `${demo.url}?model=test-fixtures/tiny/model.json&backend=wasm&steps=2&seed=5&cache=0`);
+      await openGame(page, `${env.server.url}?model=test-fixtures/tiny/model.json&backend=wasm&steps=2&seed=5&cache=0`);
       const roles = await page.evaluate(() => (window as DemoWindow).__demo?.roles());
       expect(roles?.wall).toBe('blocks');
       expect(roles?.floor).toBe('blocks');
@@ -471,11 +453,11 @@ describe('demo game', () => {
   }, 180_000);
 
   it('boots on the shipped model (WASM, 6 steps): generated dungeon and gallery', async () => {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 720 } });
+    const context = await env.browser.newContext({ viewport: { width: 1280, height: 720 } });
     const page = await context.newPage();
     const log = collectErrors(page);
     try {
-      await openGame(page, `${demo.url}${SHIPPED}`);
+      await openGame(page, `${env.server.url}${SHIPPED}`);
       await page.waitForFunction(() => ((window as DemoWindow).__demo?.stats()?.generated ?? 0) >= 1, null, {
         timeout: 60_000,
         polling: 250,

@@ -9,9 +9,9 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { collectErrors, type DemoServer, launchChromium, startPagesServer } from './helpers.ts';
+import type { BrowserContext, Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
+import { collectErrors, serverAndChromium, startPagesServer } from './helpers.ts';
 
 const FIXTURES = process.env.SPRITEDIFFUSION_FIXTURES ?? fileURLToPath(new URL('../fixtures', import.meta.url));
 
@@ -26,25 +26,15 @@ function unexpected(errors: string[]): string[] {
 }
 
 describe('faults and their recovery in Chromium (tiny model, WASM)', () => {
-  let srv: DemoServer;
-  let browser: Browser;
-  let context: BrowserContext;
-
-  beforeAll(async () => {
+  const env = serverAndChromium(startPagesServer, () => {
     if (!existsSync(join(FIXTURES, 'tiny', 'model.json')))
       throw new Error(`the tiny test model is missing in ${FIXTURES}`);
-    srv = await startPagesServer();
-    browser = await launchChromium();
   });
-
-  afterAll(async () => {
-    await browser?.close();
-    await srv?.close();
-  });
+  let context: BrowserContext;
 
   async function fresh(): Promise<Page> {
     await context?.close();
-    context = await browser.newContext();
+    context = await env.browser.newContext();
     return context.newPage();
   }
 
@@ -60,7 +50,7 @@ describe('faults and their recovery in Chromium (tiny model, WASM)', () => {
       if (seen[name] === 1) await route.abort('failed');
       else await route.continue();
     });
-    await openPage(page, `${srv.url}diffusion.html?backend=wasm&steps=2&pool=0&db=faults-retry`);
+    await openPage(page, `${env.server.url}diffusion.html?backend=wasm&steps=2&pool=0&db=faults-retry`);
     expect((await page.evaluate(() => window.__sdTest?.ready()))?.backend).toBe('wasm');
     const sprites = (await page.evaluate(() => window.__sdTest?.spawnAll())) ?? [];
     expect(sprites.length).toBeGreaterThan(0);
@@ -82,7 +72,7 @@ describe('faults and their recovery in Chromium (tiny model, WASM)', () => {
       if (name === 'model.int8.onnx') await route.fulfill({ status: 200, body: Buffer.alloc(4096, 7) });
       else await route.continue();
     });
-    await openPage(page, `${srv.url}diffusion.html?backend=wasm&steps=2&pool=0&db=faults-corrupt`);
+    await openPage(page, `${env.server.url}diffusion.html?backend=wasm&steps=2&pool=0&db=faults-corrupt`);
     expect((await page.evaluate(() => window.__sdTest?.ready()))?.backend).toBe('wasm');
     const sprites = (await page.evaluate(() => window.__sdTest?.spawnAll())) ?? [];
     for (const s of sprites) expect(s.nonTrivial).toBe(true);
@@ -103,7 +93,7 @@ describe('faults and their recovery in Chromium (tiny model, WASM)', () => {
       if (down) await route.abort('internetdisconnected');
       else await route.continue();
     });
-    await openPage(page, `${srv.url}diffusion.html?backend=wasm&steps=2&pool=0&db=faults-down`);
+    await openPage(page, `${env.server.url}diffusion.html?backend=wasm&steps=2&pool=0&db=faults-down`);
     await page.evaluate(() => window.__sdTest?.spawnMany('monster', 3));
     await page.waitForFunction(() => (window.__sdTest?.stats().failedPlaceholders ?? 0) === 3, null, {
       timeout: 60_000,
@@ -123,7 +113,7 @@ describe('faults and their recovery in Chromium (tiny model, WASM)', () => {
   }, async () => {
     const page = await fresh();
     const log = collectErrors(page);
-    await openPage(page, `${srv.url}diffusion.html?backend=wasm&steps=2&pool=1&db=faults-burst`);
+    await openPage(page, `${env.server.url}diffusion.html?backend=wasm&steps=2&pool=1&db=faults-burst`);
     const { categories } = (await page.evaluate(() => window.__sdTest?.ready())) ?? { categories: [] };
     const r = await page.evaluate((c) => window.__sdTest?.burst(1000, c), categories);
     console.log(
@@ -145,7 +135,7 @@ describe('faults and their recovery in Chromium (tiny model, WASM)', () => {
   }, async () => {
     const page = await fresh();
     const log = collectErrors(page);
-    await openPage(page, `${srv.url}diffusion.html?backend=wasm&steps=40&pool=0&track=1&db=faults-kill`);
+    await openPage(page, `${env.server.url}diffusion.html?backend=wasm&steps=40&pool=0&track=1&db=faults-kill`);
     await page.evaluate(() => window.__sdTest?.ready());
     // Frames every step: the first drawn frame says the batch is running.
     await page.evaluate(() => window.__sdTest?.spawnMany('monster', 6, 1));
@@ -164,7 +154,7 @@ describe('faults and their recovery in Chromium (tiny model, WASM)', () => {
   }, async () => {
     const page = await fresh();
     const log = collectErrors(page);
-    const url = `${srv.url}diffusion.html?backend=wasm&steps=2&pool=2&db=faults-idb`;
+    const url = `${env.server.url}diffusion.html?backend=wasm&steps=2&pool=2&db=faults-idb`;
     await openPage(page, url);
     await page.evaluate(() => window.__sdTest?.ready());
     await page.evaluate(() => window.__sdTest?.idle());

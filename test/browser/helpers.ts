@@ -7,6 +7,7 @@ import { createServer as createNetServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { build, createServer, preview, type ViteDevServer } from 'vite';
+import { afterAll, beforeAll } from 'vitest';
 
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const DEMO_VITE_CONFIG = fileURLToPath(new URL('../../demo-game/vite.config.ts', import.meta.url));
@@ -36,6 +37,27 @@ export async function launchChromium(extraArgs: string[] = []): Promise<Browser>
     args: [...CHROMIUM_ARGS, ...extraArgs],
     timeout: 90_000,
   });
+}
+
+/**
+ * For a describe block: before its tests, runs `check` (if given), starts `server` and launches Chromium;
+ * after them, closes both. Read `.server` and `.browser` inside the tests and hooks.
+ */
+export function serverAndChromium(
+  server: () => Promise<DemoServer>,
+  check?: () => void,
+): { readonly server: DemoServer; readonly browser: Browser } {
+  const env = {} as { server: DemoServer; browser: Browser };
+  beforeAll(async () => {
+    check?.();
+    env.server = await server();
+    env.browser = await launchChromium();
+  });
+  afterAll(async () => {
+    await env.browser?.close();
+    await env.server?.close();
+  });
+  return env;
 }
 
 /** Ask the OS for a free localhost TCP port. */

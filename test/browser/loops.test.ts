@@ -7,10 +7,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
 import type { GoldenLoop } from '../unit/sampler/goldenLoop.ts';
-import { collectErrors, type DemoServer, launchChromium, REPO_ROOT, startPagesServer } from './helpers.ts';
+import { collectErrors, REPO_ROOT, serverAndChromium, startPagesServer } from './helpers.ts';
 
 const GOLDEN = JSON.parse(readFileSync(join(REPO_ROOT, 'test', 'fixtures', 'golden.json'), 'utf8')) as {
   loops: GoldenLoop[];
@@ -18,25 +18,14 @@ const GOLDEN = JSON.parse(readFileSync(join(REPO_ROOT, 'test', 'fixtures', 'gold
 const TOL = 1e-4;
 
 describe('golden sampling loops on the ORT backend (Chromium)', () => {
-  let srv: DemoServer;
-  let browser: Browser;
-
-  beforeAll(async () => {
-    srv = await startPagesServer();
-    browser = await launchChromium();
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await srv?.close();
-  });
+  const env = serverAndChromium(startPagesServer);
 
   async function onLoopsPage<T>(query: string, fn: (page: Page) => Promise<T>): Promise<T> {
-    const context = await browser.newContext();
+    const context = await env.browser.newContext();
     const page = await context.newPage();
     const log = collectErrors(page);
     try {
-      await page.goto(`${srv.url}loops.html?${query}`, { waitUntil: 'load', timeout: 90_000 });
+      await page.goto(`${env.server.url}loops.html?${query}`, { waitUntil: 'load', timeout: 90_000 });
       await page.waitForFunction(() => document.body.dataset.loopsReady === 'true', null, { timeout: 90_000 });
       const out = await fn(page);
       expect(log.errors).toEqual([]);

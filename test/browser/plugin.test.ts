@@ -9,15 +9,14 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
 import {
   buildAndPreviewPages,
   collectErrors,
-  type DemoServer,
   type ErrorLog,
-  launchChromium,
   REPO_ROOT,
+  serverAndChromium,
   startPagesServer,
 } from './helpers.ts';
 
@@ -30,8 +29,11 @@ async function openPage(page: Page, url: string): Promise<void> {
 }
 
 describe('DiffusionPlugin in Chromium (tiny model)', () => {
-  let srv: DemoServer;
-  let browser: Browser;
+  const env = serverAndChromium(startPagesServer, () => {
+    if (!existsSync(TINY_MODEL)) {
+      throw new Error(`the tiny test model is missing: ${TINY_MODEL} (set SPRITEDIFFUSION_FIXTURES to override)`);
+    }
+  });
   const seeded: Record<string, number[]> = {};
   const seededArt: Record<string, number[]> = {};
   // SwiftShader's software WebGPU takes ~2 s per step per sprite (plus shader compilation on the
@@ -42,35 +44,22 @@ describe('DiffusionPlugin in Chromium (tiny model)', () => {
 
   /** Opens the test page with `query` in a fresh context (its own IndexedDB), runs `fn`, closes it. */
   async function onPage(query: string, fn: (page: Page, log: ErrorLog) => Promise<void>): Promise<void> {
-    const context = await browser.newContext();
+    const context = await env.browser.newContext();
     const page = await context.newPage();
     const log = collectErrors(page);
     try {
-      await openPage(page, `${srv.url}diffusion.html?${query}`);
+      await openPage(page, `${env.server.url}diffusion.html?${query}`);
       await fn(page, log);
     } finally {
       await context.close();
     }
   }
 
-  beforeAll(async () => {
-    if (!existsSync(TINY_MODEL)) {
-      throw new Error(`the tiny test model is missing: ${TINY_MODEL} (set SPRITEDIFFUSION_FIXTURES to override)`);
-    }
-    srv = await startPagesServer();
-    browser = await launchChromium();
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await srv?.close();
-  });
-
   for (const backend of ['webgpu', 'wasm'] as const) {
     it(`${backend}: one non-trivial sprite per category, then all from the cache after a reload`, {
       timeout: 300_000,
     }, async () => {
-      const context = await browser.newContext(); // fresh IndexedDB
+      const context = await env.browser.newContext(); // fresh IndexedDB
       const page = await context.newPage();
       const log = collectErrors(page);
       const warnings: string[] = [];
@@ -79,12 +68,12 @@ describe('DiffusionPlugin in Chromium (tiny model)', () => {
       });
       const foreign: string[] = [];
       page.on('request', (req) => {
-        if (!req.url().startsWith(srv.url) && !req.url().startsWith('data:') && !req.url().startsWith('blob:')) {
+        if (!req.url().startsWith(env.server.url) && !req.url().startsWith('data:') && !req.url().startsWith('blob:')) {
           foreign.push(req.url());
         }
       });
       try {
-        await openPage(page, `${srv.url}diffusion.html?${PAGE[backend]}`);
+        await openPage(page, `${env.server.url}diffusion.html?${PAGE[backend]}`);
         const ready = await page.evaluate(() => window.__sdTest?.ready());
         expect(ready?.backend).toBe(backend);
         if (backend === 'webgpu') expect(ready?.modelUrl).toMatch(/\/tiny\/model\.json\?for=webgpu$/);
@@ -176,7 +165,7 @@ describe('DiffusionPlugin in Chromium (tiny model)', () => {
   it('vite build: the production bundle serves ORT itself and generates on WASM', async () => {
     const out = join(REPO_ROOT, 'test-results', 'pages-dist');
     const prod = await buildAndPreviewPages(out);
-    const context = await browser.newContext();
+    const context = await env.browser.newContext();
     const page = await context.newPage();
     const log = collectErrors(page);
     const ortFiles: string[] = [];
@@ -207,7 +196,7 @@ describe('DiffusionPlugin in Chromium (tiny model)', () => {
   // while the model downloads, instead of after it. The model's files are held back until ORT's
   // .wasm has been requested; before the overlap existed that request only came once they arrived.
   it('wasm: onnxruntime-web starts while the model is still downloading', { timeout: 120_000 }, async () => {
-    const context = await browser.newContext();
+    const context = await env.browser.newContext();
     const page = await context.newPage();
     const log = collectErrors(page);
     let ortWasmRequested: () => void = () => {};
@@ -231,7 +220,7 @@ describe('DiffusionPlugin in Chromium (tiny model)', () => {
       await route.continue();
     });
     try {
-      await openPage(page, `${srv.url}diffusion.html?backend=wasm&steps=2&pool=0`);
+      await openPage(page, `${env.server.url}diffusion.html?backend=wasm&steps=2&pool=0`);
       const ready = await page.evaluate(() => window.__sdTest?.ready());
       expect(ready?.backend).toBe('wasm');
       expect(held.length, 'the model files went through the held route').toBeGreaterThanOrEqual(2);

@@ -1,28 +1,16 @@
-import type { Browser } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { VERSION } from '../../plugin/src/index.ts';
-import { collectErrors, type DemoServer, launchChromium, startDemoServer } from './helpers.ts';
+import { collectErrors, serverAndChromium, startDemoServer } from './helpers.ts';
 
 describe('demo game smoke test', () => {
-  let demo: DemoServer;
-  let browser: Browser;
-
-  beforeAll(async () => {
-    demo = await startDemoServer();
-    browser = await launchChromium();
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await demo?.close();
-  });
+  const env = serverAndChromium(startDemoServer);
 
   it('boots Phaser with the plugin entry loaded and no console errors', async () => {
-    const page = await browser.newPage();
+    const page = await env.browser.newPage();
     const log = collectErrors(page);
 
     // The tiny test model keeps this quick (the demo starts loading its model at boot).
-    await page.goto(`${demo.url}?model=test-fixtures/tiny/model.json&backend=wasm&steps=2`, {
+    await page.goto(`${env.server.url}?model=test-fixtures/tiny/model.json&backend=wasm&steps=2`, {
       waitUntil: 'load',
       timeout: 90_000,
     });
