@@ -107,3 +107,36 @@ def test_variation_settings_start_from_held_out_sprites_and_report_their_distanc
     assert "pixel_distance_to_source" not in ev.evaluate(tiny_run, tiny_data, tmp_path / "e2", per_category=2,
                                                          settings=["ddim5"], device=torch.device("cpu"),
                                                          epochs=1)["settings"][0]
+
+
+def test_copy_ratio_tells_a_copy_from_a_texture_among_textures():
+    """A copy (flipped and slightly noisy) of one training sprite scores near 0; a plain texture that sits
+    close to many textures of its colour, as full-square block textures do, scores near 1 although its plain
+    nearest distance is the smallest; leave-one-out never matches a sprite with itself."""
+    g = torch.Generator().manual_seed(0)
+    shapes = torch.rand(20, 4, 8, 8, generator=g) * 2 - 1
+    textures = 0.1 + 0.02 * torch.randn(20, 4, 8, 8, generator=g)
+    ref = torch.cat([shapes, textures])
+    copy = shapes[3:4].flip(3) + 0.04 * torch.randn(1, 4, 8, 8, generator=g)
+    texture = 0.1 + 0.02 * torch.randn(1, 4, 8, 8, generator=g)
+    cpu = torch.device("cpu")
+    ratio, idx = ev.copy_ratio(torch.cat([copy, texture]), ref, cpu, k=10)
+    assert int(idx[0]) == 3 and float(ratio[0]) < 0.15
+    assert float(ratio[1]) > 0.8
+    plain, _ = ev.nn_distance(torch.cat([copy, texture]), ref, cpu)
+    assert plain[1] < plain[0]
+    loo, loo_idx = ev.copy_ratio(ref, ref, cpu, k=10, exclude_self=True)
+    assert bool((loo_idx != torch.arange(len(ref))).all()) and float(loo.min()) > 0.3
+    # with the sprite itself left in, every sprite is its own copy
+    same, _ = ev.copy_ratio(ref, ref, cpu, k=10)
+    assert float(same.max()) < 0.02
+
+
+def test_eval_reports_copies_with_their_threshold_and_grid(tiny_run, tiny_data, tmp_path):
+    report = ev.evaluate(tiny_run, tiny_data, tmp_path, per_category=4, settings=["ddim3"],
+                         device=torch.device("cpu"), epochs=1)
+    real, s = report["real"], report["settings"][0]
+    assert 0 < real["copy_ratio_threshold"] < 1 and real["copy_neighbours"] == ev.COPY_NEIGHBOURS
+    assert 0 <= s["copies_share"] <= 1 and set(s["copies_per_category"]) == set(s["per_category_accuracy"])
+    assert s["copies_share"] == pytest.approx(sum(s["copies_per_category"].values()) / len(s["copies_per_category"]))
+    assert is_png(tmp_path / "copies-ddim3.png") == (s["copies_share"] > 0)

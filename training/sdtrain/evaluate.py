@@ -15,8 +15,13 @@ sprites are scaled up the same way first, so native and upscaled training compar
    accuracy on held-out real ones; (b) the Frechet distance in the classifier's feature
    space, generated vs train next to held-out real vs train; (c) nearest-neighbour pixel
    distance to the training set, generated relative to held-out real (copies score ~0);
-   (d) the share of half-transparent pixels (alpha 10..90%) before alpha cleaning.
-Writes eval.json, a sample grid per setting and a nearest-neighbour PNG.
+   (d) copies: the share of generated sprites whose distance to their nearest training sprite, divided by
+   the mean distance to their 10 nearest, is lower than for 95% of real sprites (so real ones score 0.05);
+   `near_copies_share` is the plain-distance rule (closer than 95% of held-out real sprites), which also
+   flags smooth textures that copy nothing; (e) the share of half-transparent pixels (alpha 10..90%)
+   before alpha cleaning.
+Writes eval.json, a sample grid per setting, a nearest-neighbour PNG and, where any are flagged, a
+copies PNG (each flagged sprite above the training sprite it copies).
 """
 from __future__ import annotations
 
@@ -58,6 +63,11 @@ class Classifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
+
+
+# neighbours in the copy rule's denominator: few enough that a small set's clusters (one shape in several
+# colours) still stand out, as in the flagged grids of training/README.md
+COPY_NEIGHBOURS = 10
 
 
 def to_float(u8: np.ndarray) -> torch.Tensor:
@@ -134,6 +144,28 @@ def nn_distance(q: torch.Tensor, ref: torch.Tensor, device: torch.device) -> Tup
         dmin.append(m.cpu() / q[0].numel() ** 0.5)
         imin.append(j.cpu())
     return torch.cat(dmin), torch.cat(imin)
+
+
+@torch.no_grad()
+def copy_ratio(q: torch.Tensor, ref: torch.Tensor, device: torch.device, k: int = COPY_NEIGHBOURS,
+               exclude_self: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per query: its distance to the nearest ref sprite divided by the mean distance to its k nearest
+    (counting horizontal flips), and that sprite's index. A copy of one sprite scores near 0; a sprite that
+    merely sits in a dense part of the set (a plain texture among textures of its colour) scores near 1.
+    The relative rule of Carlini et al., "Extracting Training Data from Diffusion Models" (2023).
+    `exclude_self`: q is ref, each sprite is compared with the others (leave one out)."""
+    r = ref.flatten(1).to(device)
+    rf = ref.flip(3).flatten(1).to(device)
+    ratios, imin = [], []
+    for i in range(0, len(q), 128):
+        qq = q[i:i + 128].flatten(1).to(device)
+        d = torch.minimum(torch.cdist(qq, r), torch.cdist(qq, rf))
+        if exclude_self:
+            d[torch.arange(len(qq)), torch.arange(i, i + len(qq))] = float("inf")
+        s, j = d.topk(min(k, d.shape[1]), dim=1, largest=False)
+        ratios.append((s[:, 0] / s.mean(1).clamp(min=1e-12)).cpu())
+        imin.append(j[:, 0].cpu())
+    return torch.cat(ratios), torch.cat(imin)
 
 
 def half_transparent(x: torch.Tensor) -> float:
@@ -240,6 +272,11 @@ def evaluate(run: Path, data: Optional[Path], out: Path, per_category: int, sett
     nn_real, _ = nn_distance(x_ev, x_tr, device)
     # a generated sprite is a near copy when it sits closer to the training set than 95% of held-out real ones
     near_threshold = torch.quantile(nn_real, 0.05)
+    # a generated sprite is a copy when its copy ratio is below that of 95% of real sprites: the held-out ones
+    # against the training split, and each training sprite against the others (enough sprites for a stable
+    # 5th percentile on a small set)
+    ratio_real = torch.cat([copy_ratio(x_ev, x_tr, device)[0], copy_ratio(x_tr, x_tr, device, exclude_self=True)[0]])
+    copy_threshold = torch.quantile(ratio_real, 0.05)
     rough_real = roughness(x_ev)
     report: Dict = {
         "classifier": {"epochs": epochs, "heldout_accuracy": real_acc,
@@ -247,7 +284,8 @@ def evaluate(run: Path, data: Optional[Path], out: Path, per_category: int, sett
                                                          for i, n in enumerate(names)}},
         "real": {"frechet_heldout_vs_train": fd_real, "nn_median_heldout": float(nn_real.median()),
                  "half_transparent_share": half_transparent(x_ev), "roughness": rough_real,
-                 "near_copy_threshold": float(near_threshold), "n_heldout": int(len(x_ev))},
+                 "near_copy_threshold": float(near_threshold), "n_heldout": int(len(x_ev)),
+                 "copy_ratio_threshold": float(copy_threshold), "copy_neighbours": COPY_NEIGHBOURS},
         "settings": [],
     }
     print(f"classifier held-out accuracy {real_acc:.3f}; FD held-out vs train {fd_real:.2f}", flush=True)
@@ -304,6 +342,8 @@ def evaluate(run: Path, data: Optional[Path], out: Path, per_category: int, sett
         per_cat = {n: float((p_gen[y_gen == i] == i).float().mean()) for i, n in enumerate(names)}
         near = nn_gen < near_threshold
         near_per_cat = {n: float(near[y_gen == i].float().mean()) for i, n in enumerate(names)}
+        ratio_gen, copy_idx = copy_ratio(x_gen, x_tr, device)
+        copies = ratio_gen < copy_threshold
         r = {
             **st,
             "accuracy_generated": float((p_gen == y_gen).float().mean()),
@@ -313,6 +353,8 @@ def evaluate(run: Path, data: Optional[Path], out: Path, per_category: int, sett
             "nn_ratio_generated_to_heldout": float(nn_gen.median() / nn_real.median()),
             "near_copies_share": float(near.float().mean()),
             "near_copies_per_category": near_per_cat,
+            "copies_share": float(copies.float().mean()),
+            "copies_per_category": {n: float(copies[y_gen == i].float().mean()) for i, n in enumerate(names)},
             "half_transparent_share_raw": half_transparent(raw),
             "roughness": (rough := roughness(raw)),
             "roughness_ratio_to_heldout": rough / max(rough_real, 1e-9),
@@ -331,9 +373,16 @@ def evaluate(run: Path, data: Optional[Path], out: Path, per_category: int, sett
         tr_u8 = ((x_tr[nn_idx[pick]] + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
         save_grid(np.concatenate([u8[pick.numpy()], tr_u8]), 2, out / f"nearest-{file_tag}.png",
                   labels=["generated", "nearest real"])
+        # every flagged copy (up to 24, most certain first) above the training sprite it copies
+        flagged = torch.nonzero(copies).flatten()
+        flagged = flagged[ratio_gen[flagged].argsort()][:24]
+        if len(flagged):
+            cp_u8 = ((x_tr[copy_idx[flagged]] + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+            save_grid(np.concatenate([u8[flagged.numpy()], cp_u8]), 2, out / f"copies-{file_tag}.png",
+                      labels=["generated", "copied"])
         print(f"{s}: acc {r['accuracy_generated']:.3f} (real {real_acc:.3f}), FD {r['frechet_generated_vs_train']:.2f} "
-              f"(real {fd_real:.2f}), NN ratio {r['nn_ratio_generated_to_heldout']:.2f}, near copies "
-              f"{r['near_copies_share']:.3f}, half-transparent {r['half_transparent_share_raw']:.4f}, roughness "
+              f"(real {fd_real:.2f}), NN ratio {r['nn_ratio_generated_to_heldout']:.2f}, copies "
+              f"{r['copies_share']:.3f} (closer in pixels than real {r['near_copies_share']:.3f}), half-transparent {r['half_transparent_share_raw']:.4f}, roughness "
               f"{r['roughness']:.3f} ({r['roughness_ratio_to_heldout']:.2f}x real)"
               + (f", pixel distance to source {r['pixel_distance_to_source']:.1f}" if init is not None else ""),
               flush=True)
