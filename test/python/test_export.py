@@ -242,3 +242,29 @@ def test_export_without_out_writes_into_the_run_folder(tiny_run, tmp_path):
     assert ex.main(["--run", str(run), "--no-parity"]) == 0
     assert (run / "export" / "model.json").is_file()
     assert json.loads((run / "export" / "model.json").read_text())["name"] == "run"
+
+
+def test_opaque_categories_are_those_of_whole_tiles_and_reach_model_json(exported, tiny_run, tmp_path):
+    """A category is opaque when at least 90% of its sprites have no transparent pixel; the trainer records
+    them in the checkpoint and the export writes them after the categories (none for the tiny set)."""
+    from sdtrain.dataset import opaque_categories
+    import numpy as np
+    imgs = np.zeros((20, 4, 4, 4), np.uint8)
+    imgs[:10, ..., 3] = 255            # category 0: ten whole tiles
+    imgs[10:, 1:3, 1:3, 3] = 255       # category 1: a sprite on transparency
+    labels = np.array([0] * 10 + [1] * 10)
+    assert opaque_categories(imgs, labels, ["tile", "sprite"]) == ["tile"]
+    imgs[0, 0, 0, 3] = 127             # one tile with a hole: 90% whole still counts
+    assert opaque_categories(imgs, labels, ["tile", "sprite"]) == ["tile"]
+    imgs[1, 0, 0, 3] = 0               # two of ten: no longer
+    assert opaque_categories(imgs, labels, ["tile", "sprite"]) == []
+    assert opaque_categories(imgs[..., :3], labels, ["tile", "sprite"]) == []
+    out, _ = exported
+    assert "opaque" not in json.loads((out / "model.json").read_text())
+    ck = load_ckpt(tiny_run / "checkpoint.pt")
+    assert ck["opaque"] == []
+    ck["opaque"] = ["squares"]
+    model = ex.build_model(ck)
+    files = {"model": out / "model.onnx", "update": out / "update.onnx"}
+    meta = json.loads(ex.write_meta(tmp_path, ck, model, "t", files, {"sampler": "ddim"}).read_text())
+    assert list(meta)[list(meta).index("categories") + 1] == "opaque" and meta["opaque"] == ["squares"]

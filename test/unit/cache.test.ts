@@ -1,6 +1,8 @@
 import 'fake-indexeddb/auto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type CachedSprite, SpriteCache } from '../../plugin/src/cache/spriteCache.ts';
+import { poolKey, type WarmStartSettings } from '../../plugin/src/phaser/warmStart.ts';
+import { testMeta } from './helpers.ts';
 
 let n = 0;
 const dbName = () => `test-cache-${++n}`;
@@ -197,5 +199,16 @@ describe('SpriteCache on a hung IndexedDB', () => {
     expect(warnings[0]).toMatch(/did not answer within 30 ms/);
     await c.put(k, [sprite(1)]);
     expect((await c.getAll(k)).map((s) => s.seed)).toEqual([1]);
+  });
+});
+
+describe('pool cache keys', () => {
+  it("key an opaque category's sprites apart from those cached before the model marked it opaque", () => {
+    const c = new SpriteCache({ dbName: dbName() });
+    const s: WarmStartSettings = { modelUrl: '/m.json', backend: 'wasm', guessed: false, weights: 'auto', cache: null };
+    const before = testMeta();
+    const after = testMeta((m) => (m.opaque = ['item']));
+    expect(poolKey(c, s, after, SHA_A, 'item')).not.toBe(poolKey(c, s, before, SHA_A, 'item'));
+    expect(poolKey(c, s, after, SHA_A, 'monster')).toBe(poolKey(c, s, before, SHA_A, 'monster'));
   });
 });

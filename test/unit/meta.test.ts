@@ -28,6 +28,9 @@ describe('parseModelMeta', () => {
     const withEta = modelJson();
     (withEta.sampling as Record<string, unknown>).eta = 0.5;
     expect(parseModelMeta(withEta).sampling.eta).toBe(0.5);
+    expect(m.opaque).toBeUndefined();
+    expect(parseModelMeta(modelJson((j) => (j.opaque = ['item']))).opaque).toEqual(['item']);
+    expect(parseModelMeta(modelJson((j) => (j.opaque = []))).opaque).toBeUndefined();
   });
 
   it.each([
@@ -51,6 +54,8 @@ describe('parseModelMeta', () => {
     ['files.update', (m: Record<string, unknown>) => delete (m.files as Record<string, unknown>).update],
     ['onnx.inputs', (m: Record<string, unknown>) => ((m.onnx as Record<string, unknown>).inputs = ['image'])],
     ['prediction', (m: Record<string, unknown>) => (m.prediction = 'v')],
+    ['opaque', (m: Record<string, unknown>) => (m.opaque = 'wall')],
+    ['opaque[1]', (m: Record<string, unknown>) => (m.opaque = ['item', 'floor'])],
   ])('names the bad field %s', (field, patch) => {
     expect(badField(patch).message).toContain(`'${field}'`);
   });

@@ -217,6 +217,21 @@ def save_dataset(out: Path, images: np.ndarray, labels: np.ndarray, held: np.nda
     return mpath
 
 
+# a category is opaque (the runtime samples its alpha as known) when this share of its sprites has no
+# transparent pixel: DCSS walls 0.95 and floors 0.97, every other DCSS category 0.00; Minetest blocks 1.00
+OPAQUE_SHARE = 0.9
+
+
+def opaque_categories(images: np.ndarray, labels: np.ndarray, names: Sequence[str],
+                      share: float = OPAQUE_SHARE) -> List[str]:
+    """Categories whose sprites are fully opaque (alpha >= 128 everywhere) in at least `share` of cases;
+    images [N, H, W, 4] uint8. RGB-only sets have none."""
+    if images.ndim != 4 or images.shape[-1] != 4:
+        return []
+    whole = (images[..., 3] >= 128).reshape(len(images), -1).all(axis=1)
+    return [n for i, n in enumerate(names) if (labels == i).any() and whole[labels == i].mean() >= share]
+
+
 def load_dataset(path: Path) -> Dict:
     """Load a built dataset; returns dict with images, labels, held_out, categories, manifest."""
     path = Path(path)

@@ -27,6 +27,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
+from .dataset import load_dataset, opaque_categories
 from .fuse import fuse_file
 from .model import ContextUnet, ModelConfig, count_flops, count_params
 from .schedule import ScheduleConfig
@@ -193,6 +194,16 @@ def write_meta(out: Path, ck: Dict, model: ContextUnet, name: str, files: Dict[s
                      "content_sha256": manifest.get("content_sha256")},
         },
     }
+    opaque = ck.get("opaque")
+    if opaque is None and cfg.get("data") and Path(cfg["data"]).exists():
+        # a checkpoint saved before opacity was recorded: read it from the dataset it trained on
+        d = load_dataset(Path(cfg["data"]))
+        if list(d["categories"]) == list(ck["categories"]):
+            opaque = opaque_categories(d["images"][~d["held_out"]], d["labels"][~d["held_out"]], d["categories"])
+    if opaque:
+        items = list(meta.items())
+        at = [k for k, _ in items].index("categories") + 1
+        meta = dict(items[:at] + [("opaque", list(opaque))] + items[at:])
     if cfg.get("teacher"):
         # A guidance-distilled student: its plain prediction already is the teacher's guided one,
         # so it samples with guidance 1 (one row per sprite).

@@ -109,7 +109,10 @@ def make_loops(cfg: ScheduleConfig, seed: int) -> List[Dict]:
             ("ddim10-eta1-g3", cfg.T, "ddim", 10, 3.0, 1.0, True, {}),
             ("ddpm-T20-g2", 20, "ddpm", 0, 2.0, 0.0, True, {}),
             ("ddim10-sdedit-0.4", cfg.T, "ddim", 10, 3.0, 0.0, True, {"init": init, "strength": 0.4}),
-            ("ddim10-inpaint", cfg.T, "ddim", 10, 1.0, 1.0, False, {"init": init, "mask": mask})]:
+            ("ddim10-inpaint", cfg.T, "ddim", 10, 1.0, 1.0, False, {"init": init, "mask": mask}),
+            ("ddim10-opaque-g3", cfg.T, "ddim", 10, 3.0, 1.0, True, {"opaque": torch.tensor([True, False])}),
+            ("ddim10-inpaint-opaque", cfg.T, "ddim", 10, 1.0, 1.0, True,
+             {"init": init, "mask": mask, "opaque": torch.tensor([False, True])})]:
         sched = DDPMSchedule(ScheduleConfig(T=T, beta_start=cfg.beta_start, beta_end=cfg.beta_end))
         draws: List[torch.Tensor] = []
 
@@ -130,6 +133,8 @@ def make_loops(cfg: ScheduleConfig, seed: int) -> List[Dict]:
             case["strength"] = art["strength"]
         if "mask" in art:
             case["mask"] = _flat(art["mask"])
+        if "opaque" in art:
+            case["opaque"] = [bool(o) for o in art["opaque"]]
         loops.append(case)
     return loops
 

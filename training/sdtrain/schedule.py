@@ -164,7 +164,8 @@ def sample(model: torch.nn.Module, schedule: DDPMSchedule, context: torch.Tensor
            generator: Optional[torch.Generator] = None, eta: float = 0.0,
            init: Optional[torch.Tensor] = None, strength: float = 1.0, mask: Optional[torch.Tensor] = None,
            draw: Optional[Callable[[], torch.Tensor]] = None,
-           context_at: Optional[Callable[[int], torch.Tensor]] = None) -> torch.Tensor:
+           context_at: Optional[Callable[[int], torch.Tensor]] = None,
+           opaque: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Sample a batch in [-1, 1]; context [B, K] (zeros = unconditional); eta: DDIM's noise (0..1).
 
     The plugin's loop (plugin/src/sampler/sampler.ts), step for step:
@@ -175,6 +176,9 @@ def sample(model: torch.nn.Module, schedule: DDPMSchedule, context: torch.Tensor
     - draw: the source of N(0, 1) batches (default torch.randn with generator), called in the loop's
       order: x_T, then per step the update's z when the step is noisy, then the known-region noise.
     - context_at: the context of step i of the plan (default `context` at every step).
+    - opaque [B] bool (RGBA): those sprites' alpha is known to be 1, so after every step with t_prev > 0
+      it becomes 1 noised to t_prev (the same draw as inpainting's known region) and at the end 1; with a
+      mask the kept pixels still come from init.
     """
     device = context.device
     B = context.shape[0]
@@ -185,6 +189,13 @@ def sample(model: torch.nn.Module, schedule: DDPMSchedule, context: torch.Tensor
     if mask is not None and init is None:
         raise ValueError("mask needs init: the image whose unmasked pixels are kept")
     null = torch.zeros_like(context)
+    if opaque is not None and (channels != 4 or not bool(opaque.any())):
+        opaque = None
+
+    def keep_opaque(x: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        x = x.clone()
+        x[opaque, 3] = value[opaque, 3]
+        return x
 
     def eps_at(x: torch.Tensor, tt: int, i: int = 0) -> torch.Tensor:
         tv = torch.full((B,), float(tt), device=device)
@@ -214,8 +225,14 @@ def sample(model: torch.nn.Module, schedule: DDPMSchedule, context: torch.Tensor
             tp = torch.full((B,), prev, device=device, dtype=torch.long)
             z = draw() if eta > 0 and prev > 0 else None
             x = schedule.ddim_step(x, t, tp, eps, clip_x0=clip_x0, eta=eta if z is not None else 0.0, z=z)
-        if mask is not None and prev > 0:
-            x = mask * x + (1 - mask) * noised(init, prev, draw())
+        if (mask is not None or opaque is not None) and prev > 0:
+            n = draw()
+            if opaque is not None:
+                x = keep_opaque(x, noised(torch.ones_like(x), prev, n))
+            if mask is not None:
+                x = mask * x + (1 - mask) * noised(init, prev, n)
+    if opaque is not None:
+        x = keep_opaque(x, torch.ones_like(x))
     if mask is not None:
         x = mask * x + (1 - mask) * init
     return x.clamp(-1.0, 1.0)

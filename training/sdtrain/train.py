@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import TrainConfig
-from .dataset import load_dataset
+from .dataset import load_dataset, opaque_categories
 from .finetune import FROZEN_PREFIXES, NEW_CATEGORY_INITS, InitSourceError, freeze, load_init_source, resize_context
 from .images import save_grid
 from .model import ContextUnet, ModelConfig, count_flops, count_params
@@ -114,6 +114,7 @@ class Trainer:
         if cfg.model.n_context != len(self.categories):
             cfg.model = ModelConfig.from_dict({**cfg.model.to_dict(), "n_context": len(self.categories)})
         self.data_manifest = data["manifest"]
+        self.opaque = opaque_categories(data["images"][train_mask], data["labels"][train_mask], self.categories)
         self.images = imgs.to(self.device)
         self.labels = labels.to(self.device)
         counts = torch.bincount(labels, minlength=len(self.categories)).double()
@@ -199,6 +200,7 @@ class Trainer:
             "images_seen": self.images_seen,
             "train_seconds": self.train_seconds,
             "data_manifest": self.data_manifest,
+            "opaque": self.opaque,
         }
         atomic_save(ckpt, self.ckpt_path)
         self.cfg.save(self.out / "config.json")

@@ -11,6 +11,7 @@ import { DiffusionError } from '../errors.ts';
 import { type ModelMeta, parseModelMeta, resolveContext, sha256Hex } from '../model/meta.ts';
 import { type ArtOptions, checkArt, finishSprite } from '../sampler/art.ts';
 import { seamScore } from '../sampler/canvas.ts';
+import { opaqueSprites } from '../sampler/opaque.ts';
 import { toRGBA } from '../sampler/pixels.ts';
 import { planSteps, type SampleOptions, sample } from '../sampler/sampler.ts';
 import { imageFromRGBA, maskFromRGBA } from '../sampler/source.ts';
@@ -385,8 +386,10 @@ export async function runGenerate(
         const row: Uint8ClampedArray[] = [];
         for (let first = 0; first < opts.count; first += opts.batch) {
           const n = Math.min(opts.batch, opts.count - first);
+          const rowContexts = Array.from({ length: n }, () => contexts[ci] as Float32Array);
+          const opaque = opaqueSprites(meta, rowContexts);
           const request: SampleOptions = {
-            contexts: Array.from({ length: n }, () => contexts[ci] as Float32Array),
+            contexts: rowContexts,
             sampler: opts.sampler,
             steps: opts.steps,
             ...(opts.guidance === undefined ? {} : { guidance: opts.guidance }),
@@ -395,6 +398,7 @@ export async function runGenerate(
             firstIndex: first,
             ...(init ? { init: [init], strength } : {}),
             ...(mask ? { mask: [mask] } : {}),
+            ...(opaque ? { opaque } : {}),
           };
           const x = await sample(denoiser, meta, { ...request, ...(opts.art.tileable ? { tileable: true } : {}) });
           const plain = opts.art.tileable ? await sample(denoiser, meta, request) : null;

@@ -26,6 +26,12 @@ export interface ModelMeta {
     channel_order: 'RGBA';
     value_range: [number, number];
   };
+  /**
+   * Categories whose sprites are fully opaque (wall and floor tiles: at least 90% of their training
+   * sprites have no transparent pixel). Sprites of only these categories are sampled with their alpha
+   * known to be opaque (see the sampler's SampleOptions.opaque). Absent: none.
+   */
+  opaque?: string[];
   /** `size` equals `categories.length`; an all-zero context is the unconditional (null) context. */
   context: { size: number; null: 'zeros' };
   schedule: { name: 'linear'; T: number; beta_start: number; beta_end: number };
@@ -156,6 +162,13 @@ export function parseModelMeta(json: unknown, source = 'model.json'): ModelMeta 
     if (cats.indexOf(v) !== i) c.fail(`categories[${i}]`, 'unique', v);
   });
   const categories = cats as string[];
+  const opaque = root.opaque;
+  if (opaque !== undefined) {
+    if (!Array.isArray(opaque)) c.fail('opaque', 'an array of category names', opaque);
+    opaque.forEach((v, i) => {
+      if (!categories.includes(v)) c.fail(`opaque[${i}]`, `one of the categories (${categories.join(', ')})`, v);
+    });
+  }
 
   const img = c.obj(root, 'image', 'image');
   const size = c.num(img, 'size', 'image.size', 1, 4096, { int: true });
@@ -227,6 +240,7 @@ export function parseModelMeta(json: unknown, source = 'model.json'): ModelMeta 
     onnx: { opset, inputs: [...(inputs as string[])], output },
   };
   if (timestep) meta.timestep = timestep;
+  if (Array.isArray(opaque) && opaque.length > 0) meta.opaque = [...(opaque as string[])];
   if (isObj(root.training)) meta.training = root.training;
   return meta;
 }

@@ -128,9 +128,10 @@ function poolSettings(s: WarmStartSettings, meta: ModelMeta | null): Record<stri
   };
 }
 
-/** Cache key of one category's pool. */
+/** Cache key of one category's pool (an opaque category's sprites are sampled differently: keyed apart). */
 export function poolKey(cache: SpriteCache, s: WarmStartSettings, meta: ModelMeta, modelSha: string, cat: string) {
-  return cache.key(modelSha, cat, { ...poolSettings(s, meta), ...artKey(categoryArt(s, cat)) });
+  const opaque = meta.opaque?.includes(cat) ? { opaque: true } : {};
+  return cache.key(modelSha, cat, { ...poolSettings(s, meta), ...artKey(categoryArt(s, cat)), ...opaque });
 }
 
 /** The sha256 of the weights these settings download (the model identity in cache keys). */

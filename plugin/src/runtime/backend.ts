@@ -44,6 +44,8 @@ export interface SampleOptions {
   strength?: number;
   /** Inpainting masks `[H*W]` (1 = regenerate), one per sprite or one for all. */
   mask?: Float32Array[];
+  /** Fully opaque sprites, one flag per sprite (see the sampler's SampleOptions.opaque). */
+  opaque?: boolean[];
   /** Test vectors only: replaces the sprites' noise streams (see the sampler's SampleOptions.noise). */
   noise?: () => Float32Array;
 }

@@ -67,9 +67,17 @@ export interface SampleOptions {
    */
   mask?: Float32Array[];
   /**
+   * Fully opaque sprites (one flag per sprite; the model's `opaque` categories, wall and floor tiles):
+   * the alpha channel is known to be opaque, so after every step with tPrev > 0 it is replaced by 1
+   * noised to tPrev (the known-region noise of inpainting, one draw for both) and at the end by 1. The
+   * network draws the colours of a tile with no holes instead of leaving pixels to the alpha rule.
+   * With `mask`, the kept pixels still come from the source.
+   */
+  opaque?: boolean[];
+  /**
    * Replaces the sprites' streams as the source of Gaussian noise (test vectors): called for every
    * `[B*C*H*W]` draw, in the loop's order (x_T; per step the update's z when the step is noisy,
-   * then inpainting's known-region noise when tPrev > 0). The tileable shift still uses the streams.
+   * then the known-region noise of inpainting or opaque sprites when tPrev > 0). The tileable shift still uses the streams.
    */
   noise?: () => Float32Array;
 }
@@ -308,6 +316,10 @@ export async function sampleWith(
   const src = opts.init ? stack(perSprite('init', opts.init, B, d), d) : null;
   const mask = opts.mask ? stack(perSprite('mask', opts.mask, B, S * S), S * S) : null;
   if (mask && !src) throw new DiffusionError('bad-option', 'mask needs init: the image whose unmasked pixels are kept');
+  if (opts.opaque && opts.opaque.length !== B) {
+    throw new DiffusionError('bad-option', `opaque needs one flag per sprite (${B}), got ${opts.opaque.length}`);
+  }
+  const opaque = C === 4 && opts.opaque?.some(Boolean) ? opts.opaque : null; // alpha is channel 3 of RGBA
   const full = planSteps(meta, sampler, opts.steps);
   const plan = src ? full.slice(full.length - Math.round(strength * full.length)) : full;
   const rows = guidance !== 1 ? 2 * B : B;
@@ -352,7 +364,7 @@ export async function sampleWith(
       ox.map((v) => -v),
       oy.map((v) => -v),
     );
-  const hostEachStep = !!opts.tileable || !!mask;
+  const hostEachStep = !!opts.tileable || !!mask || !!opaque;
   try {
     let h = await runner.load(x);
     let hostValid = true; // x holds what h holds (no readback needed)
@@ -387,11 +399,22 @@ export async function sampleWith(
       runner.release(h);
       h = next;
       hostValid = false;
-      if (mask && src && step.tPrev > 0) {
-        // Inpainting: the kept pixels become the source noised to tPrev (fresh noise each step).
+      if ((opaque || (mask && src)) && step.tPrev > 0) {
+        // Known regions: an opaque sprite's alpha becomes 1 noised to tPrev, inpainting's kept pixels the
+        // source noised to tPrev (one fresh draw for both, each step).
         x = unshift(await runner.read(h, false));
-        const known = noised(src, draw(), step.tPrev);
-        keepMasked(x, known, mask, B, C, S);
+        const n = draw();
+        if (opaque)
+          keepOpaque(
+            x,
+            opaque,
+            S,
+            C,
+            Math.sqrt(sched.alphaBar[step.tPrev] as number),
+            n,
+            Math.sqrt(1 - (sched.alphaBar[step.tPrev] as number)),
+          );
+        if (mask && src) keepMasked(x, noised(src, n, step.tPrev), mask, B, C, S);
         x = rollBatch(x, B, C, S, ox, oy);
         runner.release(h);
         h = await runner.load(x);
@@ -407,6 +430,7 @@ export async function sampleWith(
   } finally {
     runner.dispose?.();
   }
+  if (opaque) keepOpaque(x, opaque, S, C, 1, null, 0);
   if (mask && src) keepMasked(x, src, mask, B, C, S);
   clampAll(x);
   if (opts.onFrame && opts.frameEvery) opts.onFrame(x.slice(), plan.length, plan.length);
@@ -415,6 +439,24 @@ export async function sampleWith(
   function shifted(a: Float32Array): Float32Array {
     return hostEachStep && opts.tileable ? unshift(a) : a;
   }
+}
+
+/** Alpha plane of every opaque sprite = a + b * n (n: the draw's alpha plane; null: a). */
+function keepOpaque(
+  x: Float32Array,
+  opaque: boolean[],
+  S: number,
+  C: number,
+  a: number,
+  n: Float32Array | null,
+  b: number,
+): void {
+  const plane = S * S;
+  opaque.forEach((o, i) => {
+    if (!o) return;
+    const off = (i * C + 3) * plane;
+    for (let p = 0; p < plane; p++) x[off + p] = a + (n ? b * (n[off + p] as number) : 0);
+  });
 }
 
 /** x = mask * x + (1 - mask) * known, per pixel over every channel (mask `[B*H*W]`, 1 = regenerate). */

@@ -13,6 +13,7 @@ import {
   type WeightsChoice,
 } from '../runtime/backend.ts';
 import { finishSprite } from '../sampler/art.ts';
+import { opaqueSprites } from '../sampler/opaque.ts';
 import { toRGBA } from '../sampler/pixels.ts';
 import type {
   BackendChoice,
@@ -175,6 +176,7 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
     const art = req.art ?? {};
     const toBuffers = (x: Float32Array): ArrayBuffer[] =>
       contexts.map((_, i) => finishSprite(toRGBA(x, i, meta), size, art).buffer as ArrayBuffer);
+    const opaque = opaqueSprites(meta, contexts as Float32Array[]);
     const opts: SampleOptions = {
       contexts: contexts as Float32Array[],
       sampler: req.sampler,
@@ -189,6 +191,7 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
       ...(req.init ? { init: [req.init] } : {}),
       ...(req.strength === undefined ? {} : { strength: req.strength }),
       ...(req.mask ? { mask: [req.mask] } : {}),
+      ...(opaque ? { opaque } : {}),
       onStep: (step, total) => post({ type: 'progress', requestId: req.requestId, step, total }),
       onFrame: (fx, step, total) => {
         if (step >= total) return; // the result carries the last image

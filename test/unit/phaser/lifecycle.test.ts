@@ -596,7 +596,7 @@ for (const { pkg, version, EventEmitter, SceneEvents } of majors) {
       const ctl = configure(dbName);
       const modelGate = new Promise<void>(() => {}); // the model never loads in this test
       DiffusionPlugin.configure({
-        workerFactory: () => new FakeWorker({ ...fakeDeps(ctl), loadModel: () => modelGate.then(fakeModel) }),
+        workerFactory: () => new FakeWorker({ ...fakeDeps(ctl), loadModel: () => modelGate.then(() => fakeModel()) }),
       });
       const second = install(true);
       second.plugin.boot();

@@ -11,9 +11,9 @@ import type { WorkerLike } from '../../../plugin/src/runtime/client.ts';
 import { createWorkerHandler, type HandlerDeps } from '../../../plugin/src/worker/handler.ts';
 import { testMeta } from '../helpers.ts';
 
-export function fakeModel(): LoadedModel {
+export function fakeModel(patch?: (m: Record<string, unknown>) => void): LoadedModel {
   // Like loadModel: the sha256 is that of the weights file model.json names (pickWeights 'auto').
-  const meta = testMeta();
+  const meta = testMeta(patch);
   return { meta, sha256: meta.files.model.sha256, model: new Uint8Array(1), update: new Uint8Array(1) };
 }
 
@@ -122,12 +122,16 @@ export class FakeWorker implements WorkerLike {
   }
 }
 
-export function fakeDeps(ctl: FakeBackendControl, loadMs = 0): HandlerDeps {
+export function fakeDeps(
+  ctl: FakeBackendControl,
+  loadMs = 0,
+  patch?: (m: Record<string, unknown>) => void,
+): HandlerDeps {
   return {
     createBackend: fakeBackendFactory(ctl),
     loadModel: async () => {
       if (loadMs > 0) await new Promise((r) => setTimeout(r, loadMs));
-      return fakeModel();
+      return fakeModel(patch);
     },
   };
 }

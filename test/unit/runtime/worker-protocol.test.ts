@@ -4,7 +4,7 @@ import { loadModel } from '../../../plugin/src/runtime/backend.ts';
 import { createWorkerHandler } from '../../../plugin/src/worker/handler.ts';
 import { parseRequest, type WorkerResponse } from '../../../plugin/src/worker/protocol.ts';
 import { modelJson } from '../helpers.ts';
-import { fakeDeps, fakeModel } from './fakes.ts';
+import { type FakeBackendControl, fakeDeps, fakeModel } from './fakes.ts';
 
 function harness(delayMs = 0) {
   const out: WorkerResponse[] = [];
@@ -199,6 +199,29 @@ describe('worker message handler (driven directly in Node)', () => {
     expect(res.rgba).toHaveLength(3);
     expect(res.rgba[0]?.byteLength).toBe(4 * 4 * 4);
     expect(res.stats).toMatchObject({ steps: 2, modelRuns: 2, loopReadbacks: 0, readbacksPerStep: 0 });
+  });
+
+  it("samples the model's opaque categories opaque, per sprite of a batch", async () => {
+    const out: WorkerResponse[] = [];
+    const ctl: FakeBackendControl = { created: 0, samples: 0, delayMs: 0 };
+    const handler = createWorkerHandler(
+      (m) => out.push(m),
+      fakeDeps(ctl, 0, (m) => (m.opaque = ['item'])),
+    );
+    await handler.handle({ type: 'init', requestId: 1, modelUrl: '/m.json', backend: 'auto' });
+    const contexts = [Float32Array.of(0, 0, 1), Float32Array.of(1, 0, 0), Float32Array.of(0, 0.5, 0.5)];
+    await handler.handle({ type: 'generate', requestId: 2, contexts, count: 3, sampler: 'ddim', seed: 9, steps: 1 });
+    expect(ctl.last?.opaque).toEqual([true, false, false]);
+    await handler.handle({
+      type: 'generate',
+      requestId: 3,
+      contexts: ctx(),
+      count: 2,
+      sampler: 'ddim',
+      seed: 9,
+      steps: 1,
+    });
+    expect(ctl.last?.opaque).toBeUndefined();
   });
 
   it('cancels a queued request and a running one', async () => {

@@ -120,13 +120,35 @@ describe('golden vectors from the Python reference', () => {
     }
   });
 
-  it('whole sampling loops (DDIM-10 eta 1, DDPM, SDEdit, inpainting) match the Python loop to 1e-4 on the CPU runner', async () => {
+  it('whole sampling loops (DDIM-10 eta 1, DDPM, SDEdit, inpainting, opaque sprites) match the Python loop to 1e-4 on the CPU runner', async () => {
     const loops = g.loops ?? [];
-    expect(loops.map((l) => l.name)).toEqual(['ddim10-eta1-g3', 'ddpm-T20-g2', 'ddim10-sdedit-0.4', 'ddim10-inpaint']);
+    expect(loops.map((l) => l.name)).toEqual([
+      'ddim10-eta1-g3',
+      'ddpm-T20-g2',
+      'ddim10-sdedit-0.4',
+      'ddim10-inpaint',
+      'ddim10-opaque-g3',
+      'ddim10-inpaint-opaque',
+    ]);
     for (const l of loops) {
       const { out, draws } = await loopRun(l, 'cpu');
       expect(draws, `${l.name}: noise draws`).toBe(l.draws.length);
       expectClose(out, l.out, 1e-4, `loop ${l.name}`);
+      // an opaque sprite's regenerated pixels end exactly opaque; the others keep their own alpha
+      for (const [i, o] of (l.opaque ?? []).entries()) {
+        const alpha = out.slice((i * 4 + 3) * 16, (i * 4 + 4) * 16);
+        const regenerated = Array.from(alpha).filter((_, p) => !l.mask || (l.mask[i * 16 + p] as number) > 0);
+        if (o)
+          expect(
+            regenerated.every((a) => a === 1),
+            `${l.name}: sprite ${i} opaque`,
+          ).toBe(true);
+        else
+          expect(
+            alpha.some((a) => a !== 1),
+            `${l.name}: sprite ${i} keeps its alpha`,
+          ).toBe(true);
+      }
     }
   });
 });

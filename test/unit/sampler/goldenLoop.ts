@@ -19,6 +19,7 @@ export interface GoldenLoop {
   init?: number[];
   strength?: number;
   mask?: number[];
+  opaque?: boolean[];
   out: number[];
 }
 
@@ -65,6 +66,7 @@ export function loopOptions(l: GoldenLoop): { options: SampleOptions; draws(): n
     ...(l.init ? { init: split(l.init, B, d) } : {}),
     ...(l.strength === undefined ? {} : { strength: l.strength }),
     ...(l.mask ? { mask: split(l.mask, B, 16) } : {}),
+    ...(l.opaque ? { opaque: l.opaque } : {}),
     noise: () => Float32Array.from(l.draws[k++] ?? []),
   };
   return { options, draws: () => k };

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DiffusionError } from '../../../plugin/src/errors.ts';
 import { resolveContext } from '../../../plugin/src/model/meta.ts';
+import { opaqueSprites } from '../../../plugin/src/sampler/opaque.ts';
 import { createRng, spriteRng } from '../../../plugin/src/sampler/rng.ts';
 import {
   type Denoiser,
@@ -150,6 +151,49 @@ describe('applyUpdate equals the reference steps', () => {
     expect(guidedEps(c, u, 0)).toEqual(u);
     expect(Array.from(guidedEps(c, u, 3))).toEqual([2, 8]);
   });
+});
+
+describe('opaque sprites', () => {
+  const opaqueMeta = testMeta((m) => (m.opaque = ['item']));
+  it('are those whose context weighs only opaque categories', () => {
+    const c = (name: string | Record<string, number>) => resolveContext(opaqueMeta, name);
+    expect(opaqueSprites(opaqueMeta, [c('item'), c('monster'), c({ item: 0.5, monster: 0.5 })])).toEqual([
+      true,
+      false,
+      false,
+    ]);
+    expect(opaqueSprites(opaqueMeta, [c('monster')])).toBeUndefined();
+    expect(opaqueSprites(opaqueMeta, [new Float32Array(3)])).toBeUndefined(); // the unconditional context
+    expect(opaqueSprites(meta, [c('item')])).toBeUndefined(); // a model without opaque categories
+  });
+
+  /** eps of each colour channel also depends on the pixel's alpha, as a real network's does. */
+  const alphaAware: Denoiser = {
+    async predict(x, t, _context, n) {
+      const out = new Float32Array(n * D);
+      for (let r = 0; r < n; r++) {
+        for (let i = 0; i < D; i++) {
+          const a = x[r * D + 48 + (i % 16)] as number;
+          out[r * D + i] = 0.3 * (x[r * D + i] as number) + (i < 48 ? 0.4 * a : 0) - 0.01 * (t[r] as number);
+        }
+      }
+      return out;
+    },
+  };
+  for (const sampler of ['ddpm', 'ddim'] as const) {
+    it(`${sampler}: an opaque sprite ends fully opaque with colours drawn for it; its batch neighbour keeps its alpha`, async () => {
+      const base = { contexts: [ctx('item'), ctx('monster')], sampler, seed: 3, steps: 4, guidance: 2 };
+      const plain = await sample(alphaAware, meta, base);
+      const x = await sample(alphaAware, meta, { ...base, opaque: [true, false] });
+      const alpha = (i: number, a: Float32Array) => Array.from(a.slice((i * 4 + 3) * 16, (i * 4 + 4) * 16));
+      expect(alpha(0, x).every((v) => v === 1)).toBe(true);
+      expect(alpha(0, plain).every((v) => v === 1)).toBe(false);
+      // the alpha known at every step changes what the network saw, so the colours change too
+      expect(Array.from(x.slice(0, 48))).not.toEqual(Array.from(plain.slice(0, 48)));
+      expect(alpha(1, x).every((v) => v === 1)).toBe(false);
+      await expect(sample(alphaAware, meta, { ...base, opaque: [true] })).rejects.toThrow(/one flag per sprite \(2\)/);
+    });
+  }
 });
 
 describe('sample', () => {
