@@ -140,3 +140,29 @@ def test_eval_reports_copies_with_their_threshold_and_grid(tiny_run, tiny_data, 
     assert 0 <= s["copies_share"] <= 1 and set(s["copies_per_category"]) == set(s["per_category_accuracy"])
     assert s["copies_share"] == pytest.approx(sum(s["copies_per_category"].values()) / len(s["copies_per_category"]))
     assert is_png(tmp_path / "copies-ddim3.png") == (s["copies_share"] > 0)
+
+
+def test_opaque_categories_are_sampled_opaque_as_the_runtime_does(tiny_run, tiny_data, tmp_path, monkeypatch):
+    """With 'squares' marked opaque the evaluator samples them with alpha known: no half-transparent raw
+    pixel in that row, and the setting records the categories."""
+    real = ev.load_for_eval
+
+    def with_opaque(path):
+        m = real(path)
+        m["opaque"] = ["squares"]
+        return m
+    monkeypatch.setattr(ev, "load_for_eval", with_opaque)
+    seen = []
+    real_sample = ev.sample
+
+    def spy(*a, **kw):
+        x = real_sample(*a, **kw)
+        seen.append((kw["opaque"].clone(), x))
+        return x
+    monkeypatch.setattr(ev, "sample", spy)
+    report = ev.evaluate(tiny_run, tiny_data, tmp_path, per_category=3, settings=["ddim3"],
+                         device=torch.device("cpu"), epochs=1)
+    assert report["settings"][0]["opaque"] == ["squares"]
+    (flags, x), = seen
+    assert flags.tolist() == [False] * 3 + [True] * 3        # categories [discs, squares]
+    assert bool((x[3:, 3] == 1).all()) and not bool((x[:3, 3] == 1).all())

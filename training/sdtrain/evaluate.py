@@ -10,7 +10,8 @@ dataset of the same sprites scaled up by a whole factor (`npm run dataset -- --s
 sprites are scaled up the same way first, so native and upscaled training compare with one classifier.
 
 1. Trains a small classifier on the training split (reports its held-out accuracy).
-2. Generates --per-category sprites per category with each requested sampler setting.
+2. Generates --per-category sprites per category with each requested sampler setting (the model's
+   opaque categories with their alpha known, as the runtime samples them).
 3. Reports, per setting: (a) the classifier's accuracy on generated sprites next to its
    accuracy on held-out real ones; (b) the Frechet distance in the classifier's feature
    space, generated vs train next to held-out real vs train; (c) nearest-neighbour pixel
@@ -39,7 +40,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .dataset import load_dataset
-from .export import build_model, load_run
+from .export import build_model, checkpoint_opaque, load_run
 from .images import save_grid
 from .progress import Progress
 from .quantize import fake_quant_fp16, fake_quant_int8
@@ -231,9 +232,10 @@ def load_for_eval(path: Path) -> Dict:
         return {"model": t.model, "categories": t.categories, "steps": t.meta.get("training", {}).get("steps"),
                 "schedule": ScheduleConfig(T=sc["T"], beta_start=sc["beta_start"], beta_end=sc["beta_end"],
                                            name=sc["name"]),
-                "data": None, "name": t.name}
+                "data": None, "name": t.name, "opaque": list(t.meta.get("opaque", []))}
     ck = load_run(path)
     return {"model": build_model(ck), "categories": list(ck["categories"]), "steps": ck["step"],
+            "opaque": checkpoint_opaque(ck),
             "schedule": ScheduleConfig(**ck["config"]["schedule"]), "data": ck["config"]["data"],
             "name": path.name if path.is_dir() else path.parent.name}
 
@@ -306,6 +308,10 @@ def evaluate(run: Path, data: Optional[Path], out: Path, per_category: int, sett
             st["name"], st["model"], st["model_steps"] = s, src["name"], src["steps"]
         ctx = torch.eye(k, device=device).repeat_interleave(per_category, dim=0)
         y_gen = torch.arange(k).repeat_interleave(per_category)
+        # the runtime samples the model's opaque categories with their alpha known (see schedule.sample)
+        opaque = torch.tensor([names[int(y)] in src["opaque"] for y in y_gen], device=device)
+        if src["opaque"]:
+            st["opaque"] = list(src["opaque"])
         gen = torch.Generator(device=device).manual_seed(seed + 1)
         init = None
         if st.get("strength") is not None:
@@ -322,7 +328,7 @@ def evaluate(run: Path, data: Optional[Path], out: Path, per_category: int, sett
             src_b = {} if init is None else {"init": init[i:i + bs], "strength": st["strength"]}
             xb = sample(model, sch, ctx[i:i + bs], model.cfg.size, model.cfg.channels, sampler=st["sampler"],
                         steps=st["steps"], guidance=st["guidance"], clip_x0=True, generator=gen,
-                        eta=st.get("eta", 0.0), **src_b)
+                        eta=st.get("eta", 0.0), opaque=opaque[i:i + bs], **src_b)
             xs.append(xb.cpu())
             bar.update(len(xb))
         bar.close()

@@ -163,6 +163,19 @@ VARIANTS = {
 }
 
 
+def checkpoint_opaque(ck: Dict) -> List[str]:
+    """The checkpoint's opaque categories (see dataset.opaque_categories); for a checkpoint saved before they
+    were recorded, read from the dataset it trained on when that is still there (else none)."""
+    if ck.get("opaque") is not None:
+        return list(ck["opaque"])
+    data = ck.get("config", {}).get("data")
+    if data and Path(data).exists():
+        d = load_dataset(Path(data))
+        if list(d["categories"]) == list(ck["categories"]):
+            return opaque_categories(d["images"][~d["held_out"]], d["labels"][~d["held_out"]], d["categories"])
+    return []
+
+
 def write_meta(out: Path, ck: Dict, model: ContextUnet, name: str, files: Dict[str, Path],
                sampling: Dict) -> Path:
     cfg = ck["config"]
@@ -194,12 +207,7 @@ def write_meta(out: Path, ck: Dict, model: ContextUnet, name: str, files: Dict[s
                      "content_sha256": manifest.get("content_sha256")},
         },
     }
-    opaque = ck.get("opaque")
-    if opaque is None and cfg.get("data") and Path(cfg["data"]).exists():
-        # a checkpoint saved before opacity was recorded: read it from the dataset it trained on
-        d = load_dataset(Path(cfg["data"]))
-        if list(d["categories"]) == list(ck["categories"]):
-            opaque = opaque_categories(d["images"][~d["held_out"]], d["labels"][~d["held_out"]], d["categories"])
+    opaque = checkpoint_opaque(ck)
     if opaque:
         items = list(meta.items())
         at = [k for k, _ in items].index("categories") + 1
