@@ -42,6 +42,12 @@ def test_resize_keeps_same_named_columns_and_initialises_new_ones():
     assert col.abs().max() <= 1 / 2 ** 0.5 and col.std() > 0 and not torch.equal(col[:, 0], col[:, 1])
     with pytest.raises(ValueError, match="unknown new-category init"):
         resize_context(w, src, ["a"], init="copy")
+    # sub-categories of a source category (monster/0, monster/1) start from their parent's column
+    sub, kept, new = resize_context(w, src, ["monster/0", "monster/1", "potion", "ghost/0"])
+    assert kept == ["potion"] and new == ["monster/0", "monster/1", "ghost/0"]
+    assert torch.equal(sub[CONTEXT_WEIGHT][:, 0], w[CONTEXT_WEIGHT][:, 0])
+    assert torch.equal(sub[CONTEXT_WEIGHT][:, 1], w[CONTEXT_WEIGHT][:, 0])
+    assert torch.allclose(sub[CONTEXT_WEIGHT][:, 3], mean), "no parent named ghost: the mean"
 
 
 def three_category_data(tmp_path: Path, size: int = 32) -> Path:

@@ -103,8 +103,9 @@ def resize_context(weights: Dict[str, torch.Tensor], src: Sequence[str], dst: Se
                    ) -> Tuple[Dict[str, torch.Tensor], List[str], List[str]]:
     """`weights` with the context input resized from categories `src` to `dst`.
 
-    Same-named categories keep their column; new ones start as `init` ("mean" of the source
-    columns, "zero" = the unconditional embedding, "random" = the layer's default init scale).
+    Same-named categories keep their column; a sub-category `parent/name` of a source category starts
+    from its parent's column (training/scripts/subclusters.py); other new ones start as `init` ("mean" of
+    the source columns, "zero" = the unconditional embedding, "random" = the layer's default init scale).
     Returns (weights, kept names, new names); the input dict is not modified."""
     if init not in NEW_CATEGORY_INITS:
         raise ValueError(f"unknown new-category init {init!r}; choose one of {', '.join(NEW_CATEGORY_INITS)}")
@@ -121,7 +122,10 @@ def resize_context(weights: Dict[str, torch.Tensor], src: Sequence[str], dst: Se
             kept.append(name)
             continue
         new.append(name)
-        if init == "mean":
+        parent = name.split("/", 1)[0]
+        if "/" in name and parent in src:
+            cols[:, j] = w[:, list(src).index(parent)]
+        elif init == "mean":
             cols[:, j] = w.mean(dim=1)
         elif init == "zero":
             cols[:, j] = 0

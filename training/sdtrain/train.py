@@ -251,8 +251,11 @@ class Trainer:
         self.model.load_state_dict(weights, strict=False)
         self.ema.load_state_dict(self.model.state_dict())
         if self.rank == 0:
+            subs = [n for n in new if "/" in n and n.split("/", 1)[0] in src.categories]
+            plain = [n for n in new if n not in subs]
             print(f"initialised from {path} (step {src.step}); categories kept: {', '.join(kept) or 'none'}; "
-                  f"new ({INIT_WORDS[self.cfg.new_category_init]}): {', '.join(new) or 'none'}"
+                  f"new ({INIT_WORDS[self.cfg.new_category_init]}): {', '.join(plain) or 'none'}"
+                  f"{'; sub-categories (from their parent): ' + ', '.join(subs) if subs else ''}"
                   f"{'; new parameters: ' + ', '.join(fresh) if fresh else ''}", flush=True)
 
     # ---- one step ----------------------------------------------------
