@@ -77,7 +77,8 @@ export interface SampleOptions {
   /**
    * Replaces the sprites' streams as the source of Gaussian noise (test vectors): called for every
    * `[B*C*H*W]` draw, in the loop's order (x_T; per step the update's z when the step is noisy,
-   * then the known-region noise of inpainting or opaque sprites when tPrev > 0). The tileable shift still uses the streams.
+   * then the known-region noise of inpainting or opaque sprites when tPrev > 0). The tileable shift
+   * still uses the streams.
    */
   noise?: () => Float32Array;
 }
@@ -404,16 +405,8 @@ export async function sampleWith(
         // source noised to tPrev (one fresh draw for both, each step).
         x = unshift(await runner.read(h, false));
         const n = draw();
-        if (opaque)
-          keepOpaque(
-            x,
-            opaque,
-            S,
-            C,
-            Math.sqrt(sched.alphaBar[step.tPrev] as number),
-            n,
-            Math.sqrt(1 - (sched.alphaBar[step.tPrev] as number)),
-          );
+        const ab = sched.alphaBar[step.tPrev] as number;
+        if (opaque) keepOpaque(x, opaque, S, C, Math.sqrt(ab), n, Math.sqrt(1 - ab));
         if (mask && src) keepMasked(x, noised(src, n, step.tPrev), mask, B, C, S);
         x = rollBatch(x, B, C, S, ox, oy);
         runner.release(h);
