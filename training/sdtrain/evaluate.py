@@ -133,21 +133,36 @@ def frechet(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def nn_distance(q: torch.Tensor, ref: torch.Tensor, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Per query: min L2 distance (per pixel-channel RMS) to ref, counting horizontal flips; and its index."""
+def nearest(q: torch.Tensor, ref: torch.Tensor, device: torch.device, k: int = 1,
+            exclude_self: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per query: the L2 distances (per pixel-channel RMS) to its k nearest ref sprites, counting horizontal
+    flips, nearest first, and their indices ([N, k] each). `exclude_self`: q is ref, each sprite is compared
+    with the others (leave one out)."""
     r = ref.flatten(1).to(device)
     rf = ref.flip(3).flatten(1).to(device)
-    dmin, imin = [], []
+    dist, idx = [], []
     for i in range(0, len(q), 128):
         qq = q[i:i + 128].flatten(1).to(device)
         d = torch.minimum(torch.cdist(qq, r), torch.cdist(qq, rf))
-        m, j = d.min(1)
-        dmin.append(m.cpu() / q[0].numel() ** 0.5)
-        imin.append(j.cpu())
-    return torch.cat(dmin), torch.cat(imin)
+        if exclude_self:
+            d[torch.arange(len(qq)), torch.arange(i, i + len(qq))] = float("inf")
+        s, j = d.topk(min(k, d.shape[1]), dim=1, largest=False)
+        dist.append(s.cpu() / q[0].numel() ** 0.5)
+        idx.append(j.cpu())
+    return torch.cat(dist), torch.cat(idx)
 
 
-@torch.no_grad()
+def nn_distance(q: torch.Tensor, ref: torch.Tensor, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per query: min L2 distance (per pixel-channel RMS) to ref, counting horizontal flips; and its index."""
+    d, j = nearest(q, ref, device)
+    return d[:, 0], j[:, 0]
+
+
+def ratio_of(d: torch.Tensor) -> torch.Tensor:
+    """The copy ratio from `nearest`'s distances: the nearest over the mean of the k nearest."""
+    return d[:, 0] / d.mean(1).clamp(min=1e-12)
+
+
 def copy_ratio(q: torch.Tensor, ref: torch.Tensor, device: torch.device, k: int = COPY_NEIGHBOURS,
                exclude_self: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
     """Per query: its distance to the nearest ref sprite divided by the mean distance to its k nearest
@@ -155,18 +170,8 @@ def copy_ratio(q: torch.Tensor, ref: torch.Tensor, device: torch.device, k: int 
     merely sits in a dense part of the set (a plain texture among textures of its colour) scores near 1.
     The relative rule of Carlini et al., "Extracting Training Data from Diffusion Models" (2023).
     `exclude_self`: q is ref, each sprite is compared with the others (leave one out)."""
-    r = ref.flatten(1).to(device)
-    rf = ref.flip(3).flatten(1).to(device)
-    ratios, imin = [], []
-    for i in range(0, len(q), 128):
-        qq = q[i:i + 128].flatten(1).to(device)
-        d = torch.minimum(torch.cdist(qq, r), torch.cdist(qq, rf))
-        if exclude_self:
-            d[torch.arange(len(qq)), torch.arange(i, i + len(qq))] = float("inf")
-        s, j = d.topk(min(k, d.shape[1]), dim=1, largest=False)
-        ratios.append((s[:, 0] / s.mean(1).clamp(min=1e-12)).cpu())
-        imin.append(j[:, 0].cpu())
-    return torch.cat(ratios), torch.cat(imin)
+    d, j = nearest(q, ref, device, k, exclude_self)
+    return ratio_of(d), j[:, 0]
 
 
 def half_transparent(x: torch.Tensor) -> float:
@@ -271,13 +276,14 @@ def evaluate(run: Path, data: Optional[Path], out: Path, per_category: int, sett
     f_ev, p_ev = embed(clf, x_ev, device)
     real_acc = float((p_ev == y_ev).float().mean())
     fd_real = frechet(f_ev, f_tr)
-    nn_real, _ = nn_distance(x_ev, x_tr, device)
+    d_real, _ = nearest(x_ev, x_tr, device, COPY_NEIGHBOURS)
+    nn_real = d_real[:, 0]
     # a generated sprite is a near copy when it sits closer to the training set than 95% of held-out real ones
     near_threshold = torch.quantile(nn_real, 0.05)
     # a generated sprite is a copy when its copy ratio is below that of 95% of real sprites: the held-out ones
     # against the training split, and each training sprite against the others (enough sprites for a stable
     # 5th percentile on a small set)
-    ratio_real = torch.cat([copy_ratio(x_ev, x_tr, device)[0], copy_ratio(x_tr, x_tr, device, exclude_self=True)[0]])
+    ratio_real = torch.cat([ratio_of(d_real), copy_ratio(x_tr, x_tr, device, exclude_self=True)[0]])
     copy_threshold = torch.quantile(ratio_real, 0.05)
     rough_real = roughness(x_ev)
     report: Dict = {
@@ -344,11 +350,12 @@ def evaluate(run: Path, data: Optional[Path], out: Path, per_category: int, sett
             st["upscaled"] = f
         x_gen = clean_alpha(raw)
         f_gen, p_gen = embed(clf, x_gen, device)
-        nn_gen, nn_idx = nn_distance(x_gen, x_tr, device)
+        d_gen, j_gen = nearest(x_gen, x_tr, device, COPY_NEIGHBOURS)
+        nn_gen, nn_idx = d_gen[:, 0], j_gen[:, 0]
         per_cat = {n: float((p_gen[y_gen == i] == i).float().mean()) for i, n in enumerate(names)}
         near = nn_gen < near_threshold
         near_per_cat = {n: float(near[y_gen == i].float().mean()) for i, n in enumerate(names)}
-        ratio_gen, copy_idx = copy_ratio(x_gen, x_tr, device)
+        ratio_gen = ratio_of(d_gen)
         copies = ratio_gen < copy_threshold
         r = {
             **st,
@@ -383,7 +390,7 @@ def evaluate(run: Path, data: Optional[Path], out: Path, per_category: int, sett
         flagged = torch.nonzero(copies).flatten()
         flagged = flagged[ratio_gen[flagged].argsort()][:24]
         if len(flagged):
-            cp_u8 = ((x_tr[copy_idx[flagged]] + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+            cp_u8 = ((x_tr[nn_idx[flagged]] + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
             save_grid(np.concatenate([u8[flagged.numpy()], cp_u8]), 2, out / f"copies-{file_tag}.png",
                       labels=["generated", "copied"])
         print(f"{s}: acc {r['accuracy_generated']:.3f} (real {real_acc:.3f}), FD {r['frechet_generated_vs_train']:.2f} "
