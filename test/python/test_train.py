@@ -10,6 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from conftest import PYTHON, TINY_RUN_STEPS, TINY_SIZE, is_png, load_ckpt, sub_env, train_args
@@ -209,10 +210,13 @@ def test_ctrl_c_saves_renders_one_grid_and_exits(tiny_data, tmp_path):
     assert is_png(run / "samples.png") and (run / "samples.png").read_bytes() == (run / grids[0]).read_bytes()
 
 
-def test_mix_prob_cuts_two_categories_together_with_context_by_opaque_share(tiny_data, tmp_path):
+@pytest.mark.parametrize("style", ["cutmix", "paste"])
+def test_mix_prob_puts_two_categories_together_with_context_by_opaque_share(tiny_data, tmp_path, style):
     def batch(prob: str, out: str):
         cfg = train.config_from_args(train.make_parser().parse_args(
-            train_args(tiny_data, tmp_path / out, 2, "--mix-prob", prob, "--cond-drop", "0", "--batch", "64")))
+            train_args(tiny_data, tmp_path / out, 2, "--mix-prob", prob, "--mix-style", style, "--cond-drop", "0",
+                       "--batch", "64")))
+        assert cfg.mix_style == style
         return train.Trainer(cfg).batch()
 
     x0, ctx, _, _ = batch("0", "plain")

@@ -10,7 +10,11 @@ top, the second's below, a soft edge at the mix's weights).
 
 For each mix and method: the share of sprites the classifier (trained on the dataset's own split, as in
 sdtrain.evaluate) calls the first category, the second, neither; and "both": its two largest
-probabilities are the mix's categories, each at least 0.2. Writes a grid per method (rows = mixes).
+probabilities are the mix's categories, each at least 0.2. The first row of each mix,
+"real composites", scores real art that shows both: a held-out sprite of the first category with a held-out
+sprite of the second pasted on it (sdtrain.mixing's paste: the whole sprite at 40-75% of the canvas), the
+reference for what "both" can reach with this classifier. --model may repeat (NAME=PATH) to score several
+models with one classifier. Writes a grid per model and method (rows = mixes).
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ import torch
 from sdtrain.dataset import load_dataset
 from sdtrain.evaluate import clean_alpha, load_for_eval, to_float, train_classifier
 from sdtrain.images import save_grid
+from sdtrain.mixing import paste_layer, put_over
 from sdtrain.schedule import DDPMSchedule, sample
 
 
@@ -107,72 +112,94 @@ class Regions(torch.nn.Module):
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True)
+    p.add_argument("--model", action="append", required=True,
+                   help="a model.json or run; NAME=PATH names it in the report (repeat to compare models)")
     p.add_argument("--data", required=True)
     p.add_argument("--mix", action="append", required=True, help="a=w,b=w (two categories)")
     p.add_argument("--n", type=int, default=64)
     p.add_argument("--steps", type=int, default=25)
     p.add_argument("--guidance", type=float, default=3.0)
     p.add_argument("--eta", type=float, default=1.0)
+    p.add_argument("--epochs", type=int, default=15, help="the classifier's training epochs")
     p.add_argument("--out", default="runs/mix-blend")
-    p.add_argument("--methods", default="inputs,alternating,switched,composed,regions", help="comma-separated subset")
+    p.add_argument("--methods", default="inputs,alternating,switched,composed,regions",
+                   help="comma-separated subset (each model)")
     a = p.parse_args()
     torch.manual_seed(0)
-    m = load_for_eval(Path(a.model))
-    model = m["model"].eval()
-    names = m["categories"]
+    models = {}
+    for spec in a.model:
+        label, _, path = spec.rpartition("=")
+        m = load_for_eval(Path(path))
+        models[label or Path(path).parent.name] = m
+    names = next(iter(models.values()))["categories"]
+    if any(m["categories"] != names for m in models.values()):
+        raise SystemExit("mix-blend: the models have different categories; compare models of one dataset")
     d = load_dataset(Path(a.data))
     x_all, y_all = to_float(d["images"]), torch.from_numpy(d["labels"])
     held = torch.from_numpy(d["held_out"])
-    clf = train_classifier(x_all[~held], y_all[~held], len(names), torch.device("cpu"), 15, 0).eval()
-    sch = DDPMSchedule(m["schedule"])
+    k = len(names)
+    clf = train_classifier(x_all[~held], y_all[~held], k, torch.device("cpu"), a.epochs, 0).eval()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
+
+    @torch.no_grad()
+    def score(x: torch.Tensor, idx: list) -> dict:
+        prob = torch.softmax(clf(x), dim=1)
+        top = prob.argmax(dim=1)
+        top2 = prob.topk(2, dim=1)
+        both = ((top2.indices.sort(dim=1).values == torch.tensor(sorted(idx))).all(dim=1)
+                & (top2.values[:, 1] >= 0.2))
+        return {names[idx[0]]: float((top == idx[0]).float().mean()), names[idx[1]]: float((top == idx[1]).float().mean()),
+                "neither": float(((top != idx[0]) & (top != idx[1])).float().mean()),
+                "both": float(both.float().mean())}
+
+    xh, yh = x_all[held], y_all[held]
     report = {}
-    grids: dict[str, list] = {"inputs": [], "alternating": [], "switched": [], "composed": [], "regions": []}
+    grids: dict[str, list] = {}
     for mix in a.mix:
         parts = [(kv.split("=")[0], float(kv.split("=")[1])) for kv in mix.split(",")]
         idx = [names.index(c) for c, _ in parts]
         w = torch.tensor([v for _, v in parts])
         w = w / w.sum()
-        ctx = torch.zeros(a.n, len(names))
+        ctx = torch.zeros(a.n, k)
         ctx[:, idx] = w
+        report[mix] = {}
+        # real composites of the pair: a held-out sprite of the first category with one of the second pasted on
+        g = torch.Generator().manual_seed(7)
+        pick = [torch.nonzero(yh == i).flatten() for i in idx]
+        xa = xh[pick[0][torch.randint(len(pick[0]), (a.n,), generator=g)]]
+        xb = xh[pick[1][torch.randint(len(pick[1]), (a.n,), generator=g)]]
+        real, _ = put_over(xa, *paste_layer(xb, g))
+        runs = [("real composites", real)]
         order = alternating(w.tolist(), a.steps)
         blocks = switched(w.tolist(), a.steps)
-        methods = {
-            "inputs": (model, None),
-            "alternating": (model, lambda i: torch.nn.functional.one_hot(
-                torch.full((a.n,), idx[order[i]]), len(names)).float()),
-            "switched": (model, lambda i: torch.nn.functional.one_hot(
-                torch.full((a.n,), idx[blocks[i]]), len(names)).float()),
-            "composed": (Composed(model), None),
-            "regions": (Regions(model, idx), None),
-        }
-        report[mix] = {}
-        for name, (net, at) in methods.items():
-            if name not in a.methods.split(","):
-                continue
-            g = torch.Generator().manual_seed(7)
-            with torch.no_grad():
-                x = sample(net, sch, ctx, model.cfg.size, model.cfg.channels, sampler="ddim", steps=a.steps,
-                           guidance=a.guidance, generator=g, eta=a.eta, context_at=at)
-                x = clean_alpha(x)
-                prob = torch.softmax(clf(x), dim=1)
-            top = prob.argmax(dim=1)
-            top2 = prob.topk(2, dim=1)
-            both = ((top2.indices.sort(dim=1).values == torch.tensor(sorted(idx))).all(dim=1)
-                    & (top2.values[:, 1] >= 0.2))
-            r = {parts[0][0]: float((top == idx[0]).float().mean()), parts[1][0]: float((top == idx[1]).float().mean()),
-                 "neither": float(((top != idx[0]) & (top != idx[1])).float().mean()),
-                 "both": float(both.float().mean())}
+        for label, m in models.items():
+            model = m["model"].eval()
+            sch = DDPMSchedule(m["schedule"])
+            methods = {
+                "inputs": (model, None),
+                "alternating": (model, lambda i: torch.nn.functional.one_hot(
+                    torch.full((a.n,), idx[order[i]]), k).float()),
+                "switched": (model, lambda i: torch.nn.functional.one_hot(
+                    torch.full((a.n,), idx[blocks[i]]), k).float()),
+                "composed": (Composed(model), None),
+                "regions": (Regions(model, idx), None),
+            }
+            for name in a.methods.split(","):
+                net, at = methods[name]
+                g = torch.Generator().manual_seed(7)
+                with torch.no_grad():
+                    x = sample(net, sch, ctx, model.cfg.size, model.cfg.channels, sampler="ddim", steps=a.steps,
+                               guidance=a.guidance, generator=g, eta=a.eta, context_at=at)
+                runs.append((f"{label} {name}" if len(models) > 1 else name, clean_alpha(x)))
+        for name, x in runs:
+            r = score(x, idx)
             report[mix][name] = r
-            print(f"{mix:28s} {name:12s} " + "  ".join(f"{k} {v:.2f}" for k, v in r.items()), flush=True)
+            print(f"{mix:28s} {name:24s} " + "  ".join(f"{key} {v:.2f}" for key, v in r.items()), flush=True)
             u8 = ((x[:8] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
-            grids[name].append(u8)
+            grids.setdefault(name, []).append(u8)
     for name, rows in grids.items():
-        if not rows:
-            continue
-        save_grid(np.concatenate(rows), len(rows), out / f"mix-{name}.png", labels=a.mix, scale=4)
+        save_grid(np.concatenate(rows), len(rows), out / f"mix-{name.replace(' ', '-')}.png", labels=a.mix, scale=4)
     (out / "mix-blend.json").write_text(json.dumps(report, indent=2) + "\n")
     return 0
 

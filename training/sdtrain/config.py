@@ -24,10 +24,12 @@ class TrainConfig:
     weight_decay: float = 0.01
     ema_decay: float = 0.999
     cond_drop: float = 0.1
-    # Category mixtures: this share of each batch is a pair of sprites from two categories cut together
-    # (a random box of the second pasted onto the first, CutMix) with the context split by area, so a
-    # context such as 0.5 monster + 0.5 potion has sprites of both to learn from. 0 = off.
+    # Category mixtures: this share of each batch is a pair of sprites from two categories put together,
+    # with the context split by their shares of the opaque pixels, so a context such as 0.5 monster +
+    # 0.5 potion has sprites of both to learn from. 0 = off. mix_style "cutmix": a random box of the
+    # second pasted onto the first; "paste": the whole second sprite, scaled down, pasted onto the first.
     mix_prob: float = 0.0
+    mix_style: str = "cutmix"
     min_snr_gamma: float = 5.0
     flip: bool = True
     balance: float = 0.5

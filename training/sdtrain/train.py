@@ -34,6 +34,7 @@ from .config import TrainConfig
 from .dataset import load_dataset, opaque_categories
 from .finetune import FROZEN_PREFIXES, NEW_CATEGORY_INITS, InitSourceError, freeze, load_init_source, resize_context
 from .images import save_grid
+from .mixing import MIX_STYLES, put_over
 from .model import ContextUnet, ModelConfig, count_flops, count_params
 from .plots import loss_curve
 from .progress import Progress
@@ -280,35 +281,21 @@ class Trainer:
         return x0, ctx, t, noise
 
     def mix(self, x0: torch.Tensor, ctx: torch.Tensor, eligible: torch.Tensor):
-        """CutMix across categories: for a `mix_prob` share of the eligible rows, the opaque pixels inside a
-        random box of a sprite from another category (drawn like any sprite) are pasted over the row; the
-        context weights are the two parts' shares of the composite's opaque pixels."""
+        """Category mixtures: for a `mix_prob` share of the eligible rows, a sprite from another category
+        (drawn like any sprite) is put over the row, by `mix_style` (sdtrain.mixing); only
+        its opaque pixels cover the row, and the context weights are the two parts' shares of the
+        composite's opaque pixels."""
         cfg, g, dev = self.cfg, self.gen, self.device
-        b, _, h, w = x0.shape
+        b = x0.shape[0]
         pick = (torch.rand(b, generator=g, device=dev) < cfg.mix_prob) & eligible
         idx = torch.multinomial(self.sample_w, b, replacement=True, generator=g)
-        area = 0.25 + 0.5 * torch.rand(b, generator=g, device=dev)  # the partner's share of the canvas
-        aspect = torch.exp((torch.rand(b, generator=g, device=dev) - 0.5) * math.log(4))  # 1/2 .. 2
-        bh = (torch.sqrt(area * aspect) * h).round().clamp(2, h).long()
-        bw = (torch.sqrt(area / aspect) * w).round().clamp(2, w).long()
-        top = (torch.rand(b, generator=g, device=dev) * (h - bh + 1)).floor().long()
-        left = (torch.rand(b, generator=g, device=dev) * (w - bw + 1)).floor().long()
+        partner = self.images[idx].float() / 127.5 - 1.0
+        layer, box = MIX_STYLES[cfg.mix_style](partner, g)
         other = self.labels[idx]
         pick &= other != ctx.argmax(dim=1)
         if not pick.any():
             return x0, ctx
-        rows = torch.arange(h, device=dev).view(1, h, 1)
-        cols = torch.arange(w, device=dev).view(1, 1, w)
-        box = ((rows >= top.view(-1, 1, 1)) & (rows < (top + bh).view(-1, 1, 1))
-               & (cols >= left.view(-1, 1, 1)) & (cols < (left + bw).view(-1, 1, 1)) & pick.view(-1, 1, 1))
-        partner = self.images[idx].float() / 127.5 - 1.0
-        if partner.shape[1] == 4:  # RGBA: only the partner's opaque pixels are pasted, so no holes are cut
-            box &= partner[:, 3] > 0
-            opaque = (x0[:, 3] > 0) | box
-        else:
-            opaque = torch.ones_like(box)
-        x0 = torch.where(box[:, None], partner, x0)
-        share = box.float().sum(dim=(1, 2)) / opaque.float().sum(dim=(1, 2)).clamp(min=1)
+        x0, share = put_over(x0, layer, box & pick.view(-1, 1, 1))
         ctx = ctx * (1 - share)[:, None] + F.one_hot(other, ctx.shape[1]).float() * share[:, None]
         return x0, ctx
 
@@ -459,9 +446,12 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, help=f"warm-up steps (default {d.warmup})")
     p.add_argument("--ema-decay", type=float, help=f"EMA decay (default {d.ema_decay})")
     p.add_argument("--cond-drop", type=float, help=f"context dropout probability (default {d.cond_drop})")
-    p.add_argument("--mix-prob", type=float, help="share of each batch made of two categories' sprites cut "
-                   "together (CutMix, context split by area) so category mixes learn to show both "
-                   f"(default {d.mix_prob})")
+    p.add_argument("--mix-prob", type=float, help="share of each batch made of two categories' sprites put "
+                   "together (context split by their shares of the opaque pixels) so category mixes learn to "
+                   f"show both (default {d.mix_prob})")
+    p.add_argument("--mix-style", choices=("cutmix", "paste"), help="how --mix-prob puts two sprites together: "
+                   "cutmix (a random box of one over the other) or paste (the whole second sprite, scaled to "
+                   f"40-75%%, over the first) (default {d.mix_style})")
     p.add_argument("--min-snr-gamma", type=float, help=f"min-SNR weighting gamma, 0 = plain MSE (default {d.min_snr_gamma})")
     p.add_argument("--balance", type=float, help="class balancing: 0 natural frequencies, 1 uniform over "
                                                  f"categories (default {d.balance})")
@@ -534,7 +524,7 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         for name, value in FINETUNE_DEFAULTS.items():
             setattr(cfg, name, value)
     cfg.out = a.out
-    for name in ("steps", "batch", "lr", "warmup", "ema_decay", "cond_drop", "mix_prob", "min_snr_gamma", "balance", "seed",
+    for name in ("steps", "batch", "lr", "warmup", "ema_decay", "cond_drop", "mix_prob", "mix_style", "min_snr_gamma", "balance", "seed",
                  "sample_every", "ckpt_every", "max_minutes", "device"):
         v = getattr(a, name)
         if v is not None:
