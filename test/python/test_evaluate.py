@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,13 @@ def test_run_and_exported_model_score_identically_with_one_classifier(tiny_run, 
     assert b["model"] == "tiny-exported" and b["model_steps"] == 125 and "model" not in a
     for key in ("accuracy_generated", "frechet_generated_vs_train", "nn_median_generated", "roughness"):
         assert a[key] == pytest.approx(b[key], abs=1e-5), key
+    # Frechet distance per category: every category, finite, the same network scoring the same
+    assert set(a["per_category_frechet"]) == set(a["per_category_accuracy"]) == set(report["real"]["per_category_frechet"])
+    for name, fd in a["per_category_frechet"].items():
+        assert math.isfinite(fd) and fd >= 0 and fd == pytest.approx(b["per_category_frechet"][name], abs=1e-4)
+    # a category with fewer than two held-out sprites has no covariance: None, not an error
+    held = report["real"]["per_category_frechet"]
+    assert all(v is None or (math.isfinite(v) and v >= 0) for v in held.values())
     assert c["guidance"] == 2.0 and c["n"] == 12
     saved = json.loads((out / "eval.json").read_text())
     assert [s["name"] for s in saved["settings"]] == names

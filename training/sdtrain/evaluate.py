@@ -14,7 +14,7 @@ sprites are scaled up the same way first, so native and upscaled training compar
    opaque categories with their alpha known, as the runtime samples them).
 3. Reports, per setting: (a) the classifier's accuracy on generated sprites next to its
    accuracy on held-out real ones; (b) the Frechet distance in the classifier's feature
-   space, generated vs train next to held-out real vs train; (c) nearest-neighbour pixel
+   space, generated vs train next to held-out real vs train, overall and per category; (c) nearest-neighbour pixel
    distance to the training set, generated relative to held-out real (copies score ~0);
    (d) copies: the share of generated sprites whose distance to their nearest training sprite, divided by
    the mean distance to their 10 nearest, is lower than for 95% of real sprites (so real ones score 0.05);
@@ -130,6 +130,18 @@ def frechet(a: torch.Tensor, b: torch.Tensor) -> float:
     m = r1 @ s2 @ r1
     tr_sqrt = torch.linalg.eigvalsh((m + m.T) / 2).clamp(min=0).sqrt().sum()
     return float(((mu1 - mu2) ** 2).sum() + torch.trace(s1) + torch.trace(s2) - 2 * tr_sqrt)
+
+
+def frechet_per_category(f: torch.Tensor, y: torch.Tensor, f_ref: torch.Tensor, y_ref: torch.Tensor,
+                         names: Sequence[str]) -> Dict[str, Optional[float]]:
+    """Each category's features against the reference's of the same category; None where either side has
+    fewer than two sprites (no covariance). With few sprites a category's figure is biased upward: compare
+    it between models scored in one run, not with the overall figure."""
+    out: Dict[str, Optional[float]] = {}
+    for i, n in enumerate(names):
+        a, b = f[y == i], f_ref[y_ref == i]
+        out[n] = frechet(a, b) if len(a) > 1 and len(b) > 1 else None
+    return out
 
 
 @torch.no_grad()
@@ -290,7 +302,9 @@ def evaluate(run: Path, data: Optional[Path], out: Path, per_category: int, sett
         "classifier": {"epochs": epochs, "heldout_accuracy": real_acc,
                        "per_category_heldout_accuracy": {n: float((p_ev[y_ev == i] == i).float().mean())
                                                          for i, n in enumerate(names)}},
-        "real": {"frechet_heldout_vs_train": fd_real, "nn_median_heldout": float(nn_real.median()),
+        "real": {"frechet_heldout_vs_train": fd_real,
+                 "per_category_frechet": frechet_per_category(f_ev, y_ev, f_tr, y_tr, names),
+                 "nn_median_heldout": float(nn_real.median()),
                  "half_transparent_share": half_transparent(x_ev), "roughness": rough_real,
                  "near_copy_threshold": float(near_threshold), "n_heldout": int(len(x_ev)),
                  "copy_ratio_threshold": float(copy_threshold), "copy_neighbours": COPY_NEIGHBOURS},
@@ -362,6 +376,8 @@ def evaluate(run: Path, data: Optional[Path], out: Path, per_category: int, sett
             "accuracy_generated": float((p_gen == y_gen).float().mean()),
             "per_category_accuracy": per_cat,
             "frechet_generated_vs_train": frechet(f_gen, f_tr),
+            # each category's sprites against that category's training sprites
+            "per_category_frechet": frechet_per_category(f_gen, y_gen, f_tr, y_tr, names),
             "nn_median_generated": float(nn_gen.median()),
             "nn_ratio_generated_to_heldout": float(nn_gen.median() / nn_real.median()),
             "near_copies_share": float(near.float().mean()),
