@@ -115,7 +115,7 @@ def test_model_json_matches_format(exported, tiny_run):
         assert files["model_fp16"]["path"] == "model.fp16.onnx" and files["model_fp16"]["dtype"] == "float16"
     assert meta["onnx"]["opset"] >= 17
     assert meta["onnx"]["inputs"] == ["image", "timestep", "context"] and meta["onnx"]["output"] == "noise"
-    assert meta["training"]["steps"] == TINY_RUN_STEPS
+    assert meta["training"]["steps"] == TINY_RUN_STEPS and "init_from" not in meta["training"]
     assert meta["training"]["data"]["content_sha256"] == ck["data_manifest"]["content_sha256"]
     # the ONNX files themselves declare the opset model.json promises
     for name in [f["path"] for f in files.values()]:

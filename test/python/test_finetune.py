@@ -91,6 +91,7 @@ def test_init_from_an_exported_model_json_with_other_categories(tmp_path, capsys
     ex.export(tmp_path / "run2", model_dir, "own", check=True, fp16=False)
     meta = json.loads((model_dir / "model.json").read_text())
     assert meta["categories"] == ["blocks", "monster", "tools"]
+    assert meta["training"]["init_from"] == {"source": str(TINY_MODEL), "freeze": train.FINETUNE_DEFAULTS["freeze"]}
     assert model_dir.parent == tmp_path / "run2"
 
 

@@ -212,6 +212,9 @@ def write_meta(out: Path, ck: Dict, model: ContextUnet, name: str, files: Dict[s
         items = list(meta.items())
         at = [k for k, _ in items].index("categories") + 1
         meta = dict(items[:at] + [("opaque", list(opaque))] + items[at:])
+    if cfg.get("init_from"):
+        # A fine-tune: steps and images_seen count this run only, on top of the source's training.
+        meta["training"]["init_from"] = {"source": cfg["init_from"], "freeze": cfg.get("freeze", "none")}
     if cfg.get("teacher"):
         # A guidance-distilled student: its plain prediction already is the teacher's guided one,
         # so it samples with guidance 1 (one row per sprite).
