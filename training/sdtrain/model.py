@@ -49,6 +49,12 @@ class ModelConfig:
     # 4x fewer FLOPs for those convolutions (about 12% of the fast network's), same parameters,
     # so a trained network can be fine-tuned into this order with --init-from.
     up_conv_first: bool = False
+    # Self-attention heads at the lowest resolution (0: none; 8x8 positions for 32px sprites with three
+    # levels): one attention block after the deepest down block, one after the middle block and one after
+    # the first up block, so every position sees the whole sprite (a creature's head and legs) in one layer
+    # instead of through stacked 3x3 convolutions. Each block's output projection starts at zero, so adding
+    # attention to a trained network changes nothing until it learns (--init-from).
+    attention: int = 0
 
     def to_dict(self) -> Dict:
         d = asdict(self)
@@ -72,6 +78,9 @@ class ModelConfig:
             raise ValueError(f"refine must be 0 (none) or a width, got {self.refine}")
         if self.refine and self.widths[0] % (self.patch * self.patch):
             raise ValueError(f"refine needs widths[0] ({self.widths[0]}) divisible by patch^2 ({self.patch ** 2})")
+        if self.attention < 0 or (self.attention and self.widths[-1] % self.attention):
+            raise ValueError(f"attention {self.attention}: give 0 (none) or a head count that divides the last "
+                             f"width ({self.widths[-1]})")
         for w in self.widths:
             if w % self.groups:
                 raise ValueError(f"width {w} is not divisible by groups={self.groups}")
@@ -116,6 +125,37 @@ class ResBlock(nn.Module):
         return h + self.skip(x)
 
 
+class SelfAttention(nn.Module):
+    """Multi-head self-attention over every position of a feature map: pre-norm, residual, 1x1 projections.
+
+    Written with Reshape/MatMul/Softmax only (no fused attention op), so it exports to plain ONNX that every
+    onnxruntime-web backend runs; the batch is the only dynamic dimension.
+    """
+
+    def __init__(self, ch: int, heads: int, groups: int):
+        super().__init__()
+        self.heads = heads
+        self.norm = nn.GroupNorm(groups, ch)
+        self.qkv = nn.Conv2d(ch, 3 * ch, 1)
+        self.proj = nn.Conv2d(ch, ch, 1)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, c, hgt, wid = x.shape
+        n, d = hgt * wid, c // self.heads
+        qkv = self.qkv(self.norm(x)).reshape(-1, 3 * self.heads, d, n)
+        q, k, v = qkv[:, :self.heads], qkv[:, self.heads:2 * self.heads], qkv[:, 2 * self.heads:]
+        weights = torch.softmax(torch.matmul(q.transpose(2, 3), k) * (d ** -0.5), dim=-1)  # [B, heads, query, key]
+        out = torch.matmul(v, weights.transpose(2, 3)).reshape(-1, c, hgt, wid)
+        return x + self.proj(out)
+
+    def matmul_flops(self, x: torch.Tensor) -> int:
+        """FLOPs of the two attention products for one sample (the projections are convolutions)."""
+        n = x.shape[2] * x.shape[3]
+        return 2 * 2 * n * n * x.shape[1]
+
+
 class ContextUnet(nn.Module):
     """(x [B,C,H,W], t [B] float, context [B,K]) -> predicted noise [B,C,H,W]."""
 
@@ -137,6 +177,10 @@ class ContextUnet(nn.Module):
             if i < len(w) - 1:
                 self.downsamples.append(nn.Conv2d(ch, ch, 3, stride=2, padding=1))
         self.mid = ResBlock(prev, prev, e, g)
+        if cfg.attention:
+            self.attn_down = SelfAttention(prev, cfg.attention, g)
+            self.attn_mid = SelfAttention(prev, cfg.attention, g)
+            self.attn_up = SelfAttention(prev, cfg.attention, g)
         self.up_blocks = nn.ModuleList()
         self.upsamples = nn.ModuleList()
         for i in reversed(range(len(w))):
@@ -172,12 +216,18 @@ class ContextUnet(nn.Module):
         skips: List[torch.Tensor] = []
         for i, block in enumerate(self.down_blocks):
             h = block(h, temb, cemb)
+            if self.cfg.attention and i == len(self.down_blocks) - 1:
+                h = self.attn_down(h)
             skips.append(h)
             if i < len(self.downsamples):
                 h = self.downsamples[i](h)
         h = self.mid(h, temb, cemb)
+        if self.cfg.attention:
+            h = self.attn_mid(h)
         for i, block in enumerate(self.up_blocks):
             h = block(torch.cat([h, skips.pop()], dim=1), temb, cemb)
+            if self.cfg.attention and i == 0:
+                h = self.attn_up(h)
             if i < len(self.upsamples):
                 if self.cfg.up_conv_first:
                     h = F.interpolate(self.upsamples[i](h), scale_factor=2.0, mode="nearest")
@@ -201,7 +251,7 @@ def count_params(model: nn.Module) -> int:
 
 
 def count_flops(model: ContextUnet, batch: int = 1) -> int:
-    """Multiply-adds x2 of convolutions and linear layers for one forward pass."""
+    """Multiply-adds x2 of convolutions, linear layers and attention products for one forward pass."""
     total = [0]
 
     def conv_hook(m: nn.Conv2d, inp, out):
@@ -211,9 +261,14 @@ def count_flops(model: ContextUnet, batch: int = 1) -> int:
     def lin_hook(m: nn.Linear, inp, out):
         total[0] += 2 * m.in_features * out.numel()
 
+    def attn_hook(m: SelfAttention, inp, out):
+        total[0] += m.matmul_flops(inp[0]) * inp[0].shape[0]
+
     hooks = []
     for m in model.modules():
-        if isinstance(m, nn.Conv2d):
+        if isinstance(m, SelfAttention):
+            hooks.append(m.register_forward_hook(attn_hook))
+        elif isinstance(m, nn.Conv2d):
             hooks.append(m.register_forward_hook(conv_hook))
         elif isinstance(m, nn.Linear):
             hooks.append(m.register_forward_hook(lin_hook))

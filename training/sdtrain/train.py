@@ -474,6 +474,10 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--up-conv-first", action="store_true",
                    help="run the up path's resampling convolutions before upsampling instead of after (4x fewer "
                         "FLOPs for them, same parameters; fine-tune a trained run into it with --init-from)")
+    p.add_argument("--attention", type=int, metavar="HEADS",
+                   help="self-attention with this many heads at the lowest resolution (8x8 for 32px sprites): "
+                        "three zero-initialised blocks, so it can be added to a trained network with --init-from "
+                        "(see sdtrain/model.py)")
     p.add_argument("--init-from", help="fine-tune: start from an exported model.json (e.g. models/model.json) or a "
                                        "checkpoint.pt, with its network shape and any category set (same-named "
                                        "categories keep what they learned); the fine-tune recipe becomes the default "
@@ -504,7 +508,8 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         fixed = {"data": a.data != TrainConfig().data and a.data != cfg.data, "batch": a.batch, "lr": a.lr,
                  "size": a.size, "widths": a.widths, "seed": a.seed, "patch": a.patch, "teacher": a.teacher,
                  "teacher-guidance": a.teacher_guidance, "input-skip": a.input_skip, "init-from": a.init_from,
-                 "refine": a.refine, "up-conv-first": a.up_conv_first, "freeze": a.freeze}
+                 "refine": a.refine, "up-conv-first": a.up_conv_first, "freeze": a.freeze,
+                 "attention": a.attention}
         bad = [k for k, v in fixed.items() if v]
         if bad:
             raise TrainError(f"--resume keeps the run's settings; cannot change {', '.join('--' + b for b in bad)}")
@@ -564,6 +569,8 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         m["refine"] = a.refine
     if a.up_conv_first:
         m["up_conv_first"] = True
+    if a.attention is not None:
+        m["attention"] = a.attention
     cfg.model = ModelConfig.from_dict(m)
     cfg.model.validate()
     if not 0 <= cfg.mix_prob <= 1:
