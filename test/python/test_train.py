@@ -232,3 +232,24 @@ def test_mix_prob_puts_two_categories_together_with_context_by_opaque_share(tiny
         opaque = int((x0[i, 3] > 0).sum())
         assert abs(float(w.min()) * opaque - round(float(w.min()) * opaque)) < 1e-3
     assert train.main(train_args(tiny_data, tmp_path / "bad", 2, "--mix-prob", "1.5")) == 2
+
+
+def test_category_weight_scales_a_categorys_share_of_each_batch(tiny_data, tmp_path, capsys):
+    def share_of_discs(*extra: str) -> float:
+        cfg = train.config_from_args(train.make_parser().parse_args(
+            train_args(tiny_data, tmp_path / f"r{len(extra)}", 2, "--balance", "1", *extra)))
+        trainer = train.Trainer(cfg)
+        disc = trainer.categories.index("discs")
+        w = trainer.sample_w.double()
+        return float(w[trainer.labels == disc].sum() / w.sum())
+
+    assert share_of_discs() == pytest.approx(0.5)  # balanced: the two categories half and half
+    # discs x3 -> 3 parts of 4; saved with the run, so a resume keeps it
+    assert share_of_discs("--category-weight", "discs=3") == pytest.approx(0.75)
+    assert share_of_discs("--category-weight", "discs=3", "--category-weight", "squares=3") == pytest.approx(0.5)
+    assert train.main(train_args(tiny_data, tmp_path / "w", 1, "--category-weight", "discs=3")) == 0
+    assert json.loads((tmp_path / "w" / "config.json").read_text())["category_weights"] == {"discs": 3.0}
+    for bad, says in (("dragons=2", "dragons"), ("discs=0", "positive factor"), ("discs", "NAME=FACTOR")):
+        assert train.main(train_args(tiny_data, tmp_path / "bad", 1, "--category-weight", bad)) == 2
+        err = capsys.readouterr().err
+        assert says in err and ("discs, squares" in err if bad.startswith("dragons") else True)

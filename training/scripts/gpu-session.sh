@@ -38,6 +38,9 @@ TEACH_STEPS=${TEACH_STEPS:-}
 STUDENT_STEPS=${STUDENT_STEPS:-}
 # Continue a teacher: start from this checkpoint's EMA weights (fresh optimizer and schedule).
 TEACH_INIT=${TEACH_INIT:-}
+# Self-attention heads at the teacher's lowest resolution (empty or 0: none). Zero-initialised blocks, so
+# they can be added to a TEACH_INIT checkpoint that has none.
+TEACH_ATTENTION=${TEACH_ATTENTION:-}
 TEACH_WARMUP=${TEACH_WARMUP:-500}
 T_RUN=runs/gpu-teacher
 S_RUN=runs/gpu-student
@@ -72,7 +75,9 @@ mkdir -p runs
 
 # ---- 1. the teacher: the wide default model -------------------------------------------------
 TEACH_ARGS=(--widths "$TEACH_WIDTHS" --lr "$TEACH_LR" --warmup "$TEACH_WARMUP")
-[ -n "$TEACH_INIT" ] && TEACH_ARGS+=(--init-from "$TEACH_INIT")
+# A continued teacher trains every layer with the from-scratch EMA (not the fine-tune defaults).
+[ -n "$TEACH_INIT" ] && TEACH_ARGS+=(--init-from "$TEACH_INIT" --freeze none --ema-decay 0.999)
+[ -n "$TEACH_ATTENTION" ] && [ "$TEACH_ATTENTION" != 0 ] && TEACH_ARGS+=(--attention "$TEACH_ATTENTION")
 secs=$(($(left) - STUDENT_S - EVAL_S - 25))
 steps=${TEACH_STEPS:-$(size_steps "$secs" "$TEACH_BATCH" "${TEACH_ARGS[@]}")} || exit 1
 say "teacher: $steps steps of $TEACH_BATCH in ~${secs}s"
@@ -96,7 +101,7 @@ pack teacher "$T_RUN"
 # ---- 2. the student: the fast WASM model, distilled from the teacher ------------------------
 S_ARGS=(--patch 2 --widths "$STUDENT_WIDTHS" --input-skip --refine "$STUDENT_REFINE" --up-conv-first
   --teacher "$T_RUN/checkpoint.pt" --teacher-guidance 3 --lr "$STUDENT_LR" --warmup 100)
-[ -n "$STUDENT_INIT" ] && S_ARGS+=(--init-from "$STUDENT_INIT")
+[ -n "$STUDENT_INIT" ] && S_ARGS+=(--init-from "$STUDENT_INIT" --freeze none --ema-decay 0.999)
 secs=$(($(left) - EVAL_S - 20))
 steps=${STUDENT_STEPS:-$(size_steps "$secs" "$STUDENT_BATCH" "${S_ARGS[@]}")} || exit 1
 say "student: $steps steps of $STUDENT_BATCH in ~${secs}s"

@@ -33,6 +33,9 @@ class TrainConfig:
     min_snr_gamma: float = 5.0
     flip: bool = True
     balance: float = 0.5
+    # Extra sampling weight per category name on top of `balance` (e.g. {"monster": 2.0}: twice the
+    # category's share of each batch); categories not named keep 1.
+    category_weights: Dict[str, float] = field(default_factory=dict)
     seed: int = 0
     sample_every: int = 1000
     ckpt_every: int = 250

@@ -123,6 +123,12 @@ class Trainer:
         self.labels = labels.to(self.device)
         counts = torch.bincount(labels, minlength=len(self.categories)).double()
         class_p = counts.pow(1.0 - cfg.balance)
+        unknown = sorted(set(cfg.category_weights) - set(self.categories))
+        if unknown:
+            raise TrainError(f"--category-weight names {', '.join(unknown)}, which the dataset {cfg.data} lacks; "
+                             f"its categories: {', '.join(self.categories)}")
+        for name, w in cfg.category_weights.items():
+            class_p[self.categories.index(name)] *= w
         class_p = class_p / class_p.sum()
         self.sample_w = (class_p / counts)[labels].float().to(self.device)
 
@@ -455,6 +461,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-snr-gamma", type=float, help=f"min-SNR weighting gamma, 0 = plain MSE (default {d.min_snr_gamma})")
     p.add_argument("--balance", type=float, help="class balancing: 0 natural frequencies, 1 uniform over "
                                                  f"categories (default {d.balance})")
+    p.add_argument("--category-weight", action="append", metavar="NAME=FACTOR",
+                   help="sample this category FACTOR times as often as --balance gives it (repeatable), "
+                        "e.g. --category-weight monster=2")
     p.add_argument("--no-flip", action="store_true", help="disable horizontal flips")
     p.add_argument("--seed", type=int, help=f"random seed (default {d.seed})")
     p.add_argument("--size", type=int, help=f"image size (default {d.model.size})")
@@ -498,6 +507,21 @@ def make_parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse_category_weights(items: Sequence[str]) -> Dict[str, float]:
+    """['monster=2', 'wall=0.5'] -> {'monster': 2.0, 'wall': 0.5}; a malformed item is a TrainError."""
+    out: Dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            w = float(value) if sep and name.strip() else float("nan")
+        except ValueError:
+            w = float("nan")
+        if not w > 0 or w == float("inf"):
+            raise TrainError(f"--category-weight {item!r}: give NAME=FACTOR with a positive factor, e.g. monster=2")
+        out[name.strip()] = w
+    return out
+
+
 def config_from_args(a: argparse.Namespace) -> TrainConfig:
     out = Path(a.out)
     if a.resume:
@@ -509,7 +533,7 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
                  "size": a.size, "widths": a.widths, "seed": a.seed, "patch": a.patch, "teacher": a.teacher,
                  "teacher-guidance": a.teacher_guidance, "input-skip": a.input_skip, "init-from": a.init_from,
                  "refine": a.refine, "up-conv-first": a.up_conv_first, "freeze": a.freeze,
-                 "attention": a.attention}
+                 "attention": a.attention, "category-weight": a.category_weight}
         bad = [k for k, v in fixed.items() if v]
         if bad:
             raise TrainError(f"--resume keeps the run's settings; cannot change {', '.join('--' + b for b in bad)}")
@@ -547,6 +571,8 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
     if cfg.freeze != "none" and not cfg.init_from:
         raise TrainError(f"--freeze {cfg.freeze} keeps trained layers as they are: it needs --init-from (a model.json or "
                          "checkpoint to fine-tune); drop --freeze to train from scratch")
+    if a.category_weight:
+        cfg.category_weights = parse_category_weights(a.category_weight)
     if a.no_flip:
         cfg.flip = False
     if a.no_amp:
