@@ -122,14 +122,11 @@ class Trainer:
         self.images = imgs.to(self.device)
         self.labels = labels.to(self.device)
         counts = torch.bincount(labels, minlength=len(self.categories)).double()
-        class_p = counts.pow(1.0 - cfg.balance)
         unknown = sorted(set(cfg.category_weights) - set(self.categories))
         if unknown:
             raise TrainError(f"--category-weight names {', '.join(unknown)}, which the dataset {cfg.data} lacks; "
                              f"its categories: {', '.join(self.categories)}")
-        for name, w in cfg.category_weights.items():
-            class_p[self.categories.index(name)] *= w
-        class_p = class_p / class_p.sum()
+        class_p = torch.from_numpy(category_shares(counts.numpy(), cfg.balance, cfg.category_weights, self.categories))
         self.sample_w = (class_p / counts)[labels].float().to(self.device)
 
         self.teacher: Optional[Teacher] = None
@@ -505,6 +502,14 @@ def make_parser() -> argparse.ArgumentParser:
                                                "that other work leaves idle)")
     p.add_argument("--no-amp", action="store_true", help="disable bf16 autocast on CUDA")
     return p
+
+
+def category_shares(counts: np.ndarray, balance: float, weights: Dict[str, float], names: Sequence[str]) -> np.ndarray:
+    """Each category's share of a batch: counts^(1 - balance), times its --category-weight, normalised."""
+    p = np.asarray(counts, dtype=np.float64) ** (1.0 - balance)
+    for name, w in weights.items():
+        p[list(names).index(name)] *= w
+    return p / p.sum()
 
 
 def parse_category_weights(items: Sequence[str]) -> Dict[str, float]:
