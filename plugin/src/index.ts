@@ -44,6 +44,7 @@ export {
 } from './runtime/client.ts';
 export { type ArtOptions, finishSprite } from './sampler/art.ts';
 export { seamScore } from './sampler/canvas.ts';
+export { COMPOSE_STRENGTH, type SampleRun, sampleComposed } from './sampler/compose.ts';
 export { PALETTES, type PaletteName, type PaletteOption, parsePalette } from './sampler/palette.ts';
 export { isNonTrivial, toRGBA } from './sampler/pixels.ts';
 export { createRng, type Rng, spriteRng } from './sampler/rng.ts';

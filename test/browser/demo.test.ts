@@ -37,7 +37,7 @@ interface GalleryState {
   edits: number;
   selected: { row: string; index: number } | null;
   cells: Record<string, [number, number][]>;
-  settings: { tileable: boolean; palette: string; outline: boolean } | null;
+  settings: { tileable: boolean; palette: string; outline: boolean; compose: boolean } | null;
 }
 
 const PICO8 = new Set([
@@ -290,7 +290,7 @@ describe('demo game', () => {
       expect(log.errors).toEqual([]);
     });
 
-    it("the gallery's art controls: palette, outline and tileable; vary and inpaint the clicked sprite", async () => {
+    it("the gallery's art controls: palette, outline, tileable and compose; vary and inpaint the clicked sprite", async () => {
       await openGallery(page, 60_000);
       const state = () => page.evaluate(() => (window as DemoWindow).__demo?.gallery() as unknown as GalleryState);
       const waitDone = (edits: number) =>
@@ -330,6 +330,25 @@ describe('demo game', () => {
       await page.selectOption('#g-palette', '');
       await page.uncheck('#g-outline');
       await page.uncheck('#g-tileable');
+
+      // The mix row blended, then composed of its parts (one seed): other sprites, the same seed.
+      const regenerate = async (): Promise<number[][]> => {
+        await page.click('#g-regenerate');
+        await page
+          .waitForFunction(() => (window as DemoWindow).__demo?.gallery()?.done === false, null, { timeout: 10_000 })
+          .catch(() => undefined);
+        await waitDone(0);
+        return (await page.evaluate(() => (window as DemoWindow).__demo?.galleryPixels('mix'))) ?? [];
+      };
+      await page.fill('#g-seed', '11');
+      const blended = await regenerate();
+      await page.check('#g-compose');
+      const composed = await regenerate();
+      expect((await state()).settings).toMatchObject({ compose: true });
+      expect(composed).toHaveLength(4);
+      expect(composed).not.toEqual(blended);
+      await page.uncheck('#g-compose');
+      expect(await regenerate()).toEqual(blended);
       const [cx, cy] = (await state()).cells.potion?.[1] ?? [0, 0];
       const box = await page.evaluate(() => {
         const r = (document.querySelector('#game canvas') as HTMLCanvasElement).getBoundingClientRect();

@@ -192,6 +192,11 @@ describe('npm run generate', () => {
     expect(readdirSync(join(tmp, 'mix')).sort()).toEqual(['contact-sheet.png', 'mix']);
     expect((await cli([...base, '--category', a, '--out', join(tmp, 'a')])).code).toBe(0);
     expect(png('mix', 'mix')).not.toEqual(png('a', a));
+    // --mix repeats (one row each); --compose draws each mix as its parts: other pixels than the blend
+    const cmp = ['--mix', `${a}=0.5,${b}=0.5`, '--mix', `${b}=0.7,${a}=0.3`, '--compose', '--out', join(tmp, 'cmp')];
+    expect((await cli([...base, ...cmp])).code).toBe(0);
+    expect(readdirSync(join(tmp, 'cmp')).sort()).toEqual(['contact-sheet.png', 'mix-1', 'mix-2']);
+    expect(png('cmp', 'mix-1')).not.toEqual(png('mix', 'mix'));
     // eta 1 draws noise at every DDIM step: other pixels than eta 0
     expect((await cli([...base, '--category', a, '--eta', '0', '--out', join(tmp, 'e0')])).code).toBe(0);
     expect((await cli([...base, '--category', a, '--eta', '1', '--out', join(tmp, 'e1')])).code).toBe(0);
@@ -213,6 +218,7 @@ describe('npm run generate', () => {
       [['--mix', 'monster'], /give category=weight pairs/],
       [['--mix', `${a}=1`, '--category', a], /--category or --mix, not both/],
       [['--mix', 'nonsense=1'], /unknown category/],
+      [['--compose', '--category', a], /--compose draws a mix as its parts; give it a --mix/],
     ] as const) {
       const r = await cli(['--model', MODEL, '--count', '1', ...args, '--out', join(tmp, 'bad')]);
       expect(r.code, args.join(' ')).toBe(2);

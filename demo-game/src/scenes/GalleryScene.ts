@@ -1,8 +1,8 @@
 /**
  * Gallery: a grid of freshly generated sprites for every category of the model plus one row that
- * mixes two categories, with DOM controls for guidance, steps, sampler, seed and the mix, art
- * direction (tileable, palette, dither, outline), variations and inpainting of a clicked sprite
- * (its row becomes the source and what came of it), the time per sprite, and export of the
+ * mixes two categories, with DOM controls for guidance, steps, sampler, seed and the mix (blended, or
+ * composed of its parts), art direction (tileable, palette, dither, outline), variations and inpainting
+ * of a clicked sprite (its row becomes the source and what came of it), the time per sprite, and export of the
  * visible sprites as a PNG sprite sheet + Phaser atlas JSON.
  *
  * It has no DiffusionPlugin of its own (each plugin instance starts its own worker and loads the
@@ -106,6 +106,7 @@ export class GalleryScene extends Phaser.Scene {
         mixA: cats.includes('monster') ? 'monster' : (cats[0] ?? ''),
         mixB: cats.includes('potion') ? 'potion' : (cats[1] ?? cats[0] ?? ''),
         mixT: 0.5,
+        compose: false,
         tileable: false,
         palette: '',
         dither: false,
@@ -211,7 +212,9 @@ export class GalleryScene extends Phaser.Scene {
         );
       }
       if (r.name === 'mix')
-        r.label.setText(`mix\n${s.mixA} ${(1 - s.mixT).toFixed(1)}\n${s.mixB} ${s.mixT.toFixed(1)}`);
+        r.label.setText(
+          `mix${s.compose ? ', composed' : ''}\n${s.mixA} ${(1 - s.mixT).toFixed(1)}\n${s.mixB} ${s.mixT.toFixed(1)}`,
+        );
     }
     this.done = false;
     this.msPerSprite = 0;
@@ -233,6 +236,7 @@ export class GalleryScene extends Phaser.Scene {
         r.name === 'mix' ? (s.mixA === s.mixB ? s.mixA : { [s.mixA]: 1 - s.mixT, [s.mixB]: s.mixT }) : r.name;
       const keys = await this.plugin.generate(what, count, {
         ...this.sampling(s, abort.signal),
+        ...(r.name === 'mix' && s.compose ? { compose: true } : {}),
         seed: (seed + i * 7919) >>> 0,
       });
       if (generation !== this.generation || !this.sys.isActive()) {

@@ -1,6 +1,6 @@
 /**
  * The gallery's DOM controls (overlaid on the canvas): regenerate, guidance and steps, DDIM-N vs
- * DDPM-500, seed, a two-category mix with a slider, art direction (tileable, palette, dither,
+ * DDPM-500, seed, a two-category mix with a slider (blended, or composed of its parts), art direction (tileable, palette, dither,
  * outline), variations and inpainting of the selected sprite, export and close, plus a line of timings.
  */
 import type { SamplerName } from 'spritediffusion';
@@ -19,6 +19,8 @@ export interface GallerySettings {
   mixB: string;
   /** Weight of mixB (0..1). */
   mixT: number;
+  /** The mix drawn as its parts (the plugin's `compose`) instead of one blended context. */
+  compose: boolean;
   tileable: boolean;
   /** '' (none), a palette name or a colour list. */
   palette: string;
@@ -63,6 +65,7 @@ export class GalleryPanel {
   private readonly mixB: HTMLSelectElement;
   private readonly mixT: HTMLInputElement;
   private readonly mixValue: HTMLSpanElement;
+  private readonly compose: HTMLInputElement;
   private readonly info: HTMLPreElement;
   private readonly tileable: HTMLInputElement;
   private readonly palette: HTMLSelectElement;
@@ -109,6 +112,7 @@ export class GalleryPanel {
       this.mixValue.textContent = Number(this.mixT.value).toFixed(2);
     });
     const check = (id: string, on: boolean): HTMLInputElement => el('input', { id, type: 'checkbox', checked: on });
+    this.compose = check('g-compose', init.compose);
     this.tileable = check('g-tileable', init.tileable);
     this.dither = check('g-dither', init.dither);
     this.outline = check('g-outline', init.outline);
@@ -148,6 +152,7 @@ export class GalleryPanel {
       row('seed ', this.seed),
       row('mix ', this.mixA, ' + ', this.mixB),
       row(this.mixT, ' ', this.mixValue),
+      row(el('label', {}, this.compose, ' compose (both things)')),
       row(el('label', {}, this.tileable, ' tileable '), el('label', {}, this.outline, ' outline')),
       row('palette ', this.palette, ' ', el('label', {}, this.dither, ' dither')),
       el('div', { className: 'row', textContent: 'selected sprite (click one):' }),
@@ -182,6 +187,7 @@ export class GalleryPanel {
       mixA: this.mixA.value,
       mixB: this.mixB.value,
       mixT: Number(this.mixT.value),
+      compose: this.compose.checked,
       tileable: this.tileable.checked,
       palette: this.palette.value,
       dither: this.dither.checked && this.palette.value !== '',

@@ -11,6 +11,7 @@ import { DiffusionError } from '../errors.ts';
 import { type ModelMeta, parseModelMeta, resolveContext, sha256Hex } from '../model/meta.ts';
 import { type ArtOptions, checkArt, finishSprite } from '../sampler/art.ts';
 import { seamScore } from '../sampler/canvas.ts';
+import { sampleComposed } from '../sampler/compose.ts';
 import { opaqueSprites } from '../sampler/opaque.ts';
 import { toRGBA } from '../sampler/pixels.ts';
 import { planSteps, type SampleOptions, sample } from '../sampler/sampler.ts';
@@ -25,7 +26,8 @@ plus <out>/contact-sheet.png (one labelled row per category, sprites scaled up t
 
 Options:
   --category <name|all>   category to generate (default: all)
-  --mix <cat=w,...>       one row mixing categories instead, e.g. 'monster=0.5,potion=0.5' (written to <out>/mix)
+  --mix <cat=w,...>       one row mixing categories instead, e.g. 'monster=0.5,potion=0.5' (written to <out>/mix);
+                          repeat it for one row per mix (<out>/mix-1, mix-2, ...)
   --count <n>             sprites per category (default: 8)
   --seed <s>              integer seed; sprite i uses the stream (seed, i) (default: 0)
   --out <dir>             output folder (default: generated)
@@ -37,6 +39,9 @@ Options:
                           get int8, on WebGPU fp16)
   --tileable              sprites that wrap with no seam (floors, walls); prints the seam score beside the
                           same sprites sampled without it (about 1.0 = seamless)
+  --compose               with --mix: draw the heaviest category with a sprite of each other one pasted
+                          on it (scaled by its weight), then denoised together briefly, so the mix shows
+                          both things (about 2.1x the time per sprite)
   --palette <p>           every opaque pixel in a palette: pico8, db32, nes or '#1a1c2c,#5d275d,...'
   --dither                ordered dithering into --palette
   --outline               one-pixel dark outline around the shape
@@ -58,8 +63,8 @@ export interface CliIO {
 
 interface Options {
   category: string;
-  /** A category mix (`--mix`), generated as one row instead of categories. */
-  mix: Record<string, number> | undefined;
+  /** Category mixes (`--mix`, repeatable), generated as one row each instead of categories. */
+  mixes: Record<string, number>[];
   eta: number | undefined;
   weights: 'fp32' | 'fp16' | 'int8';
   count: number;
@@ -109,7 +114,7 @@ function joinNegativeValues(argv: string[]): string[] {
 }
 
 function parseOptions(argv: string[]): Options | 'help' {
-  let values: Record<string, string | boolean | undefined>;
+  let values: Record<string, string | string[] | boolean | undefined>;
   try {
     ({ values } = parseArgs({
       args: joinNegativeValues(argv),
@@ -125,10 +130,11 @@ function parseOptions(argv: string[]): Options | 'help' {
         guidance: { type: 'string' },
         eta: { type: 'string' },
         weights: { type: 'string' },
-        mix: { type: 'string' },
+        mix: { type: 'string', multiple: true },
         batch: { type: 'string' },
         model: { type: 'string' },
         tileable: { type: 'boolean' },
+        compose: { type: 'boolean' },
         palette: { type: 'string' },
         dither: { type: 'boolean' },
         outline: { type: 'boolean' },
@@ -187,15 +193,22 @@ function parseOptions(argv: string[]): Options | 'help' {
   }
   const art = checkArt({
     ...(values.tileable ? { tileable: true } : {}),
+    ...(values.compose ? { compose: true } : {}),
     ...(str('palette') === undefined ? {} : { palette: str('palette') as string }),
     ...(values.dither ? { dither: true } : {}),
     ...(values.outline ? { outline: true } : {}),
   });
-  const mix = str('mix') === undefined ? undefined : parseMix(str('mix') as string);
-  if (mix && str('category') !== undefined) throw new UsageError('give --category or --mix, not both');
+  const mixes = ((values.mix as string[] | undefined) ?? []).map(parseMix);
+  if (mixes.length && str('category') !== undefined) throw new UsageError('give --category or --mix, not both');
+  if (values.compose && !mixes.length) {
+    throw new UsageError("--compose draws a mix as its parts; give it a --mix, e.g. --mix 'monster=0.5,potion=0.5'");
+  }
+  if (values.compose && str('init') !== undefined) {
+    throw new UsageError('--compose makes fresh mixed sprites; leave out --init (or --compose)');
+  }
   return {
     category: str('category') ?? 'all',
-    mix,
+    mixes,
     eta,
     weights,
     count: intOption('count', str('count'), 8, 1, 10000),
@@ -359,9 +372,17 @@ export async function runGenerate(
     }
     const meta = readModel(opts.model);
     if (opts.steps === 0) opts.steps = Math.min(25, meta.schedule.T);
-    // One row per category, or one row of the mix.
-    const categories = opts.mix ? ['mix'] : opts.category === 'all' ? meta.categories : [opts.category];
-    const contexts = opts.mix ? [resolveContext(meta, opts.mix)] : categories.map((c) => resolveContext(meta, c));
+    // One row per category, or one row per mix (labelled with its categories, e.g. monster+potion).
+    const mixes = opts.mixes;
+    const categories = mixes.length
+      ? mixes.map((_, i) => (mixes.length === 1 ? 'mix' : `mix-${i + 1}`))
+      : opts.category === 'all'
+        ? meta.categories
+        : [opts.category];
+    const labels = mixes.length ? mixes.map((m) => Object.keys(m).join('+')) : categories;
+    const contexts = mixes.length
+      ? mixes.map((m) => resolveContext(meta, m))
+      : categories.map((c) => resolveContext(meta, c));
     planSteps(meta, opts.sampler, opts.steps); // validates --steps against T
     const size = meta.image.size;
     const source = opts.init ? readPng(opts.init, '--init') : null;
@@ -400,8 +421,10 @@ export async function runGenerate(
             ...(mask ? { mask: [mask] } : {}),
             ...(opaque ? { opaque } : {}),
           };
-          const x = await sample(denoiser, meta, { ...request, ...(opts.art.tileable ? { tileable: true } : {}) });
-          const plain = opts.art.tileable ? await sample(denoiser, meta, request) : null;
+          const run = (o: SampleOptions): Promise<Float32Array> =>
+            opts.art.compose ? sampleComposed((c) => sample(denoiser, meta, c), meta, o) : sample(denoiser, meta, o);
+          const x = await run({ ...request, ...(opts.art.tileable ? { tileable: true } : {}) });
+          const plain = opts.art.tileable ? await run(request) : null;
           for (let i = 0; i < n; i++) {
             const raw = toRGBA(x, i, meta);
             if (opts.art.tileable) {
@@ -424,7 +447,7 @@ export async function runGenerate(
     }
     mkdirSync(opts.out, { recursive: true });
     const sheet = join(opts.out, 'contact-sheet.png');
-    writeFileSync(sheet, contactSheet(rows, meta.image.size, categories));
+    writeFileSync(sheet, contactSheet(rows, meta.image.size, labels));
     io.out(`wrote ${total} sprites to ${resolve(opts.out)} and ${sheet}`);
     if (opts.art.tileable) {
       io.out(

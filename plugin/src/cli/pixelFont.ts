@@ -1,6 +1,6 @@
 /**
  * A 5x7 pixel font for labels on the CLI's PNGs (no font files, no canvas in Node): lower-case
- * letters, digits and `-_. `; other characters are drawn as `?`, upper case as lower case.
+ * letters, digits and `-_.+=, `; other characters are drawn as `?`, upper case as lower case.
  */
 
 /** Glyph rows, top to bottom, `#` = ink. */
@@ -44,6 +44,9 @@ const GLYPHS: Record<string, string> = {
   '-': '.....|.....|.....|#####|.....|.....|.....',
   _: '.....|.....|.....|.....|.....|.....|#####',
   '.': '.....|.....|.....|.....|.....|.##..|.##..',
+  '+': '.....|..#..|..#..|#####|..#..|..#..|.....',
+  '=': '.....|.....|#####|.....|#####|.....|.....',
+  ',': '.....|.....|.....|.....|.##..|..#..|.#...',
   '?': '.###.|#...#|....#|...#.|..#..|.....|..#..',
   ' ': '.....|.....|.....|.....|.....|.....|.....',
 };

@@ -12,7 +12,7 @@ export interface SpawnOptions {
 }
 
 /**
- * Options of {@link DiffusionPlugin.generate}: sampling settings and art direction (`tileable`,
+ * Options of {@link DiffusionPlugin.generate}: sampling settings and art direction (`tileable`, `compose`,
  * `palette`, `dither`, `outline`; see {@link ArtOptions}).
  */
 export interface GenerateSpritesOptions extends ArtOptions {

@@ -1,5 +1,5 @@
 /**
- * Art direction of a request: what changes the sampling (tileable) and what finishes the sprite
+ * Art direction of a request: what changes the sampling (tileable, compose) and what finishes the sprite
  * (palette, dither, outline). One place validates them, applies the finish and names them in
  * cache keys, for the plugin, the worker and the CLI alike.
  */
@@ -10,6 +10,13 @@ import { applyPalette, type PaletteOption, parsePalette } from './palette.ts';
 export interface ArtOptions {
   /** Sprites that wrap left-right and top-bottom with no visible seam (floors, walls, textures). */
   tileable?: boolean;
+  /**
+   * Mixes drawn as their parts: a mix of categories becomes the heaviest one's sprite with a sprite of
+   * each other category pasted on it (scaled by its weight), then denoised together briefly, so a
+   * monster + potion mix shows a monster and a potion (see sampler/compose.ts). Sprites of one
+   * category are unchanged. About 2.1 times the network runs per mixed sprite.
+   */
+  compose?: boolean;
   /**
    * Every opaque pixel ends in this palette (nearest by OKLab distance): 'pico8', 'db32', 'nes', or
    * colours as an array or a comma-separated string of '#rrggbb'.
@@ -36,7 +43,7 @@ const bad = (msg: string): never => {
 export function checkArt(art: ArtOptions | undefined): ArtOptions {
   const out: ArtOptions = {};
   if (!art) return out;
-  for (const k of ['tileable', 'dither', 'outline'] as const) {
+  for (const k of ['tileable', 'compose', 'dither', 'outline'] as const) {
     const v = art[k];
     if (v !== undefined && typeof v !== 'boolean') bad(`${k} must be true or false, got ${JSON.stringify(v)}`);
     if (v) out[k] = true;
@@ -105,6 +112,7 @@ function outlined(rgba: Uint8ClampedArray, size: number): Uint8ClampedArray {
 export function artKey(art: ArtOptions): Record<string, unknown> {
   const key: Record<string, unknown> = {};
   if (art.tileable) key.tileable = true;
+  if (art.compose) key.compose = true;
   if (art.palette !== undefined) {
     key.palette = (typeof art.palette === 'string' ? art.palette : art.palette.join(',')).toLowerCase();
   }

@@ -13,6 +13,7 @@ import {
   type WeightsChoice,
 } from '../runtime/backend.ts';
 import { finishSprite } from '../sampler/art.ts';
+import { sampleComposed } from '../sampler/compose.ts';
 import { opaqueSprites } from '../sampler/opaque.ts';
 import { toRGBA } from '../sampler/pixels.ts';
 import type {
@@ -199,6 +200,9 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
         post({ type: 'frame', requestId: req.requestId, step, total, width: size, height: size, rgba }, rgba);
       },
     };
+    // A backend's sampling of this request: mixes drawn as their parts with art.compose.
+    const sampleOn = (b: InferenceBackend): Promise<Float32Array> =>
+      art.compose ? sampleComposed((o) => b.sample(o), meta, opts) : b.sample(opts);
     let ran = backend;
     let before = { ...ran.counters };
     let t0 = performance.now();
@@ -208,7 +212,7 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
       const late = new Promise<null>((resolve) => {
         timer = setTimeout(() => resolve(null), deadline);
       });
-      const gpuRun = ran.sample(opts);
+      const gpuRun = sampleOn(ran);
       gpuRun.catch(() => undefined); // abandoned below if late
       const first = await Promise.race([gpuRun, late]);
       clearTimeout(timer);
@@ -224,12 +228,12 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
         );
         before = { ...ran.counters };
         t0 = performance.now();
-        x = await ran.sample(opts);
+        x = await sampleOn(ran);
       } else {
         x = first;
       }
     } else {
-      x = await ran.sample(opts);
+      x = await sampleOn(ran);
     }
     firstBatchDone = true;
     if (job.abort.signal.aborted) throw new DiffusionError('aborted', 'generation was cancelled');

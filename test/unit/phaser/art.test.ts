@@ -87,6 +87,26 @@ for (const { pkg, version, EventEmitter } of majors) {
       );
     });
 
+    it('generate() with compose draws a mix as its parts in the worker: base, part, then the short joining pass', async () => {
+      const { plugin, ctl } = setup();
+      const mix = { monster: 0.5, item: 0.5 };
+      await plugin.whenIdle(); // the pools are full: every sample call below is ours
+      const before = ctl.samples;
+      expect(await plugin.generate(mix, 2, { seed: 3 })).toHaveLength(2);
+      expect(ctl.samples - before).toBe(1);
+      const keys = await plugin.generate(mix, 2, { seed: 3, compose: true });
+      expect(keys).toHaveLength(2);
+      expect(ctl.samples - before).toBe(4);
+      expect(ctl.last?.strength).toBe(0.12);
+      expect(ctl.last?.init).toHaveLength(2);
+      expect(ctl.last?.contexts[0]).toEqual(Float32Array.of(0, 1, 0)); // joined as the first of the tied weights
+      await expect(plugin.generate(mix, 1, { compose: 'yes' as unknown as boolean })).rejects.toMatchObject({
+        code: 'bad-option',
+        message: expect.stringMatching(/compose must be true or false/),
+      });
+      plugin.destroy();
+    });
+
     it('vary() sends the source and strength; a plugin texture knows its category, other sources need one', async () => {
       stubCanvasDocument();
       const { plugin, ctl } = setup();
