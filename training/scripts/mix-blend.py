@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """How category mixes read to an independent classifier: mixing the context inputs (today), alternating
 the conditions step by step, switching once (the first category's share of the steps, then the second's),
-composing the conditional noise predictions, or composing them by region (the first category's prediction on
-top, the second's below, a soft edge at the mix's weights).
+composing the conditional noise predictions, composing them by region (the first category's prediction on
+top, the second's below, a soft edge at the mix's weights), or drawing the mix as its parts ("parts", the
+plugin's `compose`, plugin/src/sampler/compose.ts: the heavier category's sprite with the other's pasted on
+it, scaled by its weight, then the last 12% of the steps over the composite with the heavier category).
 
     PYTHONPATH=training /usr/bin/python3 training/scripts/mix-blend.py --model models/model.json \
         --data training/.cache/dcss-32.npz --mix monster=0.5,potion=0.5 --mix monster=0.5,weapon=0.5 \
@@ -110,6 +112,28 @@ class Regions(torch.nn.Module):
         return out
 
 
+COMPOSE_STRENGTH = 0.12  # plugin/src/sampler/compose.ts
+
+
+def drawn_as_parts(model, sch, idx: list, w: torch.Tensor, n: int, k: int, g: torch.Generator, **kw) -> torch.Tensor:
+    """The plugin's `compose` for a two-category mix: the heavier category (ties: the lower index) drawn,
+    the other drawn and pasted on it (its opaque box, longer side 0.35 + 0.6 * its share of the two
+    weights of the canvas, at a random place), then the last COMPOSE_STRENGTH of the steps over the
+    composite with the heavier category. The same recipe as the TypeScript, not its exact noise."""
+    order = sorted(range(2), key=lambda j: (-float(w[j]), idx[j]))
+    base, part = idx[order[0]], idx[order[1]]
+    share = float(w[order[1]] / (w[0] + w[1]))
+    one = torch.nn.functional.one_hot
+    ctx_base = one(torch.full((n,), base), k).float()
+    xa = clean_alpha(sample(model, sch, ctx_base, model.cfg.size, model.cfg.channels, generator=g, **kw))
+    xb = clean_alpha(sample(model, sch, one(torch.full((n,), part), k).float(), model.cfg.size,
+                            model.cfg.channels, generator=g, **kw))
+    scale = 0.35 + 0.6 * share
+    comp, _ = put_over(xa, *paste_layer(xb, g, scale, scale))
+    return sample(model, sch, ctx_base, model.cfg.size, model.cfg.channels, generator=g, init=comp,
+                  strength=COMPOSE_STRENGTH, **kw)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", action="append", required=True,
@@ -122,7 +146,7 @@ def main() -> int:
     p.add_argument("--eta", type=float, default=1.0)
     p.add_argument("--epochs", type=int, default=15, help="the classifier's training epochs")
     p.add_argument("--out", default="runs/mix-blend")
-    p.add_argument("--methods", default="inputs,alternating,switched,composed,regions",
+    p.add_argument("--methods", default="inputs,alternating,switched,composed,regions,parts",
                    help="comma-separated subset (each model)")
     a = p.parse_args()
     torch.manual_seed(0)
@@ -186,11 +210,15 @@ def main() -> int:
                 "regions": (Regions(model, idx), None),
             }
             for name in a.methods.split(","):
-                net, at = methods[name]
                 g = torch.Generator().manual_seed(7)
+                kw = dict(sampler="ddim", steps=a.steps, guidance=a.guidance, eta=a.eta)
                 with torch.no_grad():
-                    x = sample(net, sch, ctx, model.cfg.size, model.cfg.channels, sampler="ddim", steps=a.steps,
-                               guidance=a.guidance, generator=g, eta=a.eta, context_at=at)
+                    if name == "parts":
+                        x = drawn_as_parts(model, sch, idx, w, a.n, k, g, **kw)
+                    else:
+                        net, at = methods[name]
+                        x = sample(net, sch, ctx, model.cfg.size, model.cfg.channels, generator=g, context_at=at,
+                                   **kw)
                 runs.append((f"{label} {name}" if len(models) > 1 else name, clean_alpha(x)))
         for name, x in runs:
             r = score(x, idx)
