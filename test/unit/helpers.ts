@@ -31,6 +31,15 @@ export function testMeta(patch?: (m: Record<string, unknown>) => void): ModelMet
   return modelJson(patch) as unknown as ModelMeta;
 }
 
+/** A model of `size`-pixel sprites for sampler tests on fake denoisers: T = 100, DDIM 20 steps, guidance 1, eta 0. */
+export function samplerTestMeta(size: number): ModelMeta {
+  return testMeta((m) => {
+    (m.image as { size: number }).size = size;
+    m.schedule = { name: 'linear', T: 100, beta_start: 0.0001, beta_end: 0.02 };
+    m.sampling = { sampler: 'ddim', steps: 20, guidance: 1, clip_x0: true, eta: 0 };
+  });
+}
+
 /** Deterministic pseudo-random floats in [-2, 2) (LCG), for test inputs. */
 export function pseudo(n: number, seed = 1): Float32Array {
   const out = new Float32Array(n);

@@ -8,14 +8,10 @@ import { toRGBA } from '../../../plugin/src/sampler/pixels.ts';
 import type { Denoiser } from '../../../plugin/src/sampler/runner.ts';
 import { type SampleOptions, sample, scheduleOf } from '../../../plugin/src/sampler/sampler.ts';
 import { imageFromRGBA, maskFromRGBA } from '../../../plugin/src/sampler/source.ts';
-import { testMeta } from '../helpers.ts';
+import { samplerTestMeta } from '../helpers.ts';
 
 const S = 16;
-const meta = testMeta((m) => {
-  (m.image as { size: number }).size = S;
-  m.schedule = { name: 'linear', T: 100, beta_start: 0.0001, beta_end: 0.02 };
-  m.sampling = { sampler: 'ddim', steps: 20, guidance: 1, clip_x0: true, eta: 0 };
-});
+const meta = samplerTestMeta(S);
 const D = 4 * S * S;
 const ctx = [Float32Array.of(1, 0, 0)];
 
