@@ -36,7 +36,10 @@ declare global {
       rendering(on: boolean): void;
       /** RGBA of one sprite generated with an explicit seed (generate() bypasses pools and cache). */
       seeded(category: string, seed: number): Promise<number[]>;
-      /** A tileable sprite, a variation of it and an inpainting of its right half, as one byte list. */
+      /**
+       * A tileable sprite, a variation of it, an inpainting of its right half and a composed mix of the
+       * category with another, as one byte list.
+       */
       seededArt(category: string, seed: number): Promise<number[]>;
       /**
        * Benchmark helper (test/bench/browser.ts): generate(category, count, { steps }) bypassing pools

@@ -254,7 +254,7 @@ describe('DiffusionPlugin in Chromium (tiny model)', () => {
     expectSamePixels(seeded);
   });
 
-  it('with art direction too: a tileable sprite, its variation and its inpainting match across backends', () => {
+  it('with art direction too: a tileable sprite, its variation, its inpainting and a composed mix match across backends', () => {
     expectSamePixels(seededArt);
   });
 });

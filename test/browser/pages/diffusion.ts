@@ -229,14 +229,17 @@ class TestScene extends Phaser.Scene {
         return Array.from(readTexture(this, key as string));
       },
       seededArt: async (category: string, seed: number) => {
-        // A tileable sprite, then a variation of it (strength 0.5) and an inpainting of its right half.
+        // A tileable sprite, then a variation of it (strength 0.5) and an inpainting of its right half;
+        // then a mix of the category and another one drawn as its parts (compose).
         const [tile] = await plugin.generate(category, 1, { seed, tileable: true });
         const [varied] = await plugin.vary(tile as string, { seed, strength: 0.5 });
         const mask = new Uint8ClampedArray(readTexture(this, tile as string).length);
         const size = Math.sqrt(mask.length / 4);
         for (let p = 0; p < size * size; p++) if (p % size >= size / 2) mask.fill(255, 4 * p, 4 * p + 4);
         const [painted] = await plugin.inpaint(tile as string, { rgba: mask, width: size, height: size }, { seed });
-        return [tile, varied, painted].flatMap((k) => Array.from(readTexture(this, k as string)));
+        const other = (await plugin.whenReady()).categories.find((c) => c !== category) as string;
+        const [composed] = await plugin.generate({ [category]: 0.5, [other]: 0.5 }, 1, { seed, compose: true });
+        return [tile, varied, painted, composed].flatMap((k) => Array.from(readTexture(this, k as string)));
       },
       bench: async (category: string, count: number, steps: number): Promise<BenchReport> => {
         await plugin.whenReady();
