@@ -14,7 +14,7 @@ export interface ArtOptions {
    * Mixes drawn as their parts: a mix of categories becomes the heaviest one's sprite with a sprite of
    * each other category pasted on it (scaled by its weight), then denoised together briefly, so a
    * monster + potion mix shows a monster and a potion (see sampler/compose.ts). Sprites of one
-   * category are unchanged. About 2.1 times the network runs per mixed sprite.
+   * category are unchanged. About 2.1 times the network runs per two-category sprite.
    */
   compose?: boolean;
   /**

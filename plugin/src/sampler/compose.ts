@@ -4,7 +4,8 @@
  * scaled by its weight, at a place drawn from the sprite's seed), then denoised together for the last
  * {@link COMPOSE_STRENGTH} of the steps with the heaviest category (SDEdit), so the parts share edges
  * and light. Feeding the weighted context to the network instead draws one category or a blob for
- * unlike pairs (README, "Mixes"); this draws both, at about 2.1 times the network runs of a sprite.
+ * unlike pairs (README, "Mixes"); this draws both, at about 2.1 times the network runs of a sprite for
+ * two categories (one more full run per further category; {@link composeCost}).
  */
 import type { ModelMeta } from '../model/meta.ts';
 import { opaqueSprites } from './opaque.ts';
@@ -111,10 +112,11 @@ export async function sampleComposed(run: SampleRun, meta: ModelMeta, opts: Samp
   const derive: Rng[] = owners.map(([seed, j]) => spriteRng((seed ^ 0x5bd1e995) >>> 0, j));
   const layers = Math.max(...parts.map((p) => p.length)) - 1;
   const full = planSteps(meta, opts.sampler, opts.steps).length;
-  const finalSteps = Math.round(COMPOSE_STRENGTH * full);
+  const finalSteps = joiningSteps(full);
   const total = full * (1 + layers) + finalSteps;
   let done = 0;
-  const { onFrame, frameEvery, onStep, init: _i, strength: _s, mask: _m, opaque: _o, ...common } = opts;
+  // Test vectors (`noise`) size every draw to the whole batch, so they do not apply to the passes.
+  const { onFrame, frameEvery, onStep, init: _i, strength: _s, mask: _m, opaque: _o, noise: _n, ...common } = opts;
   const pass = async (o: Partial<SampleOptions> & Pick<SampleOptions, 'contexts' | 'seed'>, frames: boolean) => {
     const offset = done;
     const opaque = opaqueSprites(meta, o.contexts);
@@ -143,6 +145,7 @@ export async function sampleComposed(run: SampleRun, meta: ModelMeta, opts: Samp
         contexts: rows.map((i) => oneHot(K, ((parts[i] as { index: number }[])[r] as { index: number }).index)),
         seed: 0,
         parts: seeds.map((seed): SeedPart => ({ seed, count: 1 })),
+        tileable: false, // a part is pasted whole, not as a wrapped tile
       },
       false,
     );
@@ -160,7 +163,7 @@ export async function sampleComposed(run: SampleRun, meta: ModelMeta, opts: Samp
       seed: 0,
       parts: finalSeeds.map((seed): SeedPart => ({ seed, count: 1 })),
       init: mixed.map((i) => imageFromRGBA(canvases.get(i) as Uint8ClampedArray, size, size, meta)),
-      strength: COMPOSE_STRENGTH,
+      strength: finalSteps / full,
     },
     false,
   );
@@ -169,6 +172,21 @@ export async function sampleComposed(run: SampleRun, meta: ModelMeta, opts: Samp
     out.set(joined.subarray(n * d, (n + 1) * d), i * d);
   });
   return out;
+}
+
+/** The joining pass's steps: COMPOSE_STRENGTH of the plan, at least one (a 4-step plan still joins). */
+function joiningSteps(full: number): number {
+  return Math.max(1, Math.round(COMPOSE_STRENGTH * full));
+}
+
+/**
+ * The network runs of a batch sampled with `compose`, relative to the same batch without it: 1 when no
+ * sprite is a mix; for mixes one more full run per further category and the joining pass (2.12 for two
+ * categories with DDIM-25, 3.12 for three).
+ */
+export function composeCost(contexts: readonly Float32Array[], fullSteps: number): number {
+  const layers = Math.max(0, ...contexts.map((c) => mixParts(c).length - 1));
+  return layers === 0 ? 1 : 1 + layers + joiningSteps(fullSteps) / fullSteps;
 }
 
 /** Each sprite's (seed, index within its request), as the sampler assigns its noise streams. */

@@ -71,7 +71,8 @@ export interface SampleOptions {
    * the alpha channel is known to be opaque, so after every step with tPrev > 0 it is replaced by 1
    * noised to tPrev (the known-region noise of inpainting, one draw for both) and at the end by 1. The
    * network draws the colours of a tile with no holes instead of leaving pixels to the alpha rule.
-   * With `mask`, the kept pixels still come from the source.
+   * With `mask`, the kept pixels still come from the source. That noise comes from the opaque sprites'
+   * own streams only, so the other sprites of a batch keep the noise they have alone.
    */
   opaque?: boolean[];
   /**
@@ -334,6 +335,16 @@ export async function sampleWith(
     if (z.length !== B * d) throw new DiffusionError('bad-option', `noise() must return ${B * d} values`);
     return z;
   };
+  // The known-region noise of a step: inpainting's rows all use it; otherwise only opaque sprites'
+  // streams are drawn, so a sprite beside an opaque one in a merged batch keeps the noise it has alone.
+  const drawKnown = (): Float32Array => {
+    if (opts.noise || (mask && src)) return draw();
+    const z = new Float32Array(B * d);
+    rngs.forEach((r, j) => {
+      if (opaque?.[j]) r.fillNormal(z, j * d, d);
+    });
+    return z;
+  };
   const noiseT = draw();
   const sched = scheduleOf(meta);
   const noised = (x0: Float32Array, eps: Float32Array, t: number): Float32Array => {
@@ -404,7 +415,7 @@ export async function sampleWith(
         // Known regions: an opaque sprite's alpha becomes 1 noised to tPrev, inpainting's kept pixels the
         // source noised to tPrev (one fresh draw for both, each step).
         x = unshift(await runner.read(h, false));
-        const n = draw();
+        const n = drawKnown();
         const ab = sched.alphaBar[step.tPrev] as number;
         if (opaque) keepOpaque(x, opaque, S, C, Math.sqrt(ab), n, Math.sqrt(1 - ab));
         if (mask && src) keepMasked(x, noised(src, n, step.tPrev), mask, B, C, S);

@@ -13,9 +13,10 @@ import {
   type WeightsChoice,
 } from '../runtime/backend.ts';
 import { finishSprite } from '../sampler/art.ts';
-import { sampleComposed } from '../sampler/compose.ts';
+import { composeCost, sampleComposed } from '../sampler/compose.ts';
 import { opaqueSprites } from '../sampler/opaque.ts';
 import { toRGBA } from '../sampler/pixels.ts';
+import { planSteps } from '../sampler/sampler.ts';
 import type {
   BackendChoice,
   BackendName,
@@ -201,30 +202,40 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
       },
     };
     // A backend's sampling of this request: mixes drawn as their parts with art.compose.
-    const sampleOn = (b: InferenceBackend): Promise<Float32Array> =>
-      art.compose ? sampleComposed((o) => b.sample(o), meta, opts) : b.sample(opts);
+    const sampleOn = (b: InferenceBackend, o: SampleOptions = opts): Promise<Float32Array> =>
+      art.compose ? sampleComposed((p) => b.sample(p), meta, o) : b.sample(o);
     let ran = backend;
     let before = { ...ran.counters };
     let t0 = performance.now();
     let x: Float32Array;
     if (ran.name === 'webgpu' && initChoice === 'auto' && !firstBatchDone && deadline > 0) {
       let timer: ReturnType<typeof setTimeout> | undefined;
+      // The deadline is for a first batch's work: a composed batch runs the network more (composeCost).
+      const limit = art.compose
+        ? deadline * composeCost(opts.contexts, planSteps(meta, req.sampler, req.steps).length)
+        : deadline;
       const late = new Promise<null>((resolve) => {
-        timer = setTimeout(() => resolve(null), deadline);
+        timer = setTimeout(() => resolve(null), limit);
       });
-      const gpuRun = sampleOn(ran);
+      // Its own signal, so an abandoned GPU run stops at its next step instead of reporting progress.
+      const gpuAbort = new AbortController();
+      const stopGpu = (): void => gpuAbort.abort();
+      job.abort.signal.addEventListener('abort', stopGpu);
+      const gpuRun = sampleOn(ran, { ...opts, signal: gpuAbort.signal });
       gpuRun.catch(() => undefined); // abandoned below if late
       const first = await Promise.race([gpuRun, late]);
       clearTimeout(timer);
+      job.abort.signal.removeEventListener('abort', stopGpu);
       if (first === null) {
         // WebGPU has not finished its first batch in time: run this batch and the rest on WASM.
+        gpuAbort.abort();
         const gpu = ran;
         ran = await deps.createBackend(model, 'wasm', onBackendChange);
         backend = ran;
         void gpu.dispose().catch(() => undefined);
         onBackendChange(
           'wasm',
-          `WebGPU had not finished its first batch after ${Math.round(deadline / 1000)} s; using WASM`,
+          `WebGPU had not finished its first batch after ${Math.round(limit / 1000)} s; using WASM`,
         );
         before = { ...ran.counters };
         t0 = performance.now();

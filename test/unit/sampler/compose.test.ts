@@ -2,7 +2,8 @@
 // one picture per category (a red disc, a blue square, a green bar) at high noise and keeps what its
 // input shows at low noise, as a trained network does.
 import { describe, expect, it } from 'vitest';
-import { mixParts, partScale, pasteOver, sampleComposed } from '../../../plugin/src/sampler/compose.ts';
+import type { ModelMeta } from '../../../plugin/src/model/meta.ts';
+import { composeCost, mixParts, partScale, pasteOver, sampleComposed } from '../../../plugin/src/sampler/compose.ts';
 import { toRGBA } from '../../../plugin/src/sampler/pixels.ts';
 import type { Denoiser } from '../../../plugin/src/sampler/runner.ts';
 import { type SampleOptions, sample, scheduleOf } from '../../../plugin/src/sampler/sampler.ts';
@@ -144,6 +145,55 @@ describe('compose', () => {
     expect(seen.every(([i], n) => i === n + 1)).toBe(true);
     const b = await sampleComposed((o) => sample(blendDenoiser(), meta, o), meta, opts([mix]));
     expect(b).toEqual(a);
+  });
+});
+
+describe('compose with opaque categories and DDIM noise (eta 1)', () => {
+  // 'item' (the green bar) is opaque: its sprites draw known-region noise every step.
+  const metaOpaque = { ...meta, opaque: ['item'], sampling: { ...meta.sampling, eta: 1 } } as ModelMeta;
+  const item = Float32Array.of(0, 0, 1);
+  const plainRun = (o: SampleOptions) => sample(blendDenoiser(), metaOpaque, o);
+  const composedRun = (o: SampleOptions) => sampleComposed(plainRun, metaOpaque, o);
+
+  it('a sprite merged with an opaque one keeps the noise it has alone', async () => {
+    const alone = await plainRun(opts([red]));
+    const merged = await plainRun(
+      opts([red, item], {
+        parts: [
+          { seed: 5, count: 1 },
+          { seed: 9, count: 1 },
+        ],
+        opaque: [false, true],
+      }),
+    );
+    expect(merged.subarray(0, D)).toEqual(alone);
+  });
+
+  it('composed or not, merged with opaque bases and parts, every sprite is the one it is alone', async () => {
+    const mixA = Float32Array.of(0.6, 0.4, 0); // character base, monster part
+    const mixB = Float32Array.of(0, 0.4, 0.6); // opaque item base, monster part
+    const mixC = Float32Array.of(0, 0.6, 0.4); // monster base, opaque item part
+    const batch = await composedRun(
+      opts([red, mixA, mixB, mixC], {
+        parts: [
+          { seed: 5, count: 2 },
+          { seed: 9, count: 2 },
+        ],
+      }),
+    );
+    expect(batch.subarray(0, D)).toEqual(await plainRun(opts([red])));
+    expect(batch.subarray(D, 2 * D)).toEqual(await composedRun(opts([mixA], { firstIndex: 1 })));
+    expect(batch.subarray(3 * D)).toEqual(await composedRun(opts([mixC], { seed: 9, firstIndex: 1 })));
+  });
+
+  it('joins with at least one step, and costs what composeCost says', async () => {
+    const den = blendDenoiser();
+    await sampleComposed((o) => sample(den, meta, o), meta, opts([mix], { steps: 4 }));
+    expect(den.rows).toBe(4 + 4 + 1);
+    expect(composeCost([red], 25)).toBe(1);
+    expect(composeCost([red, mix], 25)).toBeCloseTo(2.12);
+    expect(composeCost([Float32Array.of(0.2, 0.5, 0.3)], 25)).toBeCloseTo(3.12);
+    expect(composeCost([mix], 4)).toBeCloseTo(2.25);
   });
 });
 
