@@ -10,7 +10,7 @@
 import type { ModelMeta } from '../model/meta.ts';
 import { opaqueSprites } from './opaque.ts';
 import { toRGBA } from './pixels.ts';
-import { type Rng, spriteRng } from './rng.ts';
+import { createRng, type Rng } from './rng.ts';
 import { batchRngs, planSteps, type SampleOptions, type SeedPart } from './sampler.ts';
 import { imageFromRGBA } from './source.ts';
 
@@ -23,9 +23,15 @@ export const COMPOSE_STRENGTH = 0.12;
 /** Runs one sampling loop (a backend's `sample`, or {@link sample} over a denoiser). */
 export type SampleRun = (opts: SampleOptions) => Promise<Float32Array>;
 
+/** One category of a mix: its context index and weight. */
+interface Part {
+  index: number;
+  weight: number;
+}
+
 /** A mix's categories by weight, heaviest first (ties: lower index first); `[]` for no positive weight. */
-export function mixParts(context: Float32Array): { index: number; weight: number }[] {
-  const parts: { index: number; weight: number }[] = [];
+export function mixParts(context: Float32Array): Part[] {
+  const parts: Part[] = [];
   context.forEach((w, index) => {
     if (w > 0) parts.push({ index, weight: w });
   });
@@ -106,10 +112,9 @@ export async function sampleComposed(run: SampleRun, meta: ModelMeta, opts: Samp
   const K = meta.context.size;
   const size = meta.image.size;
   const d = meta.image.channels * size * size;
-  const B = opts.contexts.length;
-  // One derivation stream per sprite, apart from its noise stream: layer seeds and places, the final seed.
-  const owners = spriteSeeds(opts, B);
-  const derive: Rng[] = owners.map(([seed, j]) => spriteRng((seed ^ 0x5bd1e995) >>> 0, j));
+  // One derivation stream per sprite, seeded from its own noise stream (so from its (seed, index)): the
+  // seeds of its part and joining passes and the places of its parts.
+  const derive: Rng[] = batchRngs(opts, opts.contexts.length).map((r) => createRng(r.nextUint32()));
   const layers = Math.max(...parts.map((p) => p.length)) - 1;
   const full = planSteps(meta, opts.sampler, opts.steps).length;
   const finalSteps = joiningSteps(full);
@@ -132,17 +137,17 @@ export async function sampleComposed(run: SampleRun, meta: ModelMeta, opts: Samp
   };
   // The base: every sprite as it would be alone, mixed ones as their heaviest category.
   const baseContexts = opts.contexts.map((c, i) => {
-    const p = parts[i] as { index: number }[];
-    return p.length > 1 ? oneHot(K, (p[0] as { index: number }).index) : c;
+    const p = parts[i] as Part[];
+    return p.length > 1 ? oneHot(K, (p[0] as Part).index) : c;
   });
   const base = await pass({ contexts: baseContexts, seed: opts.seed }, true);
   const canvases = new Map(mixed.map((i) => [i, toRGBA(base, i, meta)]));
   for (let r = 1; r <= layers; r++) {
-    const rows = mixed.filter((i) => (parts[i] as unknown[]).length > r);
+    const rows = mixed.filter((i) => (parts[i] as Part[]).length > r);
     const seeds = rows.map((i) => (derive[i] as Rng).nextUint32());
     const x = await pass(
       {
-        contexts: rows.map((i) => oneHot(K, ((parts[i] as { index: number }[])[r] as { index: number }).index)),
+        contexts: rows.map((i) => oneHot(K, ((parts[i] as Part[])[r] as Part).index)),
         seed: 0,
         parts: seeds.map((seed): SeedPart => ({ seed, count: 1 })),
         tileable: false, // a part is pasted whole, not as a wrapped tile
@@ -150,9 +155,9 @@ export async function sampleComposed(run: SampleRun, meta: ModelMeta, opts: Samp
       false,
     );
     rows.forEach((i, n) => {
-      const p = parts[i] as { index: number; weight: number }[];
+      const p = parts[i] as Part[];
       const rng = derive[i] as Rng;
-      const scale = partScale((p[0] as { weight: number }).weight, (p[r] as { weight: number }).weight);
+      const scale = partScale((p[0] as Part).weight, (p[r] as Part).weight);
       pasteOver(canvases.get(i) as Uint8ClampedArray, toRGBA(x, n, meta), size, scale, rng.uniform(), rng.uniform());
     });
   }
@@ -187,13 +192,4 @@ function joiningSteps(full: number): number {
 export function composeCost(contexts: readonly Float32Array[], fullSteps: number): number {
   const layers = Math.max(0, ...contexts.map((c) => mixParts(c).length - 1));
   return layers === 0 ? 1 : 1 + layers + joiningSteps(fullSteps) / fullSteps;
-}
-
-/** Each sprite's (seed, index within its request), as the sampler assigns its noise streams. */
-function spriteSeeds(opts: SampleOptions, count: number): [number, number][] {
-  batchRngs(opts, count); // validates parts against the batch
-  if (opts.parts)
-    return opts.parts.flatMap((p) => Array.from({ length: p.count }, (_, j): [number, number] => [p.seed, j]));
-  const first = opts.firstIndex ?? 0;
-  return Array.from({ length: count }, (_, i): [number, number] => [opts.seed, first + i]);
 }
