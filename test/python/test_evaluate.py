@@ -30,19 +30,43 @@ def test_run_and_exported_model_score_identically_with_one_classifier(tiny_run, 
     a, b, c, d = report["settings"]
     assert d["weights"] == "int8" and "weights" not in b
     assert b["model"] == "tiny-exported" and b["model_steps"] == 125 and "model" not in a
-    for key in ("accuracy_generated", "frechet_generated_vs_train", "nn_median_generated", "roughness"):
+    for key in ("accuracy_generated", "frechet_generated_vs_train", "frechet_balanced", "nn_median_generated",
+                "roughness"):
         assert a[key] == pytest.approx(b[key], abs=1e-5), key
     # Frechet distance per category: every category, finite, the same network scoring the same
     assert set(a["per_category_frechet"]) == set(a["per_category_accuracy"]) == set(report["real"]["per_category_frechet"])
     for name, fd in a["per_category_frechet"].items():
         assert math.isfinite(fd) and fd >= 0 and fd == pytest.approx(b["per_category_frechet"][name], abs=1e-4)
     # a category with fewer than two held-out sprites has no covariance: None, not an error
+    # training sprites drawn at the evaluator's counts: the calibration figures of a perfect generator
+    draw = report["real"]["train_draw"]
+    assert draw["per_category"] == 6
+    assert all(math.isfinite(draw[key]) and draw[key] >= 0 for key in ("frechet_balanced", "frechet_unweighted"))
     held = report["real"]["per_category_frechet"]
     assert all(v is None or (math.isfinite(v) and v >= 0) for v in held.values())
     assert c["guidance"] == 2.0 and c["n"] == 12
     saved = json.loads((out / "eval.json").read_text())
     assert [s["name"] for s in saved["settings"]] == names
     assert is_png(out / "samples-tiny-exported-ddim5-g2.png") and is_png(out / "nearest-tiny-exported-ddim5.png")
+
+
+def test_balanced_frechet_measures_the_sprites_not_the_category_mix():
+    """The evaluator draws equal counts per category; the training split does not. A set drawn from the
+    reference itself at equal counts is far from it unweighted, and near it with each category weighted equally."""
+    g = torch.Generator().manual_seed(0)
+    # two categories of 8-d features with distinct means; the reference holds them 9:1
+    ref_y = torch.cat([torch.zeros(900, dtype=torch.long), torch.ones(100, dtype=torch.long)])
+    ref = torch.randn(1000, 8, generator=g, dtype=torch.float64) + 4.0 * ref_y[:, None]
+    pick = torch.cat([torch.arange(0, 900, 9), torch.arange(900, 1000)])   # 100 of each, from the reference
+    f, y = ref[pick], ref_y[pick]
+    unweighted, balanced = ev.frechet(f, ref), ev.frechet_balanced(f, y, ref, ref_y, 2)
+    assert unweighted > 5.0 and balanced < 0.3, (unweighted, balanced)
+    # each category carries the same mass, whatever its count
+    w = ev.balanced_weights(ref_y, 2)
+    assert float(w[ref_y == 0].sum()) == pytest.approx(0.5) and float(w[ref_y == 1].sum()) == pytest.approx(0.5)
+    # equal weights are the plain figure; a shifted set is far under either
+    assert ev.frechet(f, ref, torch.ones(len(f)), torch.ones(len(ref))) == pytest.approx(unweighted, rel=1e-9)
+    assert ev.frechet_balanced(f + 2.0, y, ref, ref_y, 2) > 30.0
 
 
 def test_also_needs_model_and_settings(tiny_run, capsys):

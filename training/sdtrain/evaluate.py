@@ -122,14 +122,45 @@ def embed(clf: Classifier, x: torch.Tensor, device: torch.device) -> Tuple[torch
     return torch.cat(feats), torch.cat(preds)
 
 
-def frechet(a: torch.Tensor, b: torch.Tensor) -> float:
-    mu1, mu2 = a.mean(0), b.mean(0)
-    s1, s2 = torch.cov(a.T), torch.cov(b.T)
+def _weighted_stats(a: torch.Tensor, w: Optional[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Mean and covariance of the rows of a, each row weighted by w (None: equal weights, as torch.cov)."""
+    if w is None:
+        return a.mean(0), torch.cov(a.T)
+    w = w.to(a.dtype) / w.sum()
+    mu = (w[:, None] * a).sum(0)
+    c = a - mu
+    # reliability weights: with equal weights this is the unbiased covariance torch.cov gives
+    return mu, (w[:, None] * c).T @ c / (1.0 - (w ** 2).sum())
+
+
+def frechet(a: torch.Tensor, b: torch.Tensor, wa: Optional[torch.Tensor] = None,
+            wb: Optional[torch.Tensor] = None) -> float:
+    """Frechet distance between two sets of feature rows, each optionally weighted per row."""
+    mu1, s1 = _weighted_stats(a, wa)
+    mu2, s2 = _weighted_stats(b, wb)
     w, v = torch.linalg.eigh(s1)
     r1 = (v * w.clamp(min=0).sqrt()) @ v.T
     m = r1 @ s2 @ r1
     tr_sqrt = torch.linalg.eigvalsh((m + m.T) / 2).clamp(min=0).sqrt().sum()
     return float(((mu1 - mu2) ** 2).sum() + torch.trace(s1) + torch.trace(s2) - 2 * tr_sqrt)
+
+
+def balanced_weights(y: torch.Tensor, k: int) -> torch.Tensor:
+    """Per-row weights that give each of the k categories present in y the same total mass."""
+    counts = torch.bincount(y, minlength=k).to(torch.float64)
+    present = int((counts > 0).sum())
+    return 1.0 / (counts[y] * present)
+
+
+def frechet_balanced(f: torch.Tensor, y: torch.Tensor, f_ref: torch.Tensor, y_ref: torch.Tensor, k: int) -> float:
+    """Frechet distance with every category weighted equally on both sides.
+
+    The evaluator draws the same number of sprites per category, while the training split holds categories at
+    their natural frequencies (858 monsters, 33 food): compared unweighted, even training sprites drawn 64 per
+    category score far from the training set. Weighting both sides to one mass per category measures the
+    sprites, not the category mix.
+    """
+    return frechet(f, f_ref, balanced_weights(y, k), balanced_weights(y_ref, k))
 
 
 def frechet_per_category(f: torch.Tensor, y: torch.Tensor, f_ref: torch.Tensor, y_ref: torch.Tensor,
@@ -288,6 +319,14 @@ def evaluate(run: Path, data: Optional[Path], out: Path, per_category: int, sett
     f_ev, p_ev = embed(clf, x_ev, device)
     real_acc = float((p_ev == y_ev).float().mean())
     fd_real = frechet(f_ev, f_tr)
+    fd_real_bal = frechet_balanced(f_ev, y_ev, f_tr, y_tr, k)
+    # a perfect generator under this protocol: training sprites themselves, drawn per_category per category
+    gd = torch.Generator().manual_seed(seed)
+    pick = torch.cat([torch.nonzero(y_tr == i).flatten()[torch.randint(int((y_tr == i).sum()), (per_category,),
+                                                                         generator=gd)]
+                      for i in range(k) if bool((y_tr == i).any())])
+    train_draw = {"per_category": per_category, "frechet_unweighted": frechet(f_tr[pick], f_tr),
+                  "frechet_balanced": frechet_balanced(f_tr[pick], y_tr[pick], f_tr, y_tr, k)}
     d_real, _ = nearest(x_ev, x_tr, device, COPY_NEIGHBOURS)
     nn_real = d_real[:, 0]
     # a generated sprite is a near copy when it sits closer to the training set than 95% of held-out real ones
@@ -302,15 +341,19 @@ def evaluate(run: Path, data: Optional[Path], out: Path, per_category: int, sett
         "classifier": {"epochs": epochs, "heldout_accuracy": real_acc,
                        "per_category_heldout_accuracy": {n: float((p_ev[y_ev == i] == i).float().mean())
                                                          for i, n in enumerate(names)}},
-        "real": {"frechet_heldout_vs_train": fd_real,
+        "real": {"frechet_heldout_vs_train": fd_real, "frechet_balanced": fd_real_bal,
                  "per_category_frechet": frechet_per_category(f_ev, y_ev, f_tr, y_tr, names),
                  "nn_median_heldout": float(nn_real.median()),
                  "half_transparent_share": half_transparent(x_ev), "roughness": rough_real,
                  "near_copy_threshold": float(near_threshold), "n_heldout": int(len(x_ev)),
-                 "copy_ratio_threshold": float(copy_threshold), "copy_neighbours": COPY_NEIGHBOURS},
+                 "copy_ratio_threshold": float(copy_threshold), "copy_neighbours": COPY_NEIGHBOURS,
+                 "train_draw": train_draw},
         "settings": [],
     }
-    print(f"classifier held-out accuracy {real_acc:.3f}; FD held-out vs train {fd_real:.2f}", flush=True)
+    print(f"classifier held-out accuracy {real_acc:.3f}; FD held-out vs train {fd_real_bal:.2f} balanced, "
+          f"{fd_real:.2f} unweighted; training sprites drawn {per_category} per category "
+          f"{train_draw['frechet_balanced']:.2f} balanced, {train_draw['frechet_unweighted']:.2f} unweighted",
+          flush=True)
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(main, w, s, "") for w in weights for s in settings]
     jobs += [(m, w, s, f"{m['name']}:") for m, s, w in extras]
@@ -376,6 +419,9 @@ def evaluate(run: Path, data: Optional[Path], out: Path, per_category: int, sett
             "accuracy_generated": float((p_gen == y_gen).float().mean()),
             "per_category_accuracy": per_cat,
             "frechet_generated_vs_train": frechet(f_gen, f_tr),
+            # both sides one mass per category: the headline figure (the unweighted one above also measures
+            # the difference between the evaluator's equal counts and the training split's category mix)
+            "frechet_balanced": frechet_balanced(f_gen, y_gen, f_tr, y_tr, k),
             # each category's sprites against that category's training sprites
             "per_category_frechet": frechet_per_category(f_gen, y_gen, f_tr, y_tr, names),
             "nn_median_generated": float(nn_gen.median()),
@@ -409,8 +455,8 @@ def evaluate(run: Path, data: Optional[Path], out: Path, per_category: int, sett
             cp_u8 = ((x_tr[nn_idx[flagged]] + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
             save_grid(np.concatenate([u8[flagged.numpy()], cp_u8]), 2, out / f"copies-{file_tag}.png",
                       labels=["generated", "copied"])
-        print(f"{s}: acc {r['accuracy_generated']:.3f} (real {real_acc:.3f}), FD {r['frechet_generated_vs_train']:.2f} "
-              f"(real {fd_real:.2f}), NN ratio {r['nn_ratio_generated_to_heldout']:.2f}, copies "
+        print(f"{s}: acc {r['accuracy_generated']:.3f} (real {real_acc:.3f}), FD {r['frechet_balanced']:.2f} "
+              f"(real {fd_real_bal:.2f}; unweighted {r['frechet_generated_vs_train']:.2f}, real {fd_real:.2f}), NN ratio {r['nn_ratio_generated_to_heldout']:.2f}, copies "
               f"{r['copies_share']:.3f} (closer in pixels than real {r['near_copies_share']:.3f}), half-transparent {r['half_transparent_share_raw']:.4f}, roughness "
               f"{r['roughness']:.3f} ({r['roughness_ratio_to_heldout']:.2f}x real)"
               + (f", pixel distance to source {r['pixel_distance_to_source']:.1f}" if init is not None else ""),
