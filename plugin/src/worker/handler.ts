@@ -217,15 +217,13 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
       const late = new Promise<null>((resolve) => {
         timer = setTimeout(() => resolve(null), limit);
       });
-      // Its own signal, so an abandoned GPU run stops at its next step instead of reporting progress.
+      // Its own signal as well as the job's, so an abandoned GPU run stops at its next step instead of
+      // reporting progress.
       const gpuAbort = new AbortController();
-      const stopGpu = (): void => gpuAbort.abort();
-      job.abort.signal.addEventListener('abort', stopGpu);
-      const gpuRun = sampleOn(ran, { ...opts, signal: gpuAbort.signal });
+      const gpuRun = sampleOn(ran, { ...opts, signal: AbortSignal.any([job.abort.signal, gpuAbort.signal]) });
       gpuRun.catch(() => undefined); // abandoned below if late
       const first = await Promise.race([gpuRun, late]);
       clearTimeout(timer);
-      job.abort.signal.removeEventListener('abort', stopGpu);
       if (first === null) {
         // WebGPU has not finished its first batch in time: run this batch and the rest on WASM.
         gpuAbort.abort();

@@ -10,12 +10,13 @@ import type { WorkerResponse } from '../../../plugin/src/worker/protocol.ts';
 import { fakeBackendFactory, fakeModel } from './fakes.ts';
 
 /** A WebGPU backend whose runs never finish (until aborted or disposed). */
-function stuckGpu(state: { gpuRuns: number; disposed: boolean }): InferenceBackend {
+function stuckGpu(state: { gpuRuns: number; disposed: boolean; signals: AbortSignal[] }): InferenceBackend {
   return {
     name: 'webgpu',
     counters: { modelRuns: 0, steps: 0, loopReadbacks: 0, capturedSteps: 0 },
-    sample: () => {
+    sample: (opts) => {
       state.gpuRuns++;
+      if (opts.signal) state.signals.push(opts.signal);
       return new Promise<Float32Array>(() => {});
     },
     dispose: async () => {
@@ -25,7 +26,7 @@ function stuckGpu(state: { gpuRuns: number; disposed: boolean }): InferenceBacke
 }
 
 function setup(deadlineMs: number) {
-  const state = { gpuRuns: 0, disposed: false };
+  const state = { gpuRuns: 0, disposed: false, signals: [] as AbortSignal[] };
   const wasm = fakeBackendFactory({ created: 0, samples: 0, delayMs: 1 });
   const createBackend: BackendFactory = async (model, choice, onChange) =>
     choice === 'wasm' ? wasm(model, 'wasm', onChange) : stuckGpu(state);
@@ -63,6 +64,18 @@ describe('first WebGPU batch deadline', () => {
     expect(changes[0]).toMatchObject({ backend: 'wasm', reason: expect.stringMatching(/first batch/) });
     expect(state.gpuRuns).toBe(1);
     expect(state.disposed).toBe(true);
+    // the abandoned GPU run is told to stop
+    expect(state.signals.map((s) => s.aborted)).toEqual([true]);
+  });
+
+  it('cancelling the request stops its first GPU run', async () => {
+    const { state, handler, gen } = setup(60_000);
+    await handler.handle({ type: 'init', requestId: 1, modelUrl: 'http://x/m.json', backend: 'auto' });
+    void handler.handle(gen(2));
+    await vi.waitFor(() => expect(state.signals).toHaveLength(1));
+    expect(state.signals[0]?.aborted).toBe(false);
+    await handler.handle({ type: 'cancel', requestId: 2 });
+    expect(state.signals[0]?.aborted).toBe(true);
   });
 
   it("a named 'webgpu' backend is not switched by the deadline", async () => {
