@@ -3,7 +3,8 @@
 // webpack's static folder, an esbuild outdir, or the page's own folder):
 //   <dir>/models/...          the default models, only the files each backend downloads
 //   <dir>/spritediffusion/... the standalone inference worker and onnxruntime-web's runtime files
-//                             (needed with esbuild or without a bundler; set assetsBaseUrl to it)
+//                             (needed with esbuild, Parcel or without a bundler; set assetsBaseUrl to it,
+//                             except with Parcel, whose "module" entry looks there by default)
 // Usage: npx spritediffusion-assets <dir> [--models-only | --worker-only]
 import { cpSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -35,6 +36,8 @@ if (!args.includes('--models-only')) {
   for (const f of readdirSync(worker).filter((f) => /\.(js|mjs|wasm)$/.test(f))) {
     cpSync(join(worker, f), join(target, f));
   }
-  copied.push(`${target}/ (set assetsBaseUrl: 'spritediffusion/' when your bundler does not emit the worker)`);
+  copied.push(
+    `${target}/ (set assetsBaseUrl: 'spritediffusion/' when your bundler does not emit the worker; Parcel needs nothing)`,
+  );
 }
 for (const line of copied) console.log(`copied ${line}`);

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // Builds the installable package into plugin/dist/ (not committed):
 //   dist/index.js             the browser entry (ESM; idb-keyval stays an import, Phaser is never imported)
+//   dist/index.served.js      the same entry for bundlers that ignore package.json "exports" ("main" and
+//                             "module"; Parcel by default): its worker is the standalone copy served as files
 //   dist/**/*.d.ts            declarations (tsc), including the Phaser.Scene augmentation
 //   dist/worker/worker.js     the inference worker for bundlers: onnxruntime-web stays an import, so the
 //                             game's bundler resolves it and emits its runtime files the way ORT supports
@@ -51,7 +53,7 @@ function ortAssetUrls(outdir) {
 const workerUrl = {
   name: 'worker-url',
   setup(build) {
-    build.onLoad({ filter: /runtime[\\/]workerFactory\.ts$/ }, (args) => {
+    build.onLoad({ filter: /runtime[\\/]bundledWorker\.ts$/ }, (args) => {
       const src = readFileSync(args.path, 'utf8');
       const opts = "{ type: 'module', name: 'spritediffusion' }";
       const from = `new Worker(new URL('../worker/worker.ts', import.meta.url), ${opts})`;
@@ -79,6 +81,29 @@ await esbuild.build({
   plugins: [workerUrl],
   sourcemap: true,
 });
+
+/** The "main"/"module" entry: the served worker (runtime/servedWorker.ts) instead of the bundled one. */
+const servedWorker = {
+  name: 'served-worker',
+  setup(build) {
+    build.onResolve({ filter: /[\\/]bundledWorker\.ts$/ }, (args) => ({
+      path: join(args.resolveDir, args.path.replace(/bundledWorker\.ts$/, 'servedWorker.ts')),
+    }));
+  },
+};
+
+// For bundlers that ignore package.json "exports" (Parcel by default): no worker for them to follow.
+await esbuild.build({
+  ...common,
+  entryPoints: { 'index.served': join(PKG, 'src', 'index.ts') },
+  outdir: DIST,
+  external: ['idb-keyval', 'phaser', 'onnxruntime-web'],
+  plugins: [servedWorker],
+  sourcemap: true,
+});
+if (readFileSync(join(DIST, 'index.served.js'), 'utf8').includes('import.meta')) {
+  throw new Error('dist/index.served.js refers to import.meta: a bundler would follow it to the bundled worker');
+}
 
 // The worker for bundlers (Vite, webpack): onnxruntime-web stays an import the game's bundler resolves.
 await esbuild.build({

@@ -7,7 +7,7 @@
  * adapter), so every example also checks that backend 'auto' chooses WASM there.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { extname, join, normalize, sep } from 'node:path';
@@ -217,6 +217,41 @@ run('examples installed from the npm pack tarball', () => {
     expectGenerated(await play(browser, url));
   }, 360_000);
 
+  it('Parcel 2 + Phaser 3.90 with the Phaser template\'s settings: the "module" entry runs the copied worker; with package exports on, spritediffusion/served', async () => {
+    const dir = install('parcel-phaser3');
+    const dist = join(dir, 'dist');
+    // Parcel resolves "module" (package exports off) and finds no worker to bundle: no onnxruntime-web in
+    // its output, only the standalone worker the copy command put beside the page.
+    expect(readdirSync(dist).filter((f) => /\.(wasm|mjs)$/.test(f) || /^ort\./.test(f))).toEqual([]);
+    expect(existsSync(join(dist, 'spritediffusion', 'worker.js'))).toBe(true);
+    const { url, server } = await serve(dist);
+    servers.push(server);
+    expectGenerated(await play(browser, url));
+    // Without the copied worker: one error naming the file and the copy command.
+    renameSync(join(dist, 'spritediffusion'), join(dist, 'elsewhere'));
+    const noWorker = await play(browser, url);
+    expect(noWorker.opaque).toBe(0);
+    expect(noWorker.errors).toHaveLength(1);
+    expect(noWorker.errors[0]).toMatch(/spritediffusion\/worker\.js beside the page.*spritediffusion-assets/);
+    renameSync(join(dist, 'elsewhere'), join(dist, 'spritediffusion'));
+
+    // With Parcel's package exports on, `spritediffusion/served` is the same entry.
+    const pkgPath = join(dir, 'package.json');
+    const pkg = JSON.parse(readFileSync(pkgPath, 'utf8')) as Record<string, unknown>;
+    pkg['@parcel/resolver-default'] = { packageExports: true };
+    writeFileSync(pkgPath, JSON.stringify(pkg, null, 2));
+    const main = join(dir, 'src', 'main.js');
+    const source = readFileSync(main, 'utf8');
+    expect(source).toContain("from 'spritediffusion';");
+    writeFileSync(main, source.replace("from 'spritediffusion';", "from 'spritediffusion/served';"));
+    rmSync(dist, { recursive: true, force: true });
+    sh('npm', ['run', 'build'], dir);
+    expect(readdirSync(dist).filter((f) => /\.(wasm|mjs)$/.test(f) || /^ort\./.test(f))).toEqual([]);
+    const exportsOn = await serve(dist);
+    servers.push(exportsOn.server);
+    expectGenerated(await play(browser, exportsOn.url));
+  }, 360_000);
+
   it('esbuild + Phaser 4 (assetsBaseUrl and the copy command); a missing worker or model is one clear error', async () => {
     const dir = install('esbuild-phaser4');
     const dist = join(dir, 'dist');
@@ -236,7 +271,7 @@ run('examples installed from the npm pack tarball', () => {
     expect(noModel.errors[0]).toMatch(/models\/fast\/model\.json: HTTP 404.*modelUrl \/ baseUrl/);
   }, 360_000);
 
-  it('no bundler: native ES modules and an import map', async () => {
+  it('no bundler: native ES modules and an import map, on Phaser 3.60 (the oldest the package supports)', async () => {
     const dir = install('no-bundler');
     const { url, server } = await serve(dir);
     servers.push(server);

@@ -37,10 +37,11 @@ export interface DiffusionConfig {
    */
   baseUrl?: string;
   /**
-   * Folder serving a copy of the package's `dist/worker/` (worker.js and onnxruntime-web's runtime
-   * files), relative to the page, e.g. `'spritediffusion/'` after `npx spritediffusion-assets public`.
-   * Needed with esbuild or without a bundler; with Vite or webpack leave it unset (they emit the
-   * worker and its files themselves).
+   * Folder serving the package's standalone worker (worker.js and onnxruntime-web's runtime files,
+   * `dist/standalone/`), relative to the page, e.g. `'spritediffusion/'` after
+   * `npx spritediffusion-assets public`. Needed with esbuild or without a bundler; with Vite or webpack
+   * leave it unset (they emit the worker and its files themselves). Bundlers that ignore package.json
+   * "exports" (Parcel by default) load the entry that uses `'spritediffusion/'` when this is unset.
    */
   assetsBaseUrl?: string;
   /** 'auto' (default): WebGPU when available, else WASM. */

@@ -21,10 +21,11 @@ import type {
 } from '../worker/protocol.ts';
 import type { WeightsChoice } from './backend.ts';
 import { batchRequest, mergeableCount } from './batching.ts';
+import { DEFAULT_WORKER_SOURCE, defaultWorkerFactory } from './bundledWorker.ts';
 import type { ClientEvents, ClientStats, GenerateOptions, GenerateResult, ReadyInfo } from './clientTypes.ts';
 import { Emitter } from './emitter.ts';
 import { Watchdog, type WatchdogOptions } from './watchdog.ts';
-import { defaultWorkerFactory, type WorkerFactory, type WorkerLike, workerFactoryFor } from './workerFactory.ts';
+import { type WorkerFactory, type WorkerLike, workerFactoryFor } from './workerFactory.ts';
 
 export type {
   ClientEvents,
@@ -36,13 +37,13 @@ export type {
   WorkerRestart,
 } from './clientTypes.ts';
 export { DEFAULT_WATCHDOG, type WatchdogOptions } from './watchdog.ts';
-export { defaultWorkerFactory, type WorkerFactory, type WorkerLike, workerFactoryFor } from './workerFactory.ts';
+export { type WorkerFactory, type WorkerLike, workerFactoryFor } from './workerFactory.ts';
 
 export interface ClientOptions {
   workerFactory?: WorkerFactory;
   /**
    * Where the worker script comes from, for error messages (a script that cannot load is reported
-   * with this URL); default: the worker bundled beside the package entry.
+   * with this URL); default: the entry's default worker (bundledWorker.ts / servedWorker.ts).
    */
   workerUrl?: string;
   /** Most generate requests waiting (not counting the running ones); default 64. */
@@ -476,12 +477,12 @@ export class DiffusionClient extends Emitter<ClientEvents> {
       this.restart(`the inference worker crashed: ${e.message || 'script error'}`);
       return;
     }
-    const where = this.workerUrl ?? "the worker bundled beside spritediffusion's entry (dist/worker/worker.js)";
+    const where = this.workerUrl ?? DEFAULT_WORKER_SOURCE;
     const err = new DiffusionError(
       'worker',
       `the inference worker could not start from ${where}: ${e.message || 'script error (missing file or not JavaScript)'}. ` +
-        'Serve a copy of node_modules/spritediffusion/dist/worker/ (`npx spritediffusion-assets <public folder>`) ' +
-        'and set the assetsBaseUrl option to the folder that holds its worker.js.',
+        'Serve the standalone worker (`npx spritediffusion-assets <public folder>` copies it into ' +
+        '<public folder>/spritediffusion/) and set the assetsBaseUrl option to the folder that holds its worker.js.',
     );
     e.preventDefault?.();
     for (const c of this.control.values()) c.reject(err);

@@ -1,6 +1,7 @@
 /**
- * How the inference worker is created: the worker bundled beside the package entry, or a copy of it
- * served at a URL (`assetsBaseUrl`). Tests inject fakes through {@link WorkerFactory}.
+ * How the inference worker is created: the entry's default worker (bundledWorker.ts, or servedWorker.ts
+ * in the package's "main"/"module" entry), or a copy served at a URL (`assetsBaseUrl`). Tests inject
+ * fakes through {@link WorkerFactory}.
  */
 /** The subset of `Worker` the client uses (a fake implements it in unit tests). */
 export interface WorkerLike {
@@ -15,14 +16,7 @@ export interface WorkerLike {
 /** Creates the inference worker. */
 export type WorkerFactory = () => WorkerLike;
 
-/**
- * The default factory: the module worker beside the package entry. The literal
- * `new Worker(new URL(..., import.meta.url))` is the pattern Vite and webpack 5 follow to emit it.
- */
-export const defaultWorkerFactory: WorkerFactory = () =>
-  new Worker(new URL('../worker/worker.ts', import.meta.url), { type: 'module', name: 'spritediffusion' });
-
-/** A factory for the worker script at `url` (a copy of the package's `dist/worker/worker.js`). */
+/** A factory for the worker script at `url` (a copy of the package's standalone worker). */
 export function workerFactoryFor(url: string | URL): WorkerFactory {
   return () => new Worker(url, { type: 'module', name: 'spritediffusion' });
 }

@@ -11,7 +11,8 @@ import {
   isNonTrivial,
   type DiffusionPlugin as Plugin,
 } from '../../../plugin/src/index.ts';
-import { defaultWorkerFactory, type WorkerLike } from '../../../plugin/src/runtime/workerFactory.ts';
+import { defaultWorkerFactory } from '../../../plugin/src/runtime/bundledWorker.ts';
+import type { WorkerLike } from '../../../plugin/src/runtime/workerFactory.ts';
 
 const params = new URLSearchParams(location.search);
 // Both majors share the API this page uses.
