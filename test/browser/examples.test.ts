@@ -252,6 +252,13 @@ run('examples installed from the npm pack tarball', () => {
     expectGenerated(await play(browser, exportsOn.url));
   }, 360_000);
 
+  it('Rollup + Phaser 3.90 as the Phaser template builds it (one IIFE script), assetsBaseUrl', async () => {
+    const dir = install('rollup-phaser3');
+    const { url, server } = await serve(join(dir, 'dist'));
+    servers.push(server);
+    expectGenerated(await play(browser, url));
+  }, 360_000);
+
   it('esbuild + Phaser 4 (assetsBaseUrl and the copy command); a missing worker or model is one clear error', async () => {
     const dir = install('esbuild-phaser4');
     const dist = join(dir, 'dist');
