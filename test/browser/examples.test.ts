@@ -62,7 +62,13 @@ function sh(cmd: string, args: string[], cwd: string): string {
     cwd,
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' },
+    env: {
+      ...process.env,
+      npm_config_audit: 'false',
+      npm_config_fund: 'false',
+      npm_config_update_notifier: 'false',
+      NEXT_TELEMETRY_DISABLED: '1',
+    },
     timeout: 240_000,
   });
 }
@@ -208,6 +214,13 @@ run('examples installed from the npm pack tarball', () => {
     expect(r.errors).toEqual([]);
     expect(r.opaque).toBeGreaterThan(0);
     expect(r.workers).toBe(1);
+  }, 360_000);
+
+  it('Next.js 16 (Turbopack, static export, the game loaded on the client only) + Phaser 3.90', async () => {
+    const dir = install('nextjs-phaser3');
+    const { url, server } = await serve(join(dir, 'dist'));
+    servers.push(server);
+    expectGenerated(await play(browser, url));
   }, 360_000);
 
   it('webpack 5 + Phaser 3.90', async () => {

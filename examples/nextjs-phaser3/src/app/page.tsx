@@ -1,0 +1,9 @@
+import Game from './Game';
+
+export default function Page() {
+  return (
+    <main>
+      <Game />
+    </main>
+  );
+}
