@@ -4,7 +4,8 @@
  * a network that stays down leaves visibly failed placeholders that fill after `retry()`), a burst of
  * 1,000 spawns in one frame (every placeholder fills, the queue stays bounded), the inference worker
  * terminated mid-batch (a fresh one takes over: the sprites still arrive, one event says so) and
- * damaged IndexedDB records (dropped and counted, never thrown into the game).
+ * damaged IndexedDB records (dropped and counted, never thrown into the game), and onnxruntime-web's
+ * .wasm replaced by a host's HTML fallback page (one error naming the file and the cause).
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -106,6 +107,26 @@ describe('faults and their recovery in Chromium (tiny model, WASM)', () => {
     expect(await page.evaluate(() => window.__sdTest?.waitFilled(60_000))).toEqual({ blank: 0, total: 3 });
     expect(await page.evaluate(() => window.__sdTest?.stats().failedPlaceholders)).toBe(0);
     expect(await page.evaluate(() => window.__sdTest?.errors.length)).toBe(1);
+  });
+
+  it("onnxruntime-web's .wasm answered with an HTML page (a host's fallback): one error that says so", {
+    timeout: 120_000,
+  }, async () => {
+    const page = await fresh();
+    const log = collectErrors(page);
+    // Only the file itself: Vite's dev server also answers `...wasm?import&url` with the module naming it.
+    await context.route(/ort-wasm-simd-threaded[^/?]*\.wasm$/, (route) =>
+      route.fulfill({ status: 200, contentType: 'text/html', body: '<!doctype html><title>My game</title>' }),
+    );
+    await openPage(page, `${env.server.url}diffusion.html?backend=wasm&steps=2&pool=0&db=faults-wasm-html`);
+    await page.evaluate(() => window.__sdTest?.spawnMany('monster', 1));
+    await page.waitForFunction(() => (window.__sdTest?.errors.length ?? 0) > 0, null, { timeout: 60_000 });
+    const errors = (await page.evaluate(() => window.__sdTest?.errors)) ?? [];
+    expect(errors).toHaveLength(1);
+    // ORT's own words, then the cause: the file named, with what the server sent instead.
+    expect(errors[0]).toMatch(/^backend: could not create the WASM session: .*expected magic word/);
+    expect(errors[0]).toMatch(/ort-wasm-simd-threaded\.wasm answered with an HTML page \(text\/html\)/);
+    expect(log.errors.filter((e) => !/wasm|Aborted|magic word/i.test(e))).toEqual([]);
   });
 
   it('1,000 spawns in one frame: every placeholder fills, the frame stays short, the queue bounded', {

@@ -54,6 +54,7 @@ import {
   type WebGpuLayout,
   webgpuSessionOptions,
 } from './gpuBuffers.ts';
+import { diagnoseRuntimeFiles } from './runtimeFiles.ts';
 import { warmupDenoiser } from './warmupDenoiser.ts';
 import { warmupGraph } from './warmupGraph.ts';
 
@@ -186,7 +187,9 @@ class OrtBackend implements InferenceBackend {
       });
     } catch (cause) {
       await this.releaseSessions();
-      throw new DiffusionError('backend', `could not create WebGPU sessions: ${errText(cause)}`, { cause });
+      throw new DiffusionError('backend', await explain('could not create WebGPU sessions', cause, 'webgpu'), {
+        cause,
+      });
     }
   }
 
@@ -201,7 +204,7 @@ class OrtBackend implements InferenceBackend {
       this.denoiser = await ort.InferenceSession.create(this.model.model.slice(), opts);
     } catch (cause) {
       await this.releaseSessions();
-      throw new DiffusionError('backend', `could not create the WASM session: ${errText(cause)}`, { cause });
+      throw new DiffusionError('backend', await explain('could not create the WASM session', cause, 'wasm'), { cause });
     }
   }
 
@@ -209,9 +212,13 @@ class OrtBackend implements InferenceBackend {
     try {
       this.ort = await loadOrt(backend);
     } catch (cause) {
-      throw new DiffusionError('backend', `could not load onnxruntime-web for ${backend}: ${errText(cause)}`, {
-        cause,
-      });
+      throw new DiffusionError(
+        'backend',
+        await explain(`could not load onnxruntime-web for ${backend}`, cause, backend),
+        {
+          cause,
+        },
+      );
     }
     return this.ort;
   }
@@ -496,6 +503,16 @@ class OrtBackend implements InferenceBackend {
 
 function errText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
+}
+
+/** `what: <ORT's error>`, plus what is wrong with the backend's runtime files when that is the cause. */
+async function explain(what: string, cause: unknown, backend: BackendName): Promise<string> {
+  const known = (backend === 'webgpu' ? [gpuMjsUrl, gpuWasmUrl] : [wasmMjsUrl, wasmWasmUrl]).filter(
+    (u): u is string => typeof u === 'string' && u.length > 0,
+  );
+  const hint = await diagnoseRuntimeFiles(cause, known).catch(() => null);
+  const text = errText(cause);
+  return hint ? `${what}: ${text.replace(/\.+\s*$/, '')}. ${hint}` : `${what}: ${text}`;
 }
 
 /** Resolves in a later task (a message to itself: unlike nested timers, not clamped to 4 ms). */
