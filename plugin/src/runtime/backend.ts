@@ -7,6 +7,7 @@ import { type ModelFile, type ModelMeta, parseModelMeta, sha256Hex } from '../mo
 import type { SeedPart } from '../sampler/sampler.ts';
 import type { BackendChoice, BackendName, SamplerName, WeightsChoice } from '../worker/protocol.ts';
 import type { WebGpuLayout } from './gpuBuffers.ts';
+import { htmlFallbackMessage, isHtmlAnswer } from './htmlFallback.ts';
 import { pageBase } from './urls.ts';
 
 /** A loaded, integrity-checked model: metadata plus the ONNX bytes. */
@@ -149,9 +150,18 @@ export async function loadModel(
     prefetchedMeta === undefined ? await fetchModelMeta(modelUrl, fetchFn) : parseModelMeta(prefetchedMeta, base.href);
   const fetchChecked = async (file: { path: string; sha256: string; bytes: number }): Promise<Uint8Array> => {
     const url = new URL(file.path, base);
-    const bytes = new Uint8Array(await (await get(url)).arrayBuffer());
+    const res = await get(url);
+    const bytes = new Uint8Array(await res.arrayBuffer());
     const sha = await sha256Hex(bytes);
     if (sha !== file.sha256 || bytes.length !== file.bytes) {
+      const type = res.headers.get('content-type');
+      if (isHtmlAnswer(type, bytes)) {
+        throw new DiffusionError(
+          'model-integrity',
+          `${htmlFallbackMessage(url.href, type)}. Copy every file model.json names beside it ` +
+            '(`npx spritediffusion-assets <public folder>` copies the default models).',
+        );
+      }
       throw new DiffusionError(
         'model-integrity',
         `${url.href} does not match model.json: sha256 ${sha} (${bytes.length} bytes), expected ${file.sha256} ` +
@@ -227,21 +237,28 @@ export async function fetchModelMeta(modelUrl: string, fetchFn: typeof fetch = f
  */
 export async function fetchModelJson(modelUrl: string, fetchFn: typeof fetch = fetch): Promise<unknown> {
   const base = new URL(modelUrl, pageBase());
-  let json: unknown;
+  const serveIt =
+    'Serve the model there (`npx spritediffusion-assets <public folder>` copies the default models), or point ' +
+    'the modelUrl / baseUrl options at your copy.';
+  let res: Response;
+  let text: string;
   try {
-    json = await (await fetchOk(base, fetchFn)).json();
+    res = await fetchOk(base, fetchFn);
+    text = await res.text();
   } catch (cause) {
-    if (cause instanceof DiffusionError) {
-      throw new DiffusionError(
-        cause.code,
-        `${cause.message}. Serve the model there (\`npx spritediffusion-assets <public folder>\` copies the default ` +
-          'models), or point the modelUrl / baseUrl options at your copy.',
-        { cause },
-      );
+    if (cause instanceof DiffusionError)
+      throw new DiffusionError(cause.code, `${cause.message}. ${serveIt}`, { cause });
+    throw new DiffusionError('bad-model', `could not read ${base.href}: ${String(cause)}`, { cause });
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (cause) {
+    const type = res.headers.get('content-type');
+    if (isHtmlAnswer(type, text)) {
+      throw new DiffusionError('bad-model', `${htmlFallbackMessage(base.href, type)}. ${serveIt}`, { cause });
     }
     throw new DiffusionError('bad-model', `${base.href} is not valid JSON`, { cause });
   }
-  return json;
 }
 
 /** Throws DiffusionError('aborted') when the signal has fired. */

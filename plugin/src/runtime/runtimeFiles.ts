@@ -10,6 +10,8 @@
  * and the .mjs/.wasm requests this worker made (its resource timing entries; a bundler's emitted files).
  */
 
+import { htmlFallbackMessage, isHtmlAnswer } from './htmlFallback.ts';
+
 /** Enough of `fetch` for the checks (tests pass a fake). */
 export type FetchLike = (url: string, init?: RequestInit) => Promise<Response>;
 
@@ -44,14 +46,13 @@ export async function checkRuntimeFile(url: string, fetchFn: FetchLike, timeoutM
   let head: Uint8Array = new Uint8Array(0);
   try {
     if (!res.ok) return `${url} answered HTTP ${res.status}: the file is not deployed at that URL`;
-    if (/text\/html/i.test(type)) {
-      return `${url} answered with an HTML page (${type}), which servers send in place of a missing file: the file is not deployed at that URL`;
-    }
+    if (isHtmlAnswer(type, '')) return htmlFallbackMessage(url, type);
     if (isWasm) {
-      head = await firstBytes(res, 4);
+      head = await firstBytes(res, 16);
       if (head.length === 0) return `${url} is empty`;
+      if (isHtmlAnswer(null, head)) return htmlFallbackMessage(url, type);
       if (WASM_MAGIC.some((b, i) => head[i] !== b)) {
-        const hex = [...head].map((b) => b.toString(16).padStart(2, '0')).join(' ');
+        const hex = [...head.subarray(0, 4)].map((b) => b.toString(16).padStart(2, '0')).join(' ');
         return `${url} is not WebAssembly (it starts with ${hex}): the server sends another file at that URL`;
       }
       return null;

@@ -1,7 +1,8 @@
 /**
  * Model downloads survive a bad network: a request that fails on the network or with a 5xx answer is
  * tried again (three tries in all), a 4xx answer is not, and with weights 'auto' a weights file that
- * fails its integrity check gives way to the next variant model.json lists.
+ * fails its integrity check gives way to the next variant model.json lists. A server's HTML page in
+ * place of a file (a missing file on a dev server or single-page-app host) is reported as such.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,9 +11,10 @@ import { fetchRetry, loadModel } from '../../../plugin/src/runtime/backend.ts';
 
 const TINY = join(process.cwd(), 'test/fixtures/tiny');
 const BASE = 'http://game.test/models/';
+const INDEX_HTML = '<!doctype html>\n<html><head><title>My game</title></head><body></body></html>';
 
 /** A fetch serving test/fixtures/tiny, with per-file faults: a list of answers to give first. */
-function server(faults: Record<string, ('network' | number | 'corrupt')[]> = {}) {
+function server(faults: Record<string, ('network' | number | 'corrupt' | 'html')[]> = {}) {
   const calls: string[] = [];
   const fetchFn = (async (url: string) => {
     calls.push(url);
@@ -20,6 +22,8 @@ function server(faults: Record<string, ('network' | number | 'corrupt')[]> = {})
     const fault = faults[name]?.shift();
     if (fault === 'network') throw new TypeError('Failed to fetch');
     if (typeof fault === 'number') return new Response('no', { status: fault });
+    // A dev server's or SPA host's answer for a missing file: the game's page, HTTP 200.
+    if (fault === 'html') return new Response(INDEX_HTML, { status: 200, headers: { 'content-type': 'text/html' } });
     const body = readFileSync(join(TINY, name));
     if (fault === 'corrupt') body.writeUInt8(body.readUInt8(body.length - 1) ^ 0xff, body.length - 1);
     return new Response(body, { status: 200 });
@@ -51,6 +55,21 @@ describe('model downloads', () => {
     const { fetchFn, calls } = server({ 'model.json': [404] });
     await expect(loadModel(`${BASE}model.json`, fetchFn)).rejects.toMatchObject({ code: 'bad-model' });
     expect(calls).toHaveLength(1);
+  });
+
+  it('an HTML page in place of model.json or a weights file (not deployed) is named as such', async () => {
+    const json = server({ 'model.json': ['html'] });
+    await expect(loadModel(`${BASE}model.json`, json.fetchFn)).rejects.toMatchObject({
+      code: 'bad-model',
+      message: expect.stringMatching(
+        /models\/model\.json answered with an HTML page \(text\/html\).*not deployed.*spritediffusion-assets/,
+      ),
+    });
+    const weights = server({ 'model.int8.onnx': ['html'] });
+    await expect(loadModel(`${BASE}model.json`, weights.fetchFn, 'int8', 'wasm')).rejects.toMatchObject({
+      code: 'model-integrity',
+      message: expect.stringMatching(/model\.int8\.onnx answered with an HTML page.*Copy every file model\.json names/),
+    });
   });
 
   it("'auto' weights: a corrupt int8 file gives way to the next variant; named weights do not", async () => {

@@ -53,6 +53,12 @@ describe("onnxruntime-web's runtime files", () => {
       server({ [new URL(wasm).pathname]: [200, 'application/wasm', 'PK\u0003\u0004zip'] }),
     );
     expect(other).toMatch(/is not WebAssembly \(it starts with 50 4b 03 04\)/);
+    // An HTML page sent as application/wasm or octet-stream is still recognised by its first bytes.
+    const page = await checkRuntimeFile(
+      wasm,
+      server({ [new URL(wasm).pathname]: [200, 'application/octet-stream', HTML] }),
+    );
+    expect(page).toMatch(/answered with an HTML page \(application\/octet-stream\)/);
     const empty = await checkRuntimeFile(wasm, server({ [new URL(wasm).pathname]: [200, 'application/wasm', ''] }));
     expect(empty).toMatch(/is empty/);
   });
@@ -92,7 +98,10 @@ describe("onnxruntime-web's runtime files", () => {
     const body = new ReadableStream<Uint8Array>({
       pull(controller) {
         pulls++;
-        controller.enqueue(pulls === 1 ? WASM : new Uint8Array(1 << 20));
+        // A first network chunk holds far more than the 16 bytes read.
+        controller.enqueue(
+          pulls === 1 ? Uint8Array.from({ length: 4096 }, (_, i) => WASM[i] ?? 0) : new Uint8Array(1 << 20),
+        );
       },
       cancel() {
         cancelled = true;
