@@ -1,8 +1,7 @@
 import { defineConfig } from 'vite';
 
-// `base: './'` builds a game that works from any folder (itch.io, GitHub Pages).
-// The worker is an ES module that code-splits, so workers build as ES modules.
+// `base: './'` builds a game that works from any folder (itch.io, GitHub Pages). Nothing else is needed
+// for spritediffusion: Vite emits its worker and onnxruntime-web's files.
 export default defineConfig({
   base: './',
-  worker: { format: 'es' },
 });

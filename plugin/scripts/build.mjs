@@ -6,7 +6,7 @@
 //   dist/**/*.d.ts            declarations (tsc), including the Phaser.Scene augmentation
 //   dist/worker/worker.js     the inference worker for bundlers: onnxruntime-web stays an import, so the
 //                             game's bundler resolves it and emits its runtime files the way ORT supports
-//   dist/standalone/          the same worker with onnxruntime-web bundled in (code-split per backend) and
+//   dist/standalone/          the same worker with onnxruntime-web bundled in (both builds, one file) and
 //                             its runtime .mjs/.wasm files beside it, for esbuild and pages without a bundler
 // The entry creates the worker with `new Worker(new URL('./worker/worker.js', import.meta.url))`, the
 // pattern Vite and webpack 5 follow. Otherwise dist/standalone/ is served (copied by
@@ -115,16 +115,13 @@ await esbuild.build({
 });
 
 // The standalone worker (esbuild, no bundler: served as copied files): onnxruntime-web bundled in,
-// code-split per backend, its runtime files beside it. Not minified: onnxruntime-web's
-// `/* webpackIgnore */` comments stay.
+// its runtime files beside it. Not minified: onnxruntime-web's `/* webpackIgnore */` comments stay.
 const STANDALONE = join(DIST, 'standalone');
 mkdirSync(STANDALONE, { recursive: true });
 await esbuild.build({
   ...common,
   entryPoints: { worker: join(PKG, 'src', 'worker', 'worker.ts') },
   outdir: STANDALONE,
-  splitting: true,
-  chunkNames: 'chunk-[hash]',
   plugins: [ortAssetUrls(STANDALONE)],
   // onnxruntime-web's bundles reference Node modules behind runtime checks; the browser never loads them.
   external: ['module', 'worker_threads', 'node:*', 'fs', 'path', 'url', 'os', 'crypto'],

@@ -181,7 +181,7 @@ run('examples installed from the npm pack tarball', () => {
     expect(r.backend).toEqual([expect.stringMatching(/^wasm: .*software fallback/)]);
   }
 
-  it('vite + Phaser 3.90: stock tsconfig type-checks; five scenes, one worker; served from a subfolder', async () => {
+  it("Vite 5 (the Phaser template's, no worker settings) + Phaser 3.90: stock tsconfig type-checks; five scenes, one worker; served from a subfolder", async () => {
     const dir = install('vite-phaser3');
     sh('npx', ['tsc', '--noEmit'], dir); // the build ran it too; here it is the acceptance check
     const { url, server } = await serve(join(dir, 'dist'), '/games/my-game/');
@@ -189,7 +189,7 @@ run('examples installed from the npm pack tarball', () => {
     expectGenerated(await play(browser, url));
   }, 360_000);
 
-  it('vite + Phaser 4: production build, and the dev server of the installed copy', async () => {
+  it('Vite 8 + Phaser 4 (no worker settings): production build, and the dev server of the installed copy', async () => {
     const dir = install('vite-phaser4');
     const { url, server } = await serve(join(dir, 'dist'));
     servers.push(server);

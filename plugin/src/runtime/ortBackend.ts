@@ -18,12 +18,15 @@
  * On a session failure or a lost GPU device the WebGPU sessions are recreated once; if that
  * fails too the backend falls back to WASM and reports it through `onBackendChange`.
  *
- * Two ORT builds, each loaded only when its backend is used (dynamic imports):
+ * Two ORT builds, whose runtime files are fetched only when their backend is used:
  * - WebGPU: the `onnxruntime-web/webgpu` bundle with `ort-wasm-simd-threaded.asyncify.{mjs,wasm}`
  *   (27 MB; Asyncify lets WebGPU calls suspend the WASM stack).
  * - WASM: the `onnxruntime-web/wasm` bundle with the plain `ort-wasm-simd-threaded.{mjs,wasm}`
  *   (14 MB). The Asyncify build also runs the CPU EP, but its instrumentation slows every kernel
  *   down; `npm run bench` measures the difference.
+ * Both builds' JavaScript is imported statically (about 190 kB minified together): a worker that
+ * code-splits needs `worker: { format: 'es' }` in Vite 5-7, whose default IIFE workers cannot split,
+ * and would fail the game's build without it.
  * The runtime files are imported with Vite `?url`, so they are served/emitted by the app's own
  * bundle, never a CDN.
  */
@@ -32,7 +35,9 @@ import gpuMjsUrl from 'onnxruntime-web/ort-wasm-simd-threaded.asyncify.mjs?url';
 import gpuWasmUrl from 'onnxruntime-web/ort-wasm-simd-threaded.asyncify.wasm?url';
 import wasmMjsUrl from 'onnxruntime-web/ort-wasm-simd-threaded.mjs?url';
 import wasmWasmUrl from 'onnxruntime-web/ort-wasm-simd-threaded.wasm?url';
+import * as ortWasm from 'onnxruntime-web/wasm';
 import type * as OrtModule from 'onnxruntime-web/webgpu';
+import * as ortWebGpu from 'onnxruntime-web/webgpu';
 import { DiffusionError } from '../errors.ts';
 import type { ModelMeta } from '../model/meta.ts';
 import {
@@ -70,8 +75,7 @@ function loadOrt(backend: BackendName): Promise<Ort> {
   let p = ortBuilds[backend];
   if (!p) {
     p = (async () => {
-      const ort: Ort =
-        backend === 'webgpu' ? await import('onnxruntime-web/webgpu') : await import('onnxruntime-web/wasm');
+      const ort: Ort = backend === 'webgpu' ? ortWebGpu : (ortWasm as Ort);
       // The package's bundler worker leaves these URLs empty: onnxruntime-web then finds its files
       // itself (its own `new URL(<file>, import.meta.url)`, which the game's bundler emits).
       const paths =
