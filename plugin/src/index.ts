@@ -42,6 +42,7 @@ export {
   type WorkerLike,
   type WorkerRestart,
 } from './runtime/client.ts';
+export type { DownloadProgress } from './runtime/downloadMeter.ts';
 export { type ArtOptions, finishSprite } from './sampler/art.ts';
 export { seamScore } from './sampler/canvas.ts';
 export { COMPOSE_STRENGTH, type SampleRun, sampleComposed } from './sampler/compose.ts';

@@ -15,6 +15,8 @@ declare global {
       backendEvents: string[];
       /** Reasons of the plugin's `worker-restarted` events. */
       restarts: string[];
+      /** The plugin's `loading` events (download progress of the model load). */
+      loading: { loaded: number; total: number }[];
       retry(): void;
       /** Terminates the newest inference worker (page with track=1); returns how many were started. */
       killWorker(): number;

@@ -6,11 +6,12 @@
  * and after a reload every sprite comes from the IndexedDB cache without running the model. On
  * Phaser 3 and 4, without pixelArt: textures stay canvas-backed and sample NEAREST.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
+import { RUNTIME_WASM_BYTES } from '../../plugin/src/runtime/downloadMeter.ts';
 import {
   buildAndPreviewPages,
   collectErrors,
@@ -227,6 +228,38 @@ describe('DiffusionPlugin in Chromium (tiny model)', () => {
       for (const h of held) expect(h.ortStartedMeanwhile, `ORT started only after ${h.url} arrived`).toBe(true);
       const sprite = await page.evaluate(() => window.__sdTest?.spawnAll());
       expect(sprite?.every((r) => r.nonTrivial)).toBe(true);
+      expect(log.errors).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it("wasm: a first load reports its download in bytes, the runtime's 14 MB included, done before ready", {
+    timeout: 120_000,
+  }, async () => {
+    const context = await env.browser.newContext();
+    const page = await context.newPage();
+    const log = collectErrors(page);
+    try {
+      await openPage(page, `${env.server.url}diffusion.html?backend=wasm&steps=2&pool=0&db=loading-bytes`);
+      expect((await page.evaluate(() => window.__sdTest?.ready()))?.backend).toBe('wasm');
+      const events = (await page.evaluate(() => window.__sdTest?.loading)) ?? [];
+      const meta = JSON.parse(readFileSync(join(FIXTURES, 'tiny', 'model.json'), 'utf8')) as {
+        files: Record<string, { bytes: number } | undefined>;
+      };
+      const onnx = Object.values(meta.files).reduce((n, f) => n + (f?.bytes ?? 0), 0);
+      const last = events.at(-1);
+      expect(events.length).toBeGreaterThanOrEqual(3);
+      expect(last?.total).toBeGreaterThan(RUNTIME_WASM_BYTES.wasm + (meta.files.update?.bytes ?? 0));
+      expect(last?.total).toBeLessThanOrEqual(RUNTIME_WASM_BYTES.wasm + onnx);
+      // The last file's download ending already filled the bar: the runtime and the model were counted
+      // as their bytes arrived, not only marked done by 'ready'.
+      expect(events.at(-2)).toEqual(last);
+      expect(last?.loaded).toBe(last?.total);
+      for (let i = 1; i < events.length; i++) {
+        expect(events[i]?.loaded).toBeGreaterThanOrEqual(events[i - 1]?.loaded ?? 0);
+        expect(events[i]?.total).toBeGreaterThanOrEqual(events[i - 1]?.total ?? 0);
+      }
       expect(log.errors).toEqual([]);
     } finally {
       await context.close();

@@ -132,7 +132,8 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
 
   /** Phaser calls this with (scene, pluginManager, mapping). */
   constructor(scene: Phaser.Scene, pluginManager: unknown, pluginKey: string) {
-    super(['error', 'backend', 'worker-restarted']); // raised before the scene subscribes: kept for its first listener
+    // Raised before the scene subscribes: kept for its first listener (of `loading`, the latest only).
+    super(['error', 'backend', 'worker-restarted'], ['loading']);
     this.scene = scene;
     this.systems = (scene as unknown as SceneLike).sys;
     this.pluginManager = pluginManager;
@@ -474,6 +475,7 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
         backend: (e) => this.emit('backend', e),
         error: (e) => this.emitError(e),
         restarted: (e) => this.emit('worker-restarted', e),
+        loading: (e) => this.emit('loading', e),
         broken: () => {
           // The runtime gave up on its worker: the next spawn after the cool-down, or retry(), loads
           // the model on a fresh runtime.

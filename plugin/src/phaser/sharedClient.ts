@@ -8,6 +8,7 @@
 import type { DiffusionError } from '../errors.ts';
 import type { WeightsChoice } from '../runtime/backend.ts';
 import { DiffusionClient, type ReadyInfo, type WorkerFactory, type WorkerRestart } from '../runtime/client.ts';
+import type { DownloadProgress } from '../runtime/downloadMeter.ts';
 import type { BackendChoice, BackendName, ModelSource } from '../worker/protocol.ts';
 
 /** What decides whether two plugins can share a runtime. */
@@ -53,6 +54,8 @@ export interface RuntimeListeners {
   restarted?(e: WorkerRestart): void;
   /** The runtime gave up on its worker: the holder must take a new runtime to generate again. */
   broken?(e: DiffusionError): void;
+  /** Download progress of the model load; a holder that comes during the load hears the latest at once. */
+  loading?(e: DownloadProgress): void;
 }
 
 /** A backend change: the backend now running and why. */
@@ -154,7 +157,10 @@ export function acquireRuntime(owner: object, settings: RuntimeSettings, opts: A
     held.client.on('error', listeners.error);
     if (listeners.restarted) held.client.on('worker-restarted', listeners.restarted);
     if (listeners.broken) held.client.on('broken', listeners.broken);
+    if (listeners.loading) held.client.on('loading', listeners.loading);
     if (held.backendChange) listeners.backend(held.backendChange);
+    const loading = held.client.loading;
+    if (listeners.loading && loading) listeners.loading(loading);
   }
   let released = false;
   return {
@@ -168,6 +174,7 @@ export function acquireRuntime(owner: object, settings: RuntimeSettings, opts: A
         held.client.off('error', listeners.error);
         if (listeners.restarted) held.client.off('worker-restarted', listeners.restarted);
         if (listeners.broken) held.client.off('broken', listeners.broken);
+        if (listeners.loading) held.client.off('loading', listeners.loading);
       }
       held.holders--;
       const list = games.get(owner);

@@ -2,6 +2,7 @@
 import type * as Phaser from 'phaser';
 import type { DiffusionError } from '../errors.ts';
 import type { ReadyInfo, WorkerRestart } from '../runtime/client.ts';
+import type { DownloadProgress } from '../runtime/downloadMeter.ts';
 import type { ArtOptions } from '../sampler/art.ts';
 import type { BackendName, SamplerName } from '../worker/protocol.ts';
 
@@ -106,6 +107,15 @@ export interface DiffusionEvents {
   texture: TextureEvent;
   backend: { backend: BackendName; reason: string };
   error: DiffusionError;
+  /**
+   * Download progress of the model load, in bytes: the model's files and, on a worker's first load,
+   * onnxruntime-web's runtime (14 MB on WASM, 27 MB on WebGPU, before compression). Sizes come from
+   * model.json and the runtime's build, so `total` is known before the bytes arrive; raised at most
+   * about ten times a second, and once with `loaded === total` just before `ready`. A scene that
+   * listens during the load hears the latest progress at once. For a loading bar:
+   * `this.diffusion.on('loading', ({ loaded, total }) => bar.setScale(loaded / total, 1))`.
+   */
+  loading: DownloadProgress;
   /**
    * The game's inference worker died, crashed or stalled and a fresh one took over; its batch runs
    * again there (`requeued` requests), so the sprites still arrive.

@@ -134,6 +134,7 @@ export function pickWeights(meta: ModelMeta, choice: WeightsChoice, backend: Bac
  * Fetches model.json and the ONNX files it names (relative to it), and checks every file's
  * sha256 against model.json. `weights` picks the denoiser variant for `backend` (all compute in float32).
  * `prefetchedMeta`: model.json's document when the page already has it (not fetched again).
+ * `onFile`: told each ONNX file's URL and size (from model.json) just before its download starts.
  *
  * @throws DiffusionError `bad-model` (fetch failure / invalid JSON) or `model-integrity` (hash or size mismatch)
  */
@@ -143,6 +144,7 @@ export async function loadModel(
   weights: WeightsChoice = 'auto',
   backend: BackendName = 'wasm',
   prefetchedMeta?: unknown,
+  onFile?: (url: string, bytes: number) => void,
 ): Promise<LoadedModel> {
   const base = new URL(modelUrl, pageBase());
   const get = (url: URL) => fetchOk(url, fetchFn);
@@ -150,6 +152,7 @@ export async function loadModel(
     prefetchedMeta === undefined ? await fetchModelMeta(modelUrl, fetchFn) : parseModelMeta(prefetchedMeta, base.href);
   const fetchChecked = async (file: { path: string; sha256: string; bytes: number }): Promise<Uint8Array> => {
     const url = new URL(file.path, base);
+    onFile?.(url.href, file.bytes);
     const res = await get(url);
     const bytes = new Uint8Array(await res.arrayBuffer());
     const sha = await sha256Hex(bytes);

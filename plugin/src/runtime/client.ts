@@ -23,6 +23,7 @@ import type { WeightsChoice } from './backend.ts';
 import { batchRequest, mergeableCount } from './batching.ts';
 import { DEFAULT_WORKER_SOURCE, defaultWorkerFactory } from './bundledWorker.ts';
 import type { ClientEvents, ClientStats, GenerateOptions, GenerateResult, ReadyInfo } from './clientTypes.ts';
+import type { DownloadProgress } from './downloadMeter.ts';
 import { Emitter } from './emitter.ts';
 import { Watchdog, type WatchdogOptions } from './watchdog.ts';
 import { type WorkerFactory, type WorkerLike, workerFactoryFor } from './workerFactory.ts';
@@ -114,6 +115,12 @@ export class DiffusionClient extends Emitter<ClientEvents> {
   /** Set when the client gave up on its worker: every request fails with it. */
   private broken: DiffusionError | null = null;
   private restarts = 0;
+  private lastLoading: DownloadProgress | null = null;
+
+  /** The model load's download progress last reported by the worker (null before the first report). */
+  get loading(): DownloadProgress | null {
+    return this.lastLoading;
+  }
 
   constructor(opts: ClientOptions = {}) {
     super();
@@ -549,6 +556,10 @@ export class DiffusionClient extends Emitter<ClientEvents> {
         }
         return;
       }
+      case 'loading':
+        this.lastLoading = { loaded: msg.loaded, total: msg.total };
+        this.emit('loading', this.lastLoading);
+        return;
       case 'backend-changed':
         if (this.ready) this.ready.backend = msg.backend;
         this.emit('backend-changed', { backend: msg.backend, reason: msg.reason });

@@ -7,6 +7,7 @@ import type {
   ReadyResponse,
   WorkerLoadTimings,
 } from '../worker/protocol.ts';
+import type { DownloadProgress } from './downloadMeter.ts';
 
 /** Where a model load's time went (ms). */
 export interface LoadTimings extends WorkerLoadTimings {
@@ -71,6 +72,8 @@ export interface WorkerRestart {
 
 export interface ClientEvents {
   'backend-changed': { backend: BackendName; reason: string };
+  /** Download progress of the model load in bytes (the model's files and onnxruntime-web's runtime). */
+  loading: DownloadProgress;
   error: DiffusionError;
   'worker-restarted': WorkerRestart;
   /** The client gave up on its worker (too many restarts in a row, or the model no longer loads). */

@@ -10,8 +10,13 @@ export class Emitter<Events extends object> {
    * @param replay - events that are kept when emitted with no listener (at most 16 each) and
    *   delivered, in order, to the first listener added afterwards (in a microtask), so an error
    *   raised before anyone subscribed is not lost.
+   * @param latest - events of which only the last one emitted with no listener is kept and delivered
+   *   that way (a state such as download progress, where older payloads are stale).
    */
-  constructor(private readonly replay: readonly (keyof Events)[] = []) {}
+  constructor(
+    private readonly replay: readonly (keyof Events)[] = [],
+    private readonly latest: readonly (keyof Events)[] = [],
+  ) {}
 
   /** Adds a listener. */
   on<K extends keyof Events>(event: K, fn: Listener<Events[K]>, context?: unknown): this {
@@ -40,7 +45,9 @@ export class Emitter<Events extends object> {
   emit<K extends keyof Events>(event: K, payload: Events[K]): boolean {
     const set = this.map.get(event);
     if (!set || set.size === 0) {
-      if (this.replay.includes(event)) {
+      if (this.latest.includes(event)) {
+        this.held.set(event, [payload]);
+      } else if (this.replay.includes(event)) {
         const kept = this.held.get(event) ?? [];
         if (kept.length < 16) kept.push(payload);
         this.held.set(event, kept);

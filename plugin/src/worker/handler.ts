@@ -12,6 +12,7 @@ import {
   type SampleOptions,
   type WeightsChoice,
 } from '../runtime/backend.ts';
+import { type DownloadMeter, RUNTIME_WASM, RUNTIME_WASM_BYTES } from '../runtime/downloadMeter.ts';
 import { finishSprite } from '../sampler/art.ts';
 import { composeCost, sampleComposed } from '../sampler/compose.ts';
 import { opaqueSprites } from '../sampler/opaque.ts';
@@ -58,6 +59,13 @@ export interface HandlerDeps {
    * the same problem and reports it.
    */
   prepareBackend?: (backend: BackendName, modelArrived: () => boolean) => Promise<void>;
+  /**
+   * Meters the downloads of a model load (the worker's fetch wraps through it): the handler announces
+   * the runtime's and the model's files and posts `loading` responses. Absent: no progress.
+   */
+  meter?: DownloadMeter;
+  /** Bytes of the runtime binary each backend downloads on its first start; default {@link RUNTIME_WASM_BYTES}. */
+  runtimeBytes?: Partial<Record<BackendName, number>>;
 }
 
 export interface WorkerHandler {
@@ -83,10 +91,14 @@ function toErrorResponse(err: unknown, requestId?: number): WorkerResponse {
 export const FIRST_BATCH_DEADLINE_MS = 30_000;
 
 export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHandler {
+  const meter = deps.meter;
+  const runtimeBytes = deps.runtimeBytes ?? RUNTIME_WASM_BYTES;
+  /** Backends whose runtime has started in this worker (its binary is not downloaded again). */
+  const runtimeStarted = new Set<BackendName>();
   const load =
     deps.loadModel ??
     ((url: string, weights?: WeightsChoice, b?: BackendName, meta?: unknown) =>
-      loadModel(url, fetch, weights, b, meta));
+      loadModel(url, fetch, weights, b, meta, (file, bytes) => meter?.expect(file, bytes)));
   let model: LoadedModel | null = null;
   let backend: InferenceBackend | null = null;
   let initializing: Promise<void> | null = null;
@@ -125,6 +137,12 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
     const planned = typeof source !== 'string' || prepare || weights === 'auto' ? probe(choice) : null;
     const plannedBackend = planned ? await planned : choice === 'webgpu' ? 'webgpu' : 'wasm';
     const modelUrl = modelUrlFor(source, plannedBackend);
+    if (meter) {
+      meter.reset();
+      meter.onProgress = (p) => post({ type: 'loading', requestId, loaded: p.loaded, total: p.total });
+      const bytes = runtimeBytes[plannedBackend];
+      if (!runtimeStarted.has(plannedBackend) && bytes) meter.expect(RUNTIME_WASM, bytes);
+    }
     let arrived = false;
     const loading = load(modelUrl, weights, plannedBackend, prefetched?.[modelUrl]).finally(() => {
       arrived = true;
@@ -144,6 +162,11 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
     model = await loading;
     await runtime; // the model's session is created once the runtime has started
     backend = await deps.createBackend(model, choice, onBackendChange, { graphCapture });
+    runtimeStarted.add(backend.name);
+    if (meter) {
+      meter.complete();
+      meter.onProgress = null;
+    }
     initChoice = choice;
     firstBatchDone = false;
     const m = model.meta;

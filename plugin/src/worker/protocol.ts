@@ -145,6 +145,14 @@ export interface ReadyResponse {
   meta: ModelMeta;
 }
 
+/** Download progress of a model load (the `init` request's id), in bytes; see DownloadMeter. */
+export interface LoadingResponse {
+  type: 'loading';
+  requestId: number;
+  loaded: number;
+  total: number;
+}
+
 export interface ProgressResponse {
   type: 'progress';
   requestId: number;
@@ -199,6 +207,7 @@ export interface ErrorResponse {
 
 export type WorkerResponse =
   | ReadyResponse
+  | LoadingResponse
   | ProgressResponse
   | FrameResponse
   | ResultResponse

@@ -163,6 +163,8 @@ class TestScene extends Phaser.Scene {
     plugin.on('backend', (e) => backendEvents.push(`${e.backend}: ${e.reason}`));
     const restarts: string[] = [];
     plugin.on('worker-restarted', (e) => restarts.push(e.reason));
+    const loading: { loaded: number; total: number }[] = [];
+    plugin.on('loading', (e) => loading.push({ ...e }));
     /** Resolves once every sprite's texture has generated pixels (not the placeholder, not failed). */
     const filled = async (sprites: Phaser.GameObjects.Sprite[], timeoutMs: number): Promise<number> => {
       const t0 = performance.now();
@@ -177,6 +179,7 @@ class TestScene extends Phaser.Scene {
       errors,
       backendEvents,
       restarts,
+      loading,
       retry: () => plugin.retry(),
       killWorker: () => {
         workers.at(-1)?.terminate();

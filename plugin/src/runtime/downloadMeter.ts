@@ -1,0 +1,119 @@
+/**
+ * Download progress of a model load, in bytes: the model files and onnxruntime-web's runtime (.wasm,
+ * 14 MB on WASM, 27 MB on WebGPU), which together keep a first-time player waiting. The worker's
+ * `fetch` is wrapped once ({@link DownloadMeter.wrap}); a response counts only when its file was
+ * announced first ({@link DownloadMeter.expect}) with the size it will have, so the total is known
+ * before the bytes arrive and a loading bar never runs backwards. Every other request passes through
+ * untouched.
+ */
+
+/** Bytes of a model load so far. */
+export interface DownloadProgress {
+  /** Bytes received of the files announced so far. */
+  loaded: number;
+  /** Bytes of the files announced so far (model.json's sizes, onnxruntime-web's runtime). */
+  total: number;
+}
+
+/** Enough of `fetch` to wrap. */
+export type FetchFn = (input: RequestInfo | URL, init?: RequestInit) => Promise<Response>;
+
+/** The key of onnxruntime-web's runtime .wasm, whose URL the game's bundler decides (hashed names). */
+export const RUNTIME_WASM = 'wasm';
+
+/**
+ * Uncompressed sizes of onnxruntime-web 1.30's runtime binaries, per backend (the build the plugin
+ * depends on; a test compares them with node_modules). A game with another patch version gets a bar
+ * that is a little off, never stuck: each file counts as complete when its download ends.
+ */
+export const RUNTIME_WASM_BYTES = { wasm: 14_239_897, webgpu: 26_781_914 } as const;
+
+export class DownloadMeter {
+  /** Called with the progress, at most once per `intervalMs` while bytes arrive, and on every change of plan. */
+  onProgress: ((p: DownloadProgress) => void) | null = null;
+  private readonly expected = new Map<string, number>();
+  private readonly received = new Map<string, number>();
+  private lastEmit = Number.NEGATIVE_INFINITY;
+
+  constructor(
+    private readonly intervalMs = 100,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  /** Starts a new load: the files announced before are forgotten. */
+  reset(): void {
+    this.expected.clear();
+    this.received.clear();
+    this.lastEmit = Number.NEGATIVE_INFINITY;
+  }
+
+  /** Announces a file (an absolute URL, or {@link RUNTIME_WASM}) and its size in bytes. */
+  expect(key: string, bytes: number): void {
+    if (this.expected.has(key) || !(bytes > 0)) return;
+    this.expected.set(key, bytes);
+    this.received.set(key, 0);
+    this.emit(true);
+  }
+
+  /** Every announced file counts as received (the load is done, whatever the runtime fetched). */
+  complete(): void {
+    for (const [key, bytes] of this.expected) this.received.set(key, bytes);
+    this.emit(true);
+  }
+
+  /** The progress now. */
+  progress(): DownloadProgress {
+    let loaded = 0;
+    let total = 0;
+    for (const [key, bytes] of this.expected) {
+      total += bytes;
+      loaded += Math.min(bytes, this.received.get(key) ?? 0);
+    }
+    return { loaded, total };
+  }
+
+  /** `fetchFn` whose responses for announced files count their bytes as the body is read. */
+  wrap(fetchFn: FetchFn): FetchFn {
+    return async (input, init) => {
+      const res = await fetchFn(input, init);
+      const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+      const key = this.keyOf(url) ?? (res.url ? this.keyOf(res.url) : null);
+      if (key === null || !res.body || !res.ok) return res;
+      const body = res.body.pipeThrough(
+        new TransformStream<Uint8Array, Uint8Array>({
+          transform: (chunk, controller) => {
+            this.add(key, chunk.byteLength);
+            controller.enqueue(chunk);
+          },
+          flush: () => this.finish(key),
+        }),
+      );
+      return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+    };
+  }
+
+  private keyOf(url: string): string | null {
+    if (this.expected.has(url)) return url;
+    const path = url.split(/[?#]/)[0] ?? url;
+    return path.endsWith('.wasm') && this.expected.has(RUNTIME_WASM) ? RUNTIME_WASM : null;
+  }
+
+  private add(key: string, n: number): void {
+    this.received.set(key, (this.received.get(key) ?? 0) + n);
+    this.emit(false);
+  }
+
+  private finish(key: string): void {
+    const bytes = this.expected.get(key);
+    if (bytes !== undefined) this.received.set(key, bytes);
+    this.emit(true);
+  }
+
+  private emit(force: boolean): void {
+    if (this.expected.size === 0) return;
+    const t = this.now();
+    if (!force && t - this.lastEmit < this.intervalMs) return;
+    this.lastEmit = t;
+    this.onProgress?.(this.progress());
+  }
+}
