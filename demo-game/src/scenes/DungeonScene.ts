@@ -115,6 +115,14 @@ export class DungeonScene extends Phaser.Scene {
     this.cameras.main.setBackgroundColor('#0b0b12');
     this.hud = new Hud(this);
     this.hud.setBanner('Loading the model…');
+    // A first visit downloads the model and onnxruntime-web's runtime: the banner shows how far it got.
+    this.diffusion.on('loading', ({ loaded, total }) => {
+      if (this.readyInfo || /^(error|model failed)/.test(this.status) || total <= 0) return;
+      const mb = (n: number): string => (n / 1e6).toFixed(1);
+      this.hud.setBanner(
+        `Loading the model… ${Math.floor((100 * loaded) / total)}% (${mb(loaded)} of ${mb(total)} MB)`,
+      );
+    });
     this.setupInput();
     window.__game = this.game;
     document.body.dataset.sceneReady = 'true';
