@@ -491,6 +491,7 @@ export class DiffusionPlugin extends Emitter<DiffusionEvents> {
       this.info = info;
       await this.store.adopt(info, cfg, () => session.signal.aborted);
       if (session.signal.aborted) throw new DiffusionError('aborted', 'the plugin was shut down');
+      this.drop('loading'); // a scene that listens from now on has no download to show
       this.emit('ready', info);
       this.supply.placeholders.resume();
       // Pools refill in the next task: placeholders spawned while the model loaded wait on this

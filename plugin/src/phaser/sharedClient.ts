@@ -54,7 +54,7 @@ export interface RuntimeListeners {
   restarted?(e: WorkerRestart): void;
   /** The runtime gave up on its worker: the holder must take a new runtime to generate again. */
   broken?(e: DiffusionError): void;
-  /** Download progress of the model load; a holder that comes during the load hears the latest at once. */
+  /** Download progress of the first model load; a holder that comes during it hears the latest at once. */
   loading?(e: DownloadProgress): void;
 }
 

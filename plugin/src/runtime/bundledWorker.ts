@@ -7,7 +7,9 @@
 import type { WorkerFactory } from './workerFactory.ts';
 
 /** Where the default worker comes from, as the error for a worker that cannot start names it. */
-export const DEFAULT_WORKER_SOURCE = "the worker bundled beside spritediffusion's entry (dist/worker/worker.js)";
+export function defaultWorkerSource(): string {
+  return "the worker bundled beside spritediffusion's entry (dist/worker/worker.js)";
+}
 
 /** Creates the bundled worker. */
 export const defaultWorkerFactory: WorkerFactory = () =>

@@ -21,7 +21,7 @@ import type {
 } from '../worker/protocol.ts';
 import type { WeightsChoice } from './backend.ts';
 import { batchRequest, mergeableCount } from './batching.ts';
-import { DEFAULT_WORKER_SOURCE, defaultWorkerFactory } from './bundledWorker.ts';
+import { defaultWorkerFactory, defaultWorkerSource } from './bundledWorker.ts';
 import type { ClientEvents, ClientStats, GenerateOptions, GenerateResult, ReadyInfo } from './clientTypes.ts';
 import type { DownloadProgress } from './downloadMeter.ts';
 import { Emitter } from './emitter.ts';
@@ -117,7 +117,7 @@ export class DiffusionClient extends Emitter<ClientEvents> {
   private restarts = 0;
   private lastLoading: DownloadProgress | null = null;
 
-  /** The model load's download progress last reported by the worker (null before the first report). */
+  /** The first model load's download progress last reported by the worker (null before it and once ready). */
   get loading(): DownloadProgress | null {
     return this.lastLoading;
   }
@@ -201,6 +201,7 @@ export class DiffusionClient extends Emitter<ClientEvents> {
       timings: { ...timings, totalMs: Math.round((performance.now() - t0) * 10) / 10 },
     };
     this.ready = info;
+    this.lastLoading = null;
     return info;
   }
 
@@ -484,7 +485,7 @@ export class DiffusionClient extends Emitter<ClientEvents> {
       this.restart(`the inference worker crashed: ${e.message || 'script error'}`);
       return;
     }
-    const where = this.workerUrl ?? DEFAULT_WORKER_SOURCE;
+    const where = this.workerUrl ?? defaultWorkerSource();
     const err = new DiffusionError(
       'worker',
       `the inference worker could not start from ${where}: ${e.message || 'script error (missing file or not JavaScript)'}. ` +
@@ -557,8 +558,11 @@ export class DiffusionClient extends Emitter<ClientEvents> {
         return;
       }
       case 'loading':
-        this.lastLoading = { loaded: msg.loaded, total: msg.total };
-        this.emit('loading', this.lastLoading);
+        // The first model load only, while its init waits (a failed one's late downloads say nothing).
+        if (this.ready === null && this.control.has(msg.requestId)) {
+          this.lastLoading = { loaded: msg.loaded, total: msg.total };
+          this.emit('loading', this.lastLoading);
+        }
         return;
       case 'backend-changed':
         if (this.ready) this.ready.backend = msg.backend;

@@ -2,9 +2,11 @@
  * Download progress of a model load, in bytes: the model files and onnxruntime-web's runtime (.wasm,
  * 14 MB on WASM, 27 MB on WebGPU), which together keep a first-time player waiting. The worker's
  * `fetch` is wrapped once ({@link DownloadMeter.wrap}); a response counts only when its file was
- * announced first ({@link DownloadMeter.expect}) with the size it will have, so the total is known
- * before the bytes arrive and a loading bar never runs backwards. Every other request passes through
- * untouched.
+ * announced first ({@link DownloadMeter.expect}) with the size it will have, so each file's share of
+ * the total is known before its bytes arrive. The total grows as files are announced: the runtime at
+ * once, the model's files as model.json (the first, small request) names them, and a further file
+ * when a weights file is replaced by the next variant or the runtime falls back from WebGPU to WASM.
+ * Every other request passes through untouched.
  */
 
 /** Bytes of a model load so far. */
@@ -15,11 +17,19 @@ export interface DownloadProgress {
   total: number;
 }
 
+/** Request options of downloads the meter leaves alone (a diagnosis re-fetching a file, say). */
+export const UNMETERED = new WeakSet<RequestInit>();
+
 /** Enough of `fetch` to wrap. */
 export type FetchFn = (input: RequestInfo | URL, init?: RequestInit) => Promise<Response>;
 
-/** The key of onnxruntime-web's runtime .wasm, whose URL the game's bundler decides (hashed names). */
-export const RUNTIME_WASM = 'wasm';
+/**
+ * The key of onnxruntime-web's runtime binary of a backend, whose URL the game's bundler decides:
+ * a `.wasm` whose name holds `asyncify` is the WebGPU build's (bundlers keep the name and add a hash).
+ */
+export function runtimeKey(backend: 'wasm' | 'webgpu'): string {
+  return `runtime:${backend}`;
+}
 
 /**
  * Uncompressed sizes of onnxruntime-web 1.30's runtime binaries, per backend (the build the plugin
@@ -47,7 +57,7 @@ export class DownloadMeter {
     this.lastEmit = Number.NEGATIVE_INFINITY;
   }
 
-  /** Announces a file (an absolute URL, or {@link RUNTIME_WASM}) and its size in bytes. */
+  /** Announces a file (an absolute URL, or a {@link runtimeKey}) and its size in bytes. */
   expect(key: string, bytes: number): void {
     if (this.expected.has(key) || !(bytes > 0)) return;
     this.expected.set(key, bytes);
@@ -72,30 +82,45 @@ export class DownloadMeter {
     return { loaded, total };
   }
 
-  /** `fetchFn` whose responses for announced files count their bytes as the body is read. */
+  /**
+   * `fetchFn` that counts the bytes of announced files as they arrive. The caller gets the original
+   * response (its URL and type intact, so the browser can still cache the compiled runtime); the bytes
+   * are counted on a clone, read as fast as the network delivers them. A request whose `init` is in
+   * {@link UNMETERED} is not counted (nor cloned).
+   */
   wrap(fetchFn: FetchFn): FetchFn {
     return async (input, init) => {
       const res = await fetchFn(input, init);
+      if (init && UNMETERED.has(init)) return res;
       const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
       const key = this.keyOf(url) ?? (res.url ? this.keyOf(res.url) : null);
       if (key === null || !res.body || !res.ok) return res;
-      const body = res.body.pipeThrough(
-        new TransformStream<Uint8Array, Uint8Array>({
-          transform: (chunk, controller) => {
-            this.add(key, chunk.byteLength);
-            controller.enqueue(chunk);
-          },
-          flush: () => this.finish(key),
-        }),
-      );
-      return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+      void this.count(key, res.clone());
+      return res;
     };
+  }
+
+  private async count(key: string, copy: Response): Promise<void> {
+    const reader = copy.body?.getReader();
+    if (!reader) return;
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        this.add(key, value.byteLength);
+      }
+      this.finish(key);
+    } catch {
+      // The download broke off: whoever reads the response meets the error; the bar just stops.
+    }
   }
 
   private keyOf(url: string): string | null {
     if (this.expected.has(url)) return url;
-    const path = url.split(/[?#]/)[0] ?? url;
-    return path.endsWith('.wasm') && this.expected.has(RUNTIME_WASM) ? RUNTIME_WASM : null;
+    const name = (url.split(/[?#]/)[0] ?? url).split('/').pop() ?? '';
+    if (!name.endsWith('.wasm')) return null;
+    const key = runtimeKey(name.includes('asyncify') ? 'webgpu' : 'wasm');
+    return this.expected.has(key) ? key : null;
   }
 
   private add(key: string, n: number): void {

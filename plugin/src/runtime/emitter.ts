@@ -61,6 +61,11 @@ export class Emitter<Events extends object> {
     return true;
   }
 
+  /** Forgets what was kept of an event for its first listener (a state that no longer holds). */
+  drop(event: keyof Events): void {
+    this.held.delete(event);
+  }
+
   /** Number of listeners of one event, or of all events. */
   listenerCount(event?: keyof Events): number {
     if (event !== undefined) return this.map.get(event)?.size ?? 0;

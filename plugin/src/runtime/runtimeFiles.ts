@@ -10,6 +10,7 @@
  * and the .mjs/.wasm requests this worker made (its resource timing entries; a bundler's emitted files).
  */
 
+import { UNMETERED } from './downloadMeter.ts';
 import { htmlFallbackMessage, isHtmlAnswer } from './htmlFallback.ts';
 
 /** Enough of `fetch` for the checks (tests pass a fake). */
@@ -20,9 +21,8 @@ const WASM_MAGIC = [0x00, 0x61, 0x73, 0x6d];
 
 /** .mjs/.js/.wasm URLs named in an error message. */
 export function urlsInError(text: string): string[] {
-  return [...text.matchAll(/https?:\/\/[^\s'"()<>]+?\.(?:m?js|wasm)(?:\?[^\s'"()<>]*)?(?=[\s'"()<>,]|$)/g)].map(
-    (m) => m[0],
-  );
+  const re = /https?:\/\/[^\s'"()<>,]+?\.(?:m?js|wasm)(?:\?[^\s'"()<>,]*?)?(?=[.;:]?(?:[\s'"()<>,]|$))/g;
+  return [...text.matchAll(re)].map((m) => m[0]);
 }
 
 /** The .mjs/.wasm files this realm requested (resource timing), e.g. the runtime files a bundler emitted. */
@@ -32,15 +32,28 @@ export function requestedRuntimeFiles(): string[] {
   return entries.map((e) => e.name).filter((name) => /\.(?:mjs|wasm)(?:\?.*)?$/.test(name));
 }
 
+/** A problem with a runtime file; `definite` when the answer itself shows it (not a failed request). */
+export interface FileProblem {
+  text: string;
+  definite: boolean;
+}
+
 /** What is wrong with one runtime file, or null when it looks right. */
-export async function checkRuntimeFile(url: string, fetchFn: FetchLike, timeoutMs = 5000): Promise<string | null> {
+export async function checkRuntimeFile(url: string, fetchFn: FetchLike, timeoutMs = 5000): Promise<FileProblem | null> {
+  const problem = await answerProblem(url, fetchFn, timeoutMs);
+  return typeof problem === 'string' ? { text: problem, definite: true } : problem;
+}
+
+async function answerProblem(url: string, fetchFn: FetchLike, timeoutMs: number): Promise<string | FileProblem | null> {
   const path = url.split(/[?#]/)[0] ?? url;
   const isWasm = path.endsWith('.wasm');
   let res: Response;
+  const init: RequestInit = { cache: 'no-store', signal: AbortSignal.timeout(timeoutMs) };
+  UNMETERED.add(init); // a diagnosis, not part of the load's download
   try {
-    res = await fetchFn(url, { cache: 'no-store', signal: AbortSignal.timeout(timeoutMs) });
+    res = await fetchFn(url, init);
   } catch (e) {
-    return `${url} could not be fetched (${e instanceof Error ? e.message : String(e)})`;
+    return { text: `${url} could not be fetched (${e instanceof Error ? e.message : String(e)})`, definite: false };
   }
   const type = res.headers.get('content-type') ?? '';
   let head: Uint8Array = new Uint8Array(0);
@@ -103,12 +116,17 @@ export async function diagnoseRuntimeFiles(
 ): Promise<string | null> {
   const text = cause instanceof Error ? cause.message : String(cause);
   const urls = [...new Set([...known, ...urlsInError(text), ...requestedRuntimeFiles()])];
+  const named = new Set(urlsInError(text));
   const found: string[] = [];
   for (const url of urls) {
-    const problem = await checkRuntimeFile(url, fetchFn).catch((e: unknown) => {
-      return `${url} broke off while being read (${e instanceof Error ? e.message : String(e)})`;
-    });
-    if (problem) found.push(problem);
+    const problem = await checkRuntimeFile(url, fetchFn).catch(
+      (e: unknown): FileProblem => ({
+        text: `${url} broke off while being read (${e instanceof Error ? e.message : String(e)})`,
+        definite: false,
+      }),
+    );
+    // A request that failed here (offline, a timeout) blames the file only when the error named it.
+    if (problem && (problem.definite || named.has(url))) found.push(problem.text);
   }
   if (found.length === 0) return null;
   return (

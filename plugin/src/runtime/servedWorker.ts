@@ -15,9 +15,13 @@ import { type WorkerFactory, workerFactoryFor } from './workerFactory.ts';
 export const SERVED_WORKER_PATH = 'spritediffusion/worker.js';
 
 /** Where the default worker comes from, as the error for a worker that cannot start names it. */
-export const DEFAULT_WORKER_SOURCE =
-  `${SERVED_WORKER_PATH} beside the page (the package's "main"/"module" entry, which bundlers that ignore ` +
-  'package.json "exports" load, e.g. Parcel, runs the standalone worker served as files)';
+export function defaultWorkerSource(): string {
+  return (
+    `${resolveUrl(SERVED_WORKER_PATH)} (${SERVED_WORKER_PATH} beside the page: the package's "main"/"module" ` +
+    'entry, which bundlers that ignore package.json "exports" load, e.g. Parcel, runs the standalone worker ' +
+    'served as files)'
+  );
+}
 
 /** Creates the served worker, resolved against the page when it is created. */
 export const defaultWorkerFactory: WorkerFactory = () => workerFactoryFor(resolveUrl(SERVED_WORKER_PATH))();

@@ -12,7 +12,7 @@ import {
   type SampleOptions,
   type WeightsChoice,
 } from '../runtime/backend.ts';
-import { type DownloadMeter, RUNTIME_WASM, RUNTIME_WASM_BYTES } from '../runtime/downloadMeter.ts';
+import { type DownloadMeter, RUNTIME_WASM_BYTES, runtimeKey } from '../runtime/downloadMeter.ts';
 import { finishSprite } from '../sampler/art.ts';
 import { composeCost, sampleComposed } from '../sampler/compose.ts';
 import { opaqueSprites } from '../sampler/opaque.ts';
@@ -90,6 +90,21 @@ function toErrorResponse(err: unknown, requestId?: number): WorkerResponse {
  */
 export const FIRST_BATCH_DEADLINE_MS = 30_000;
 
+/** What an init decided before its downloads start. */
+interface InitPlan {
+  requestId: number;
+  choice: BackendChoice;
+  weights: WeightsChoice;
+  prefetched: Record<string, unknown> | undefined;
+  graphCapture: boolean;
+  /** The probe of the backend to prepare, when one runs. */
+  planned: Promise<BackendName> | null;
+  plannedBackend: BackendName;
+  modelUrl: string;
+  /** When the init started (performance.now()). */
+  t0: number;
+}
+
 export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHandler {
   const meter = deps.meter;
   const runtimeBytes = deps.runtimeBytes ?? RUNTIME_WASM_BYTES;
@@ -106,7 +121,15 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
   let initChoice: BackendChoice = 'auto';
   let firstBatchDone = false;
   const deadline = deps.firstBatchDeadlineMs ?? FIRST_BATCH_DEADLINE_MS;
+  /** The init whose downloads the meter reports (null when none runs). */
+  let meterOwner: number | null = null;
+  /** Announces a backend's runtime binary to the meter, unless this worker has started that runtime. */
+  const announceRuntime = (b: BackendName): void => {
+    const bytes = runtimeBytes[b];
+    if (meter && meterOwner !== null && !runtimeStarted.has(b) && bytes) meter.expect(runtimeKey(b), bytes);
+  };
   const onBackendChange = (name: BackendName, reason: string) => {
+    announceRuntime(name); // a fallback to WASM during a load downloads that runtime too
     post({ type: 'backend-changed', backend: name, reason });
   };
   const queue: Job[] = [];
@@ -128,9 +151,6 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
       backend = null;
     }
     const t0 = performance.now();
-    const since = (): number => Math.round((performance.now() - t0) * 10) / 10;
-    let modelMs = 0;
-    let runtimeMs: number | null = null;
     // A single model URL with named weights downloads at once; one URL per backend, or weights that
     // follow the backend ('auto'), wait for the probe to pick one.
     const prepare = deps.prepareBackend;
@@ -138,11 +158,38 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
     const plannedBackend = planned ? await planned : choice === 'webgpu' ? 'webgpu' : 'wasm';
     const modelUrl = modelUrlFor(source, plannedBackend);
     if (meter) {
+      meterOwner = requestId;
       meter.reset();
       meter.onProgress = (p) => post({ type: 'loading', requestId, loaded: p.loaded, total: p.total });
-      const bytes = runtimeBytes[plannedBackend];
-      if (!runtimeStarted.has(plannedBackend) && bytes) meter.expect(RUNTIME_WASM, bytes);
+      announceRuntime(plannedBackend);
     }
+    try {
+      await loadAndStart({
+        requestId,
+        choice,
+        weights,
+        prefetched,
+        graphCapture,
+        planned,
+        plannedBackend,
+        modelUrl,
+        t0,
+      });
+    } finally {
+      if (meter && meterOwner === requestId) {
+        meter.onProgress = null; // a failed load's downloads that go on say nothing
+        meterOwner = null;
+      }
+    }
+  }
+
+  /** The rest of an init: the model download beside the runtime's start, the backend, then `ready`. */
+  async function loadAndStart(plan: InitPlan): Promise<void> {
+    const { requestId, choice, weights, prefetched, graphCapture, planned, plannedBackend, modelUrl, t0 } = plan;
+    const since = (): number => Math.round((performance.now() - t0) * 10) / 10;
+    let modelMs = 0;
+    let runtimeMs: number | null = null;
+    const prepare = deps.prepareBackend;
     let arrived = false;
     const loading = load(modelUrl, weights, plannedBackend, prefetched?.[modelUrl]).finally(() => {
       arrived = true;
@@ -153,6 +200,7 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
           ?.then((b) => prepare(b, () => arrived))
           .then(() => {
             runtimeMs = since();
+            runtimeStarted.add(plannedBackend); // its binary is in: a later load does not wait for it
           })
           .catch((err: unknown) => {
             // Only a lost head start: createBackend meets the same problem and reports it.
@@ -163,10 +211,7 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
     await runtime; // the model's session is created once the runtime has started
     backend = await deps.createBackend(model, choice, onBackendChange, { graphCapture });
     runtimeStarted.add(backend.name);
-    if (meter) {
-      meter.complete();
-      meter.onProgress = null;
-    }
+    if (meter && meterOwner === requestId) meter.complete();
     initChoice = choice;
     firstBatchDone = false;
     const m = model.meta;

@@ -36,31 +36,33 @@ describe("onnxruntime-web's runtime files", () => {
     const text = `no available backend found. ERR: [wasm] TypeError: Failed to fetch dynamically imported module: ${mjs}`;
     expect(urlsInError(text)).toEqual([mjs]);
     expect(urlsInError('expected magic word 00 61 73 6d, found 3c 21 64 6f @+0')).toEqual([]);
+    expect(urlsInError(`could not load ${wasm}. Retry`)).toEqual([wasm]);
+    expect(urlsInError(`${wasm}?v=1, then ${mjs}`)).toEqual([`${wasm}?v=1`, mjs]);
   });
 
   it('names each cause: missing, an HTML fallback page, a refused MIME type, not WebAssembly', async () => {
     const missing = await checkRuntimeFile(wasm, server({}));
-    expect(missing).toMatch(/ort-wasm-simd-threaded\.wasm answered HTTP 404: the file is not deployed/);
+    expect(missing?.text).toMatch(/ort-wasm-simd-threaded\.wasm answered HTTP 404: the file is not deployed/);
     const fallback = await checkRuntimeFile(wasm, server({ [new URL(wasm).pathname]: [200, 'text/html', HTML] }));
-    expect(fallback).toMatch(/answered with an HTML page \(text\/html\)/);
+    expect(fallback?.text).toMatch(/answered with an HTML page \(text\/html\)/);
     const octet = await checkRuntimeFile(
       mjs,
       server({ [new URL(mjs).pathname]: [200, 'application/octet-stream', 'export {}'] }),
     );
-    expect(octet).toMatch(/served as "application\/octet-stream".*map \.mjs to text\/javascript/);
+    expect(octet?.text).toMatch(/served as "application\/octet-stream".*map \.mjs to text\/javascript/);
     const other = await checkRuntimeFile(
       wasm,
       server({ [new URL(wasm).pathname]: [200, 'application/wasm', 'PK\u0003\u0004zip'] }),
     );
-    expect(other).toMatch(/is not WebAssembly \(it starts with 50 4b 03 04\)/);
+    expect(other?.text).toMatch(/is not WebAssembly \(it starts with 50 4b 03 04\)/);
     // An HTML page sent as application/wasm or octet-stream is still recognised by its first bytes.
     const page = await checkRuntimeFile(
       wasm,
       server({ [new URL(wasm).pathname]: [200, 'application/octet-stream', HTML] }),
     );
-    expect(page).toMatch(/answered with an HTML page \(application\/octet-stream\)/);
+    expect(page?.text).toMatch(/answered with an HTML page \(application\/octet-stream\)/);
     const empty = await checkRuntimeFile(wasm, server({ [new URL(wasm).pathname]: [200, 'application/wasm', ''] }));
-    expect(empty).toMatch(/is empty/);
+    expect(empty?.text).toMatch(/is empty/);
   });
 
   it('files served right give no hint (the failure lies elsewhere)', async () => {
@@ -92,6 +94,20 @@ describe("onnxruntime-web's runtime files", () => {
     expect(hint).toContain('npx spritediffusion-assets');
   });
 
+  it('a request that fails here blames the file only when the error named it', async () => {
+    const offline: FetchLike = async () => {
+      throw new TypeError('Failed to fetch');
+    };
+    expect(await diagnoseRuntimeFiles(new Error('GPU device lost'), [mjs, wasm], offline)).toBeNull();
+    const hint = await diagnoseRuntimeFiles(
+      new TypeError(`Failed to fetch dynamically imported module: ${mjs}`),
+      [mjs, wasm],
+      offline,
+    );
+    expect(hint).toContain(`${mjs} could not be fetched (Failed to fetch)`);
+    expect(hint).not.toContain(wasm);
+  });
+
   it('reads only the first bytes of a .wasm, then cancels the download', async () => {
     let pulls = 0;
     let cancelled = false;
@@ -119,6 +135,9 @@ describe("onnxruntime-web's runtime files", () => {
       new Promise((_resolve, reject) => {
         init?.signal?.addEventListener('abort', () => reject(new Error('timed out')));
       });
-    expect(await checkRuntimeFile(wasm, hang, 50)).toMatch(/could not be fetched \(timed out\)/);
+    expect(await checkRuntimeFile(wasm, hang, 50)).toEqual({
+      text: expect.stringMatching(/could not be fetched \(timed out\)/),
+      definite: false,
+    });
   });
 });

@@ -65,7 +65,9 @@ describe('the served worker (the entry for bundlers that ignore package exports)
     });
     expect(MissingScriptWorker.created[0]?.url).toBe('https://games.example/mine/spritediffusion/worker.js');
     expect(errors).toHaveLength(1);
-    expect(errors[0]?.message).toMatch(/spritediffusion\/worker\.js beside the page .*Parcel/);
+    expect(errors[0]?.message).toMatch(
+      /from https:\/\/games\.example\/mine\/spritediffusion\/worker\.js \(spritediffusion\/worker\.js beside the page: .*Parcel/,
+    );
     expect(errors[0]?.message).toContain('npx spritediffusion-assets <public folder>');
     await client.dispose();
   });
