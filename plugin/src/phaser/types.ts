@@ -108,11 +108,13 @@ export interface DiffusionEvents {
   backend: { backend: BackendName; reason: string };
   error: DiffusionError;
   /**
-   * Download progress of the model load, in bytes: the model's files and, on a worker's first load,
-   * onnxruntime-web's runtime (14 MB on WASM, 27 MB on WebGPU, before compression). Sizes come from
-   * model.json and the runtime's build, so `total` is known before the bytes arrive; raised at most
-   * about ten times a second, and once with `loaded === total` just before `ready`. A scene that
-   * listens during the load hears the latest progress at once. For a loading bar:
+   * Download progress of the first model load, in bytes: the model's files and onnxruntime-web's
+   * runtime (14 MB on WASM, 27 MB on WebGPU, before compression). Sizes come from model.json and the
+   * runtime's build, so a file's share is known before its bytes arrive; `total` is complete once
+   * model.json (the first, small request) has named the files, and grows later only when a weights file
+   * is replaced by the next variant or WebGPU falls back to WASM. Raised at most about ten times a
+   * second, and with `loaded === total` just before `ready`; a scene that listens during the load hears
+   * the latest progress at once, one that listens after `ready` hears nothing. For a loading bar:
    * `this.diffusion.on('loading', ({ loaded, total }) => bar.setScale(loaded / total, 1))`.
    */
   loading: DownloadProgress;
