@@ -171,6 +171,26 @@ run('examples installed from the npm pack tarball', () => {
     return dir;
   }
 
+  /** Serves a folder for the rest of the suite; its URL. */
+  async function served(dir: string, prefix = '/'): Promise<string> {
+    const { url, server } = await serve(dir, prefix);
+    servers.push(server);
+    return url;
+  }
+
+  /** Plays the game with its copied worker moved away: no pixels, one error, whose message it returns. */
+  async function withoutCopiedWorker(dist: string, url: string): Promise<string> {
+    renameSync(join(dist, 'spritediffusion'), join(dist, 'elsewhere'));
+    try {
+      const r = await play(browser, url);
+      expect(r.opaque).toBe(0);
+      expect(r.errors).toHaveLength(1);
+      return r.errors[0] ?? '';
+    } finally {
+      renameSync(join(dist, 'elsewhere'), join(dist, 'spritediffusion'));
+    }
+  }
+
   function expectGenerated(r: PageResult): void {
     expect(r.errors).toEqual([]);
     expect(r.consoleErrors).toEqual([]);
@@ -184,15 +204,13 @@ run('examples installed from the npm pack tarball', () => {
   it("Vite 5 (the Phaser template's, no worker settings) + Phaser 3.90: stock tsconfig type-checks; five scenes, one worker; served from a subfolder", async () => {
     const dir = install('vite-phaser3');
     sh('npx', ['tsc', '--noEmit'], dir); // the build ran it too; here it is the acceptance check
-    const { url, server } = await serve(join(dir, 'dist'), '/games/my-game/');
-    servers.push(server);
+    const url = await served(join(dir, 'dist'), '/games/my-game/');
     expectGenerated(await play(browser, url));
   }, 360_000);
 
   it('Vite 8 + Phaser 4 (no worker settings): production build, and the dev server of the installed copy', async () => {
     const dir = install('vite-phaser4');
-    const { url, server } = await serve(join(dir, 'dist'));
-    servers.push(server);
+    const url = await served(join(dir, 'dist'));
     expectGenerated(await play(browser, url));
     const port = await freePort();
     const dev = spawn('npx', ['vite', '--port', String(port), '--strictPort', '--host', '127.0.0.1'], {
@@ -218,15 +236,13 @@ run('examples installed from the npm pack tarball', () => {
 
   it('Next.js 16 (Turbopack, static export, the game loaded on the client only) + Phaser 3.90', async () => {
     const dir = install('nextjs-phaser3');
-    const { url, server } = await serve(join(dir, 'dist'));
-    servers.push(server);
+    const url = await served(join(dir, 'dist'));
     expectGenerated(await play(browser, url));
   }, 360_000);
 
   it('webpack 5 + Phaser 3.90', async () => {
     const dir = install('webpack-phaser3');
-    const { url, server } = await serve(join(dir, 'dist'));
-    servers.push(server);
+    const url = await served(join(dir, 'dist'));
     expectGenerated(await play(browser, url));
   }, 360_000);
 
@@ -237,16 +253,12 @@ run('examples installed from the npm pack tarball', () => {
     // its output, only the standalone worker the copy command put beside the page.
     expect(readdirSync(dist).filter((f) => /\.(wasm|mjs)$/.test(f) || /^ort\./.test(f))).toEqual([]);
     expect(existsSync(join(dist, 'spritediffusion', 'worker.js'))).toBe(true);
-    const { url, server } = await serve(dist);
-    servers.push(server);
+    const url = await served(dist);
     expectGenerated(await play(browser, url));
     // Without the copied worker: one error naming the file and the copy command.
-    renameSync(join(dist, 'spritediffusion'), join(dist, 'elsewhere'));
-    const noWorker = await play(browser, url);
-    expect(noWorker.opaque).toBe(0);
-    expect(noWorker.errors).toHaveLength(1);
-    expect(noWorker.errors[0]).toMatch(/spritediffusion\/worker\.js beside the page.*spritediffusion-assets/);
-    renameSync(join(dist, 'elsewhere'), join(dist, 'spritediffusion'));
+    expect(await withoutCopiedWorker(dist, url)).toMatch(
+      /spritediffusion\/worker\.js beside the page.*spritediffusion-assets/,
+    );
 
     // With Parcel's package exports on, `spritediffusion/served` is the same entry.
     const pkgPath = join(dir, 'package.json');
@@ -260,31 +272,22 @@ run('examples installed from the npm pack tarball', () => {
     rmSync(dist, { recursive: true, force: true });
     sh('npm', ['run', 'build'], dir);
     expect(readdirSync(dist).filter((f) => /\.(wasm|mjs)$/.test(f) || /^ort\./.test(f))).toEqual([]);
-    const exportsOn = await serve(dist);
-    servers.push(exportsOn.server);
-    expectGenerated(await play(browser, exportsOn.url));
+    expectGenerated(await play(browser, await served(dist)));
   }, 360_000);
 
   it('Rollup + Phaser 3.90 as the Phaser template builds it (one IIFE script), assetsBaseUrl', async () => {
     const dir = install('rollup-phaser3');
-    const { url, server } = await serve(join(dir, 'dist'));
-    servers.push(server);
+    const url = await served(join(dir, 'dist'));
     expectGenerated(await play(browser, url));
   }, 360_000);
 
   it('esbuild + Phaser 4 (assetsBaseUrl and the copy command); a missing worker or model is one clear error', async () => {
     const dir = install('esbuild-phaser4');
     const dist = join(dir, 'dist');
-    const { url, server } = await serve(dist);
-    servers.push(server);
+    const url = await served(dist);
     expectGenerated(await play(browser, url));
     // Each page is a new browser context (empty cache), so these load from scratch.
-    renameSync(join(dist, 'spritediffusion'), join(dist, 'elsewhere'));
-    const noWorker = await play(browser, url);
-    expect(noWorker.opaque).toBe(0);
-    expect(noWorker.errors).toHaveLength(1);
-    expect(noWorker.errors[0]).toMatch(/spritediffusion\/worker\.js.*assetsBaseUrl/);
-    renameSync(join(dist, 'elsewhere'), join(dist, 'spritediffusion'));
+    expect(await withoutCopiedWorker(dist, url)).toMatch(/spritediffusion\/worker\.js.*assetsBaseUrl/);
     renameSync(join(dist, 'models'), join(dist, 'elsewhere'));
     const noModel = await play(browser, url);
     expect(noModel.errors).toHaveLength(1);
@@ -293,8 +296,7 @@ run('examples installed from the npm pack tarball', () => {
 
   it('no bundler: native ES modules and an import map, on Phaser 3.60 (the oldest the package supports)', async () => {
     const dir = install('no-bundler');
-    const { url, server } = await serve(dir);
-    servers.push(server);
+    const url = await served(dir);
     expectGenerated(await play(browser, url));
   }, 360_000);
 });
