@@ -68,31 +68,23 @@ type Tensor = OrtModule.Tensor;
 type Session = OrtModule.InferenceSession;
 type SessionOptions = OrtModule.InferenceSession.SessionOptions;
 
-const ortBuilds: Partial<Record<BackendName, Promise<Ort>>> = {};
+const configured = new Set<BackendName>();
 
-/** The ORT build for a backend, imported and configured once per worker. */
-function loadOrt(backend: BackendName): Promise<Ort> {
-  let p = ortBuilds[backend];
-  if (!p) {
-    p = (async () => {
-      const ort: Ort = backend === 'webgpu' ? ortWebGpu : (ortWasm as Ort);
-      // The package's bundler worker leaves these URLs empty: onnxruntime-web then finds its files
-      // itself (its own `new URL(<file>, import.meta.url)`, which the game's bundler emits).
-      const paths =
-        backend === 'webgpu' ? { mjs: gpuMjsUrl, wasm: gpuWasmUrl } : { mjs: wasmMjsUrl, wasm: wasmWasmUrl };
-      if (paths.mjs && paths.wasm) ort.env.wasm.wasmPaths = paths;
-      ort.env.wasm.numThreads = wasmThreadCount();
-      ort.env.wasm.simd = true;
-      ort.env.wasm.proxy = false; // we already are in a worker
-      ort.env.logLevel = 'error';
-      return ort;
-    })();
-    p.catch(() => {
-      delete ortBuilds[backend];
-    });
-    ortBuilds[backend] = p;
+/** The ORT build for a backend, configured once per worker (its runtime files load with its first session). */
+function ortFor(backend: BackendName): Ort {
+  const ort: Ort = backend === 'webgpu' ? ortWebGpu : (ortWasm as Ort);
+  if (!configured.has(backend)) {
+    // The package's bundler worker leaves these URLs empty: onnxruntime-web then finds its files
+    // itself (its own `new URL(<file>, import.meta.url)`, which the game's bundler emits).
+    const paths = backend === 'webgpu' ? { mjs: gpuMjsUrl, wasm: gpuWasmUrl } : { mjs: wasmMjsUrl, wasm: wasmWasmUrl };
+    if (paths.mjs && paths.wasm) ort.env.wasm.wasmPaths = paths;
+    ort.env.wasm.numThreads = wasmThreadCount();
+    ort.env.wasm.simd = true;
+    ort.env.wasm.proxy = false; // we already are in a worker
+    ort.env.logLevel = 'error';
+    configured.add(backend);
   }
-  return p;
+  return ort;
 }
 
 /** WASM threads: hardwareConcurrency when cross-origin isolated (SharedArrayBuffer), else 1. */
@@ -178,7 +170,7 @@ class OrtBackend implements InferenceBackend {
   }
 
   private async openWebGpu(): Promise<void> {
-    const ort = await this.useOrt('webgpu');
+    const ort = this.useOrt('webgpu');
     const opts = webgpuSessionOptions(this.layout);
     try {
       this.denoiser = await ort.InferenceSession.create(this.model.model.slice(), opts);
@@ -198,7 +190,7 @@ class OrtBackend implements InferenceBackend {
   }
 
   private async openWasm(): Promise<void> {
-    const ort = await this.useOrt('wasm');
+    const ort = this.useOrt('wasm');
     const opts: SessionOptions = {
       executionProviders: ['wasm'],
       graphOptimizationLevel: 'all',
@@ -212,18 +204,8 @@ class OrtBackend implements InferenceBackend {
     }
   }
 
-  private async useOrt(backend: BackendName): Promise<Ort> {
-    try {
-      this.ort = await loadOrt(backend);
-    } catch (cause) {
-      throw new DiffusionError(
-        'backend',
-        await explain(`could not load onnxruntime-web for ${backend}`, cause, backend),
-        {
-          cause,
-        },
-      );
-    }
+  private useOrt(backend: BackendName): Ort {
+    this.ort = ortFor(backend);
     return this.ort;
   }
 
@@ -555,7 +537,7 @@ export async function prepareOrtRuntime(
 ): Promise<void> {
   // 'webgpu' without an adapter: createOrtBackend reports it; loading the WebGPU build would be waste.
   if (backend === 'webgpu' && !(await webgpuAvailable())) return;
-  const ort = await loadOrt(backend);
+  const ort = ortFor(backend);
   const session = await ort.InferenceSession.create(warmupGraph(), {
     executionProviders: [backend],
     logSeverityLevel: 3,
