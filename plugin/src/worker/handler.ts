@@ -90,21 +90,6 @@ function toErrorResponse(err: unknown, requestId?: number): WorkerResponse {
  */
 export const FIRST_BATCH_DEADLINE_MS = 30_000;
 
-/** What an init decided before its downloads start. */
-interface InitPlan {
-  requestId: number;
-  choice: BackendChoice;
-  weights: WeightsChoice;
-  prefetched: Record<string, unknown> | undefined;
-  graphCapture: boolean;
-  /** The probe of the backend to prepare, when one runs. */
-  planned: Promise<BackendName> | null;
-  plannedBackend: BackendName;
-  modelUrl: string;
-  /** When the init started (performance.now()). */
-  t0: number;
-}
-
 export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHandler {
   const meter = deps.meter;
   const runtimeBytes = deps.runtimeBytes ?? RUNTIME_WASM_BYTES;
@@ -151,6 +136,9 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
       backend = null;
     }
     const t0 = performance.now();
+    const since = (): number => Math.round((performance.now() - t0) * 10) / 10;
+    let modelMs = 0;
+    let runtimeMs: number | null = null;
     // A single model URL with named weights downloads at once; one URL per backend, or weights that
     // follow the backend ('auto'), wait for the probe to pick one.
     const prepare = deps.prepareBackend;
@@ -164,16 +152,44 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
       announceRuntime(plannedBackend);
     }
     try {
-      await loadAndStart({
+      let arrived = false;
+      const loading = load(modelUrl, weights, plannedBackend, prefetched?.[modelUrl]).finally(() => {
+        arrived = true;
+        modelMs = since();
+      });
+      const runtime = prepare
+        ? planned
+            ?.then((b) => prepare(b, () => arrived))
+            .then(() => {
+              runtimeMs = since();
+              runtimeStarted.add(plannedBackend); // its binary is in: a later load does not wait for it
+            })
+            .catch((err: unknown) => {
+              // Only a lost head start: createBackend meets the same problem and reports it.
+              console.debug('spritediffusion: starting the inference runtime early failed:', err);
+            })
+        : undefined;
+      model = await loading;
+      await runtime; // the model's session is created once the runtime has started
+      backend = await deps.createBackend(model, choice, onBackendChange, { graphCapture });
+      runtimeStarted.add(backend.name);
+      if (meter && meterOwner === requestId) meter.complete();
+      initChoice = choice;
+      firstBatchDone = false;
+      const m = model.meta;
+      post({
+        type: 'ready',
         requestId,
-        choice,
-        weights,
-        prefetched,
-        graphCapture,
-        planned,
-        plannedBackend,
+        timings: { modelMs, runtimeMs, readyMs: since() },
+        backend: backend.name,
+        categories: [...m.categories],
+        modelSha: model.sha256,
         modelUrl,
-        t0,
+        modelName: m.name,
+        imageSize: m.image.size,
+        contextSize: m.context.size,
+        sampling: { ...m.sampling },
+        meta: m,
       });
     } finally {
       if (meter && meterOwner === requestId) {
@@ -181,54 +197,6 @@ export function createWorkerHandler(post: PostFn, deps: HandlerDeps): WorkerHand
         meterOwner = null;
       }
     }
-  }
-
-  /** The rest of an init: the model download beside the runtime's start, the backend, then `ready`. */
-  async function loadAndStart(plan: InitPlan): Promise<void> {
-    const { requestId, choice, weights, prefetched, graphCapture, planned, plannedBackend, modelUrl, t0 } = plan;
-    const since = (): number => Math.round((performance.now() - t0) * 10) / 10;
-    let modelMs = 0;
-    let runtimeMs: number | null = null;
-    const prepare = deps.prepareBackend;
-    let arrived = false;
-    const loading = load(modelUrl, weights, plannedBackend, prefetched?.[modelUrl]).finally(() => {
-      arrived = true;
-      modelMs = since();
-    });
-    const runtime = prepare
-      ? planned
-          ?.then((b) => prepare(b, () => arrived))
-          .then(() => {
-            runtimeMs = since();
-            runtimeStarted.add(plannedBackend); // its binary is in: a later load does not wait for it
-          })
-          .catch((err: unknown) => {
-            // Only a lost head start: createBackend meets the same problem and reports it.
-            console.debug('spritediffusion: starting the inference runtime early failed:', err);
-          })
-      : undefined;
-    model = await loading;
-    await runtime; // the model's session is created once the runtime has started
-    backend = await deps.createBackend(model, choice, onBackendChange, { graphCapture });
-    runtimeStarted.add(backend.name);
-    if (meter && meterOwner === requestId) meter.complete();
-    initChoice = choice;
-    firstBatchDone = false;
-    const m = model.meta;
-    post({
-      type: 'ready',
-      requestId,
-      timings: { modelMs, runtimeMs, readyMs: since() },
-      backend: backend.name,
-      categories: [...m.categories],
-      modelSha: model.sha256,
-      modelUrl,
-      modelName: m.name,
-      imageSize: m.image.size,
-      contextSize: m.context.size,
-      sampling: { ...m.sampling },
-      meta: m,
-    });
   }
 
   async function runJob(job: Job): Promise<void> {
