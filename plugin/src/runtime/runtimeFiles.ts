@@ -40,47 +40,45 @@ export interface FileProblem {
 
 /** What is wrong with one runtime file, or null when it looks right. */
 export async function checkRuntimeFile(url: string, fetchFn: FetchLike, timeoutMs = 5000): Promise<FileProblem | null> {
-  const problem = await answerProblem(url, fetchFn, timeoutMs);
-  return typeof problem === 'string' ? { text: problem, definite: true } : problem;
-}
-
-async function answerProblem(url: string, fetchFn: FetchLike, timeoutMs: number): Promise<string | FileProblem | null> {
-  const path = url.split(/[?#]/)[0] ?? url;
-  const isWasm = path.endsWith('.wasm');
-  let res: Response;
   const init: RequestInit = { cache: 'no-store', signal: AbortSignal.timeout(timeoutMs) };
   UNMETERED.add(init); // a diagnosis, not part of the load's download
+  let res: Response;
   try {
     res = await fetchFn(url, init);
   } catch (e) {
     return { text: `${url} could not be fetched (${e instanceof Error ? e.message : String(e)})`, definite: false };
   }
-  const type = res.headers.get('content-type') ?? '';
-  let head: Uint8Array = new Uint8Array(0);
   try {
-    if (!res.ok) return `${url} answered HTTP ${res.status}: the file is not deployed at that URL`;
-    if (isHtmlAnswer(type, '')) return htmlFallbackMessage(url, type);
-    if (isWasm) {
-      head = await firstBytes(res, 16);
-      if (head.length === 0) return `${url} is empty`;
-      if (isHtmlAnswer(null, head)) return htmlFallbackMessage(url, type);
-      if (WASM_MAGIC.some((b, i) => head[i] !== b)) {
-        const hex = [...head.subarray(0, 4)].map((b) => b.toString(16).padStart(2, '0')).join(' ');
-        return `${url} is not WebAssembly (it starts with ${hex}): the server sends another file at that URL`;
-      }
-      return null;
-    }
-    if (!/javascript|ecmascript/i.test(type)) {
-      return (
-        `${url} is served as ${type ? `"${type}"` : 'no content type'}, and browsers run module scripts only with ` +
-        'a JavaScript MIME type: map .mjs to text/javascript on the server (nginx: `text/javascript mjs;` in ' +
-        'mime.types; Apache: `AddType text/javascript .mjs`)'
-      );
-    }
-    return null;
+    const text = await answerProblem(url, res);
+    return text === null ? null : { text, definite: true };
   } finally {
     if (!res.bodyUsed) await res.body?.cancel().catch(() => {});
   }
+}
+
+/** What the server's answer for a runtime file shows is wrong with it, or null. */
+async function answerProblem(url: string, res: Response): Promise<string | null> {
+  const type = res.headers.get('content-type') ?? '';
+  if (!res.ok) return `${url} answered HTTP ${res.status}: the file is not deployed at that URL`;
+  if (isHtmlAnswer(type, '')) return htmlFallbackMessage(url, type);
+  if ((url.split(/[?#]/)[0] ?? url).endsWith('.wasm')) {
+    const head = await firstBytes(res, 16);
+    if (head.length === 0) return `${url} is empty`;
+    if (isHtmlAnswer(null, head)) return htmlFallbackMessage(url, type);
+    if (WASM_MAGIC.some((b, i) => head[i] !== b)) {
+      const hex = [...head.subarray(0, 4)].map((b) => b.toString(16).padStart(2, '0')).join(' ');
+      return `${url} is not WebAssembly (it starts with ${hex}): the server sends another file at that URL`;
+    }
+    return null;
+  }
+  if (!/javascript|ecmascript/i.test(type)) {
+    return (
+      `${url} is served as ${type ? `"${type}"` : 'no content type'}, and browsers run module scripts only with ` +
+      'a JavaScript MIME type: map .mjs to text/javascript on the server (nginx: `text/javascript mjs;` in ' +
+      'mime.types; Apache: `AddType text/javascript .mjs`)'
+    );
+  }
+  return null;
 }
 
 /** Up to `n` bytes from the start of a response body; the rest is not downloaded. */
@@ -115,8 +113,8 @@ export async function diagnoseRuntimeFiles(
   fetchFn: FetchLike = (url, init) => fetch(url, init),
 ): Promise<string | null> {
   const text = cause instanceof Error ? cause.message : String(cause);
-  const urls = [...new Set([...known, ...urlsInError(text), ...requestedRuntimeFiles()])];
-  const named = new Set(urlsInError(text));
+  const named = urlsInError(text);
+  const urls = [...new Set([...known, ...named, ...requestedRuntimeFiles()])];
   const found: string[] = [];
   for (const url of urls) {
     const problem = await checkRuntimeFile(url, fetchFn).catch(
@@ -126,7 +124,7 @@ export async function diagnoseRuntimeFiles(
       }),
     );
     // A request that failed here (offline, a timeout) blames the file only when the error named it.
-    if (problem && (problem.definite || named.has(url))) found.push(problem.text);
+    if (problem && (problem.definite || named.includes(url))) found.push(problem.text);
   }
   if (found.length === 0) return null;
   return (
